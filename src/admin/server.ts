@@ -1,0 +1,79 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ConfigStore, ReloadReport } from '../config/store.js';
+import type { Clock } from '../observe/clock.js';
+import type { Metrics } from '../observe/metrics.js';
+import { statusPage } from './page.js';
+import { redactedConfig, statusDocument } from './status.js';
+
+export interface AdminDeps {
+  store: ConfigStore;
+  metrics: Metrics;
+  clock: Clock;
+  isReady: () => boolean;
+  reload: (trigger: 'admin') => Promise<ReloadReport>;
+}
+
+/**
+ * The admin listener (SPEC §3), separate from the edge. GETs are open (they reveal no secrets);
+ * with `admin.token` set, every POST needs `Authorization: Bearer <token>`.
+ */
+export function createAdminServer(deps: AdminDeps): Server {
+  return createServer((req, res) => {
+    handle(deps, req, res).catch((error: unknown) => json(res, 500, { error: String(error) }));
+  });
+}
+
+async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const route = `${req.method} ${url.pathname}`;
+  switch (route) {
+    case 'GET /healthz':
+      return json(res, 200, { status: 'ok' });
+    case 'GET /readyz':
+      return deps.isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'draining' });
+    case 'GET /metrics': {
+      const body = await deps.metrics.registry.metrics();
+      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    case 'GET /status':
+      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady()));
+    case 'GET /config':
+      return json(res, 200, redactedConfig(deps.store));
+    case 'GET /': {
+      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady()));
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    case 'POST /reload': {
+      if (!authorized(deps.store.current.snapshot.admin.token, req)) return unauthorized(res);
+      const report = await deps.reload('admin');
+      return json(res, report.result === 'failure' ? 422 : 200, report);
+    }
+  }
+  if (req.method === 'POST' && !authorized(deps.store.current.snapshot.admin.token, req)) return unauthorized(res);
+  return json(res, 404, { error: 'not found' });
+}
+
+function authorized(token: string, req: IncomingMessage): boolean {
+  if (token === '') return true;
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  // Compare digests so that neither the length nor the content leaks through timing.
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(token));
+}
+
+function unauthorized(res: ServerResponse): void {
+  res.setHeader('www-authenticate', 'Bearer');
+  json(res, 401, { error: 'unauthorized' });
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}

@@ -1,0 +1,184 @@
+import { z } from 'zod';
+
+/**
+ * The routes.yaml contract (SPEC §1). Every object is strict: an unknown key is an error,
+ * because a typo that passes silently is a routing rule that silently does nothing.
+ * The schema is the whole file format, including the parts a later stage compiles
+ * (cohorts, toggles, canary, shadow, blue/green); see compile.ts for what this build enforces.
+ */
+
+const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
+export const Duration = z.string().regex(DURATION, 'expected a duration such as 250ms, 10s, 5m or 1h');
+
+const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'names use letters, digits, ".", "_" and "-"');
+const HttpUrl = z.string().regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, 'expected an http:// or https:// URL such as http://127.0.0.1:3001');
+const Port = z.number().int().min(0).max(65535);
+const Percent = z.number().min(0).max(100);
+const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid HTTP header name');
+const Method = z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens such as GET');
+const PathPrefix = z.string().regex(/^\/[^\s?#]*$/, 'a path starts with "/" and holds no spaces, "?" or "#"');
+
+const Listen = z.strictObject({ host: z.string().default('0.0.0.0'), port: Port.default(8080) });
+const Admin = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: Port.default(9901),
+  token: z.string().default(''),
+});
+
+const Identity = z.strictObject({
+  header: HeaderName.optional(),
+  cookie: z.string().optional(),
+  anonymousCookie: z.string().optional(),
+});
+
+const Timeouts = z.strictObject({
+  connect: Duration.optional(),
+  response: Duration.optional(),
+  idle: Duration.optional(),
+});
+
+const Thresholds = {
+  interval: Duration.optional(),
+  window: Duration.optional(),
+  minRequests: z.number().int().min(1).optional(),
+  maxErrorRate: z.number().min(0).max(1).optional(),
+  maxP99: Duration.optional(),
+  maxErrorRateVsStable: z.number().positive().optional(),
+  maxP99VsStable: z.number().positive().optional(),
+  consecutiveFailures: z.number().int().min(1).optional(),
+};
+
+const Health = z.strictObject({
+  path: PathPrefix,
+  interval: Duration.optional(),
+  timeout: Duration.optional(),
+  expect: z.number().int().min(100).max(599).optional(),
+});
+
+const Outlier = z.strictObject({ consecutiveFailures: z.number().int().min(1).optional() });
+
+const Endpoints = {
+  url: HttpUrl.optional(),
+  urls: z.array(HttpUrl).min(1).optional(),
+};
+
+const Colour = z.strictObject(Endpoints);
+
+export const Service = z.strictObject({
+  ...Endpoints,
+  blue: Colour.optional(),
+  green: Colour.optional(),
+  active: z.enum(['blue', 'green']).optional(),
+  preview: z.strictObject({ header: HeaderName, token: z.string() }).optional(),
+  guard: z.strictObject(Thresholds).optional(),
+  health: Health.optional(),
+  outlier: Outlier.optional(),
+  timeouts: Timeouts.optional(),
+  balance: z.enum(['round-robin', 'least-request']).optional(),
+  legacy: z.boolean().optional(),
+});
+
+const Cohort = z.strictObject({
+  users: z.array(z.string()).optional(),
+  header: z.strictObject({ name: HeaderName, value: z.string() }).optional(),
+  cookie: z.strictObject({ name: z.string(), value: z.string() }).optional(),
+  percent: Percent.optional(),
+  seed: z.string().optional(),
+});
+
+const Toggle = z.strictObject({
+  enabled: z.boolean().optional(),
+  users: z.array(z.string()).optional(),
+  cohorts: z.array(z.string()).optional(),
+  percent: Percent.optional(),
+  seed: z.string().optional(),
+});
+
+const HeaderCondition = z.union([z.string(), z.strictObject({ regex: z.string() })]);
+
+const Match = z.strictObject({
+  path: PathPrefix.optional(),
+  exact: PathPrefix.optional(),
+  regex: z.string().optional(),
+  methods: z.array(Method).min(1).optional(),
+  host: z.string().optional(),
+  headers: z.record(HeaderName, HeaderCondition).optional(),
+  query: z.record(z.string(), z.string()).optional(),
+  cohort: z.string().optional(),
+  toggle: z.string().optional(),
+});
+
+const Respond = z.strictObject({
+  status: z.number().int().min(200).max(599),
+  body: z.string().optional(),
+  headers: z.record(HeaderName, z.string()).optional(),
+});
+
+const Rewrite = z.strictObject({
+  stripPrefix: PathPrefix.optional(),
+  addPrefix: PathPrefix.optional(),
+  host: z.string().optional(),
+});
+
+const Canary = z.strictObject({
+  to: Name,
+  weight: Percent,
+  steps: z.array(Percent).min(1).optional(),
+  stepInterval: Duration.optional(),
+  seed: z.string().optional(),
+  analysis: z.strictObject(Thresholds).optional(),
+});
+
+const Shadow = z.strictObject({
+  to: Name,
+  percent: Percent.optional(),
+  compare: z.boolean().optional(),
+  methods: z.array(Method).optional(),
+  ignoreHeaders: z.array(z.string()).optional(),
+  ignoreJsonPaths: z.array(z.string()).optional(),
+  maxBodyBytes: z.number().int().positive().optional(),
+});
+
+export const Route = z.strictObject({
+  name: Name,
+  match: Match,
+  to: Name.optional(),
+  respond: Respond.optional(),
+  rewrite: Rewrite.optional(),
+  canary: Canary.optional(),
+  shadow: Shadow.optional(),
+});
+
+const Limits = z.strictObject({
+  headerTimeout: Duration.optional(),
+  maxHeaderBytes: z.number().int().min(1024).optional(),
+  maxHeaderCount: z.number().int().min(8).optional(),
+  maxBodyBytes: z.number().int().positive().optional(),
+});
+
+export const RoutesFile = z.strictObject({
+  version: z.literal(1),
+  listen: Listen.default({ host: '0.0.0.0', port: 8080 }),
+  admin: Admin.default({ host: '127.0.0.1', port: 9901, token: '' }),
+  identity: Identity.optional(),
+  services: z.record(Name, Service),
+  cohorts: z.record(Name, Cohort).optional(),
+  toggles: z.record(Name, Toggle).optional(),
+  routes: z.array(Route),
+  auditLog: z.string().optional(),
+  stateFile: z.string().optional(),
+  drainTimeout: Duration.optional(),
+  trustedProxies: z.array(z.string()).optional(),
+  limits: Limits.optional(),
+  timeouts: Timeouts.optional(),
+  accessLog: z.boolean().optional(),
+});
+
+export type RoutesFile = z.infer<typeof RoutesFile>;
+export type ServiceSpec = z.infer<typeof Service>;
+export type RouteSpec = z.infer<typeof Route>;
+export type MatchSpec = z.infer<typeof Match>;
+
+export function routesJsonSchema(): unknown {
+  return z.toJSONSchema(RoutesFile, { io: 'input', target: 'draft-2020-12' });
+}

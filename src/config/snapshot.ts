@@ -1,0 +1,62 @@
+import type { Condition } from '../routing/match.js';
+import type { PeerTrust } from '../proxy/cidr.js';
+import type { RoutesFile } from './schema.js';
+
+/** The compiled, immutable form of one routes.yaml. The hot path reads nothing else. */
+export interface Snapshot {
+  readonly file: string;
+  readonly hash: string;
+  readonly loadedAt: Date;
+  readonly source: RoutesFile;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly admin: { readonly host: string; readonly port: number; readonly token: string };
+  readonly limits: Limits;
+  readonly drainTimeoutMs: number;
+  readonly trustsPeer: PeerTrust;
+  readonly accessLog: boolean;
+  readonly services: ReadonlyMap<string, ServiceDef>;
+  readonly routes: readonly RouteDef[];
+}
+
+export interface Limits {
+  readonly headerTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderCount: number;
+  readonly maxBodyBytes: number | undefined;
+}
+
+export interface Timeouts {
+  readonly connectMs: number;
+  readonly responseMs: number;
+  readonly idleMs: number;
+}
+
+export interface EndpointDef {
+  /** `http://host:port`: the key of the endpoint's connection pool. */
+  readonly origin: string;
+  /** Path from the service URL, prepended to forwarded paths; "" when none. */
+  readonly basePath: string;
+}
+
+export interface ServiceDef {
+  readonly name: string;
+  readonly endpoints: readonly EndpointDef[];
+  readonly timeouts: Timeouts;
+  readonly balance: 'round-robin' | 'least-request';
+  readonly consecutiveFailures: number;
+  readonly legacy: boolean;
+  /** Equal fingerprints across reloads mean the runtime state (health, ejections) carries over. */
+  readonly fingerprint: string;
+}
+
+export type RouteAction =
+  | { readonly kind: 'proxy'; readonly service: string; readonly rewrite: (path: string) => string; readonly hostHeader: string | undefined }
+  | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> };
+
+export interface RouteDef {
+  readonly name: string;
+  readonly index: number;
+  readonly conditions: readonly Condition[];
+  readonly action: RouteAction;
+  readonly fingerprint: string;
+}

@@ -1,0 +1,127 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Timeouts } from '../config/snapshot.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { classify, type Fault } from './errors.js';
+import { clientResponseHeaders } from './headers.js';
+
+export interface ExchangeResult {
+  /** Status sent to the client, or 0 when the exchange ended without a complete response. */
+  status: number;
+  fault: Fault | undefined;
+  /** True once response headers went to the client: a fault after that aborts the connection. */
+  responseStarted: boolean;
+  bytesOut: number;
+  /** Milliseconds from dispatch to the upstream's response head. */
+  upstreamMs: number;
+}
+
+export interface ExchangeRequest {
+  endpoint: Endpoint;
+  method: string;
+  path: string;
+  headers: string[];
+  hasBody: boolean;
+  timeouts: Timeouts;
+}
+
+/**
+ * One attempt at one endpoint: streams the request body up and the response down with
+ * backpressure both ways, and reports exactly once through `done`.
+ *
+ * Uses undici's dispatch handler callbacks (onConnect/onHeaders/onData/onComplete/onError)
+ * directly: they are the core's own interface, so nothing wraps or re-parses the raw headers.
+ */
+export class Exchange implements Dispatcher.DispatchHandler {
+  #abort: ((err?: Error) => void) | undefined;
+  #finished = false;
+  #responseStarted = false;
+  #bytesOut = 0;
+  #sentAt = 0;
+  #upstreamMs = 0;
+  #clientGone = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly request: ExchangeRequest,
+    private readonly done: (result: ExchangeResult) => void,
+  ) {}
+
+  start(): void {
+    const { endpoint, method, path, headers, hasBody, timeouts } = this.request;
+    endpoint.inflight++;
+    this.#sentAt = performance.now();
+    try {
+      endpoint.pool.dispatch(
+        {
+          path,
+          method,
+          headers,
+          body: hasBody ? this.req : null,
+          headersTimeout: timeouts.responseMs,
+          bodyTimeout: timeouts.idleMs,
+        },
+        this,
+      );
+    } catch (error) {
+      this.onError(error as Error);
+    }
+  }
+
+  /** The client went away: stop the upstream request without blaming the endpoint. */
+  clientClosed(): void {
+    if (this.#finished) return;
+    this.#clientGone = true;
+    this.#abort?.(new Error('client closed'));
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#clientGone) abort(new Error('client closed'));
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true;
+    this.#upstreamMs = performance.now() - this.#sentAt;
+    const res = this.res;
+    if (res.headersSent || res.destroyed) return true;
+    try {
+      res.writeHead(statusCode, statusText || undefined, clientResponseHeaders(rawHeaders));
+    } catch (error) {
+      // An upstream header Node refuses to send (bad characters) is the upstream's fault.
+      this.#abort?.(Object.assign(new Error(`invalid upstream response header: ${(error as Error).message}`), { code: 'FICUS_BAD_HEADER' }));
+      return false;
+    }
+    this.#responseStarted = true;
+    res.on('drain', resume);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#bytesOut += chunk.length;
+    return this.res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.#finish(undefined);
+    this.res.end();
+  }
+
+  onError(error: Error): void {
+    this.#finish(classify(error, this.#clientGone));
+  }
+
+  #finish(fault: Fault | undefined): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.request.endpoint.inflight--;
+    this.done({
+      status: fault ? 0 : this.res.statusCode,
+      fault,
+      responseStarted: this.#responseStarted,
+      bytesOut: this.#bytesOut,
+      upstreamMs: this.#upstreamMs,
+    });
+  }
+}

@@ -1,0 +1,121 @@
+import type { IncomingMessage } from 'node:http';
+
+/** RFC 9110 §7.6.1 hop-by-hop fields, plus fields the proxy owns and sets itself. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Set by ficus at the edge: a client-sent value is dropped unless the peer is a trusted proxy. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+export interface ForwardingContext {
+  /** The TCP peer address. */
+  peer: string;
+  /** Whether the peer may tell us about earlier hops. */
+  trusted: boolean;
+  /** The Host the client asked for (with port), forwarded as X-Forwarded-Host. */
+  host: string;
+  requestId: string;
+  /** Replaces the Host header sent upstream (`rewrite.host`). */
+  hostOverride: string | undefined;
+}
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const tokens = new Set<string>();
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token) tokens.add(token);
+  }
+  return tokens;
+}
+
+/**
+ * The header list sent upstream, as a flat [name, value, …] array built from the raw headers so
+ * that duplicates and order survive. Hop-by-hop fields, fields named by Connection, `expect`
+ * (the proxy answers 100-continue itself), client-sent `x-ficus-*` and untrusted forwarding
+ * fields are dropped; `host`, `x-request-id` and the forwarding fields are then set.
+ */
+export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingContext): string[] {
+  const raw = req.rawHeaders;
+  const named = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let forwarded: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower) || lower === 'expect' || lower === 'x-request-id') continue;
+    if (lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
+    if (lower === 'host') {
+      host ??= value;
+      continue;
+    }
+    if (FORWARDING.has(lower)) {
+      if (!ctx.trusted) continue;
+      if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
+      else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
+      else if (lower === 'x-forwarded-host') forwardedHost ??= value;
+      else forwarded = forwarded ? `${forwarded}, ${value}` : value;
+      continue;
+    }
+    out.push(name, value);
+  }
+  const proto = forwardedProto ?? 'http';
+  const peer = ctx.peer.startsWith('::ffff:') ? ctx.peer.slice(7) : ctx.peer;
+  const forNode = peer.includes(':') ? `"[${peer}]"` : peer;
+  const hostValue = ctx.hostOverride ?? host ?? ctx.host;
+  out.push(
+    'host', hostValue,
+    'x-request-id', ctx.requestId,
+    'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${peer}` : peer,
+    'x-forwarded-proto', proto,
+    'x-forwarded-host', forwardedHost ?? ctx.host,
+    'forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};host=${quoteIfNeeded(ctx.host)};proto=${proto}`,
+  );
+  return out;
+}
+
+function quoteIfNeeded(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * Response headers for the client from undici's raw header buffers, minus hop-by-hop fields
+ * and those the upstream's Connection names. Returns a flat [name, value, …] array.
+ */
+export function clientResponseHeaders(raw: Buffer[]): string[] {
+  const out: string[] = [];
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as Buffer).length === 10 && (raw[i] as Buffer).toString('latin1').toLowerCase() === 'connection') {
+      named = connectionTokens((raw[i + 1] as Buffer).toString('latin1'));
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1');
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
+  }
+  return out;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
+
+/** A client-sent X-Request-Id is kept when it is one plausible token, else replaced. */
+export function acceptRequestId(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' && REQUEST_ID.test(value) ? value : undefined;
+}

@@ -1,0 +1,36 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Limits } from '../config/snapshot.js';
+
+/**
+ * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
+ * framing is refused with 400 before a handler runs. Header size overflows get 431 from Node;
+ * the header count limit is enforced by the handler because Node would silently truncate.
+ */
+export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  const server = createServer(
+    {
+      insecureHTTPParser: false,
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headerTimeoutMs,
+      // Node checks timeouts on this interval (30 s by default), which would stretch a 10 s limit to 40 s.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headerTimeoutMs / 4)),
+      requestTimeout: 0,
+      keepAliveTimeout: 65_000,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+    },
+    handler,
+  );
+  server.maxHeadersCount = 0;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    const body = JSON.stringify({ error: reason.toLowerCase(), status });
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+  });
+  return server;
+}

@@ -1,0 +1,81 @@
+import type { MatchSpec } from '../config/schema.js';
+import type { RequestView } from './request-view.js';
+
+/** One precompiled `match` key; `describe` says what it requires, for explain and errors. */
+export interface Condition {
+  readonly key: string;
+  readonly describe: string;
+  readonly test: (request: RequestView) => boolean;
+}
+
+/** A path prefix on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`. */
+export function pathPrefixTest(prefix: string): (path: string) => boolean {
+  if (prefix === '/') return () => true;
+  if (prefix.endsWith('/')) return (path) => path.startsWith(prefix);
+  const withSlash = `${prefix}/`;
+  return (path) => path === prefix || path.startsWith(withSlash);
+}
+
+/** `api.example.com` exactly, or `*.example.com` for any subdomain (not the apex). */
+export function hostTest(pattern: string): (host: string) => boolean {
+  const lower = pattern.toLowerCase();
+  if (lower.startsWith('*.')) {
+    const suffix = lower.slice(1);
+    return (host) => host.length > suffix.length && host.endsWith(suffix);
+  }
+  return (host) => host === lower;
+}
+
+function headerValue(request: RequestView, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/**
+ * Compiles a route's `match` into an ordered list of conditions, cheapest first, all ANDed.
+ * Cohort and toggle conditions are added by the caller that owns identity.
+ */
+export function compileMatch(spec: MatchSpec, normalize: (path: string) => string): Condition[] {
+  const conditions: Condition[] = [];
+  if (spec.methods) {
+    const methods = new Set(spec.methods);
+    conditions.push({ key: 'methods', describe: `method in ${[...methods].join(',')}`, test: (r) => methods.has(r.method) });
+  }
+  if (spec.exact !== undefined) {
+    const exact = normalize(spec.exact);
+    conditions.push({ key: 'exact', describe: `path is ${exact}`, test: (r) => r.path === exact });
+  }
+  if (spec.path !== undefined) {
+    const prefix = normalize(spec.path);
+    const test = pathPrefixTest(prefix);
+    conditions.push({ key: 'path', describe: `path under ${prefix}`, test: (r) => test(r.path) });
+  }
+  if (spec.host !== undefined) {
+    const test = hostTest(spec.host);
+    conditions.push({ key: 'host', describe: `host ${spec.host}`, test: (r) => test(r.host) });
+  }
+  for (const [rawName, condition] of Object.entries(spec.headers ?? {})) {
+    const name = rawName.toLowerCase();
+    if (typeof condition === 'string') {
+      conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${condition}"`, test: (r) => headerValue(r, name) === condition });
+    } else {
+      const regex = new RegExp(condition.regex);
+      conditions.push({
+        key: `headers.${rawName}`,
+        describe: `header ${name} matches /${condition.regex}/`,
+        test: (r) => {
+          const value = headerValue(r, name);
+          return value !== undefined && regex.test(value);
+        },
+      });
+    }
+  }
+  for (const [name, value] of Object.entries(spec.query ?? {})) {
+    conditions.push({ key: `query.${name}`, describe: `query ${name}=${value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
+  }
+  if (spec.regex !== undefined) {
+    const regex = new RegExp(spec.regex);
+    conditions.push({ key: 'regex', describe: `path matches /${spec.regex}/`, test: (r) => regex.test(r.path) });
+  }
+  return conditions;
+}

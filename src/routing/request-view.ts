@@ -1,0 +1,29 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What routing may look at: the request as normalized once, before any decision. */
+export class RequestView {
+  #query: URLSearchParams | undefined;
+
+  constructor(
+    readonly method: string,
+    /** Normalized path: the one matched and, after rewrite, the one forwarded. */
+    readonly path: string,
+    /** The raw query string including its leading "?", or "". Forwarded untouched. */
+    readonly search: string,
+    /** Lower-case host name without port. */
+    readonly host: string,
+    readonly headers: IncomingHttpHeaders,
+  ) {}
+
+  get query(): URLSearchParams {
+    this.#query ??= new URLSearchParams(this.search);
+    return this.#query;
+  }
+}
+
+/** `Host: Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
+export function hostName(header: string | undefined): string {
+  if (!header) return '';
+  const end = header.startsWith('[') ? header.indexOf(']') + 1 : header.lastIndexOf(':');
+  return (end > 0 ? header.slice(0, end) : header).toLowerCase();
+}

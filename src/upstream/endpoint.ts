@@ -1,0 +1,20 @@
+import type { Pool } from 'undici';
+import type { EndpointDef } from '../config/snapshot.js';
+
+/** Runtime state of one upstream endpoint; lives as long as its service's definition. */
+export class Endpoint {
+  inflight = 0;
+  consecutiveFailures = 0;
+  timesEjected = 0;
+  /** Epoch ms until which the endpoint is ejected; 0 when in service. */
+  ejectedUntil = 0;
+
+  constructor(
+    readonly def: EndpointDef,
+    readonly pool: Pool,
+  ) {}
+
+  get origin(): string {
+    return this.def.origin;
+  }
+}

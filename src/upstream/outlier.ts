@@ -1,0 +1,60 @@
+import type { Clock, Random } from '../observe/clock.js';
+import type { Endpoint } from './endpoint.js';
+
+export const BASE_EJECTION_MS = 30_000;
+export const MAX_EJECTION_MS = 300_000;
+
+export interface OutlierEvents {
+  ejected(endpoint: Endpoint, durationMs: number): void;
+  returned(endpoint: Endpoint): void;
+}
+
+/**
+ * Passive outlier detection after Envoy's: `threshold` upstream failures in a row eject an
+ * endpoint for 30 s × times ejected (capped at 5 min) plus up to 10 % jitter, so endpoints
+ * ejected together do not return together. Never more than half of the endpoints are out at
+ * once; on return the failure counter starts again from zero.
+ */
+export class OutlierDetector {
+  constructor(
+    private readonly endpoints: readonly Endpoint[],
+    private readonly threshold: number,
+    private readonly clock: Clock,
+    private readonly random: Random,
+    private readonly events: OutlierEvents,
+  ) {}
+
+  success(endpoint: Endpoint): void {
+    endpoint.consecutiveFailures = 0;
+  }
+
+  failure(endpoint: Endpoint): void {
+    endpoint.consecutiveFailures += 1;
+    if (endpoint.consecutiveFailures < this.threshold || endpoint.ejectedUntil !== 0) return;
+    const now = this.clock.now();
+    if (this.ejectedCount(now) + 1 > Math.floor(this.endpoints.length / 2)) return;
+    endpoint.timesEjected += 1;
+    const base = Math.min(BASE_EJECTION_MS * endpoint.timesEjected, MAX_EJECTION_MS);
+    const duration = Math.round(base * (1 + 0.1 * this.random()));
+    endpoint.ejectedUntil = now + duration;
+    endpoint.consecutiveFailures = 0;
+    this.events.ejected(endpoint, duration);
+  }
+
+  /** Returns endpoints whose ejection has expired; call before choosing among them. */
+  refresh(now: number): void {
+    for (const endpoint of this.endpoints) {
+      if (endpoint.ejectedUntil !== 0 && endpoint.ejectedUntil <= now) {
+        endpoint.ejectedUntil = 0;
+        endpoint.consecutiveFailures = 0;
+        this.events.returned(endpoint);
+      }
+    }
+  }
+
+  ejectedCount(now: number): number {
+    let count = 0;
+    for (const endpoint of this.endpoints) if (endpoint.ejectedUntil > now) count++;
+    return count;
+  }
+}

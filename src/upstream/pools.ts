@@ -1,0 +1,51 @@
+import { Pool } from 'undici';
+import type { Timeouts } from '../config/snapshot.js';
+
+/**
+ * One keep-alive undici Pool per endpoint origin and connection settings, shared by every
+ * snapshot that names it, so a reload keeps warm connections. Pools nobody names any more are
+ * closed gracefully: requests still running on them finish first.
+ */
+export class PoolRegistry {
+  readonly #pools = new Map<string, Pool>();
+
+  static key(origin: string, timeouts: Timeouts): string {
+    return `${origin}|${timeouts.connectMs}|${timeouts.idleMs}`;
+  }
+
+  acquire(origin: string, timeouts: Timeouts): Pool {
+    const key = PoolRegistry.key(origin, timeouts);
+    let pool = this.#pools.get(key);
+    if (!pool) {
+      pool = new Pool(origin, {
+        connect: { timeout: timeouts.connectMs },
+        keepAliveTimeout: Math.min(4_000, timeouts.idleMs),
+        keepAliveMaxTimeout: timeouts.idleMs,
+        pipelining: 1,
+      });
+      this.#pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  /** Closes (gracefully) every pool whose key is not in `keep`. */
+  async retainOnly(keep: ReadonlySet<string>): Promise<void> {
+    const closing: Promise<void>[] = [];
+    for (const [key, pool] of this.#pools) {
+      if (keep.has(key)) continue;
+      this.#pools.delete(key);
+      closing.push(pool.close().catch(() => undefined));
+    }
+    await Promise.all(closing);
+  }
+
+  async closeAll(): Promise<void> {
+    await this.retainOnly(new Set());
+  }
+
+  async destroyAll(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.destroy().catch(() => undefined)));
+  }
+}
