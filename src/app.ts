@@ -62,16 +62,22 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   const reload = async (trigger: ReloadTrigger): Promise<ReloadReport> => {
     const report = await store.reload(trigger);
+    // The gauge mirrors what /status says: a file put back to the running content recovers it.
+    metrics.lastReloadSuccess.set(store.lastReload.result === 'failure' ? 0 : 1);
     if (report.result === 'unchanged') {
-      if (trigger !== 'file') metrics.reloads.labels('unchanged').inc();
+      // File events fire for any write in the directory; only asked-for reloads are counted.
+      if (trigger !== 'file') {
+        metrics.reloads.labels('unchanged').inc();
+        logger.info({ event: EVENT.reloadUnchanged, trigger, hash: report.hashAfter }, 'configuration unchanged');
+      }
       return report;
     }
     metrics.reloads.labels(report.result).inc();
-    metrics.lastReloadSuccess.set(report.result === 'success' ? 1 : 0);
     if (report.result === 'failure') {
+      const errors = report.issues.map(formatIssue);
       logger.error(
-        { event: EVENT.reloadFailed, trigger, hash: report.hashAfter, errors: report.issues.map(formatIssue) },
-        `configuration rejected, still running ${report.hashBefore}:\n${report.issues.map(formatIssue).join('\n')}`,
+        { event: EVENT.reloadFailed, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter, errors },
+        `configuration rejected, still running ${report.hashBefore}:\n${errors.join('\n')}`,
       );
       return report;
     }
@@ -87,11 +93,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload });
-  await listen(edge, first.listen.port, first.listen.host);
   try {
+    await listen(edge, first.listen.port, first.listen.host);
     await listen(admin, first.admin.port, first.admin.host);
   } catch (error) {
     edge.close();
+    admin.close();
     await store.close();
     throw error;
   }
@@ -103,31 +110,28 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const adminUrl = urlOf(admin);
   logger.info({ event: EVENT.started, proxy: proxyUrl, admin: adminUrl, config: options.configFile, hash: first.hash }, `ficus listening on ${proxyUrl} (admin ${adminUrl})`);
 
+  // Operators wait for this line; the buffered log destination would otherwise hold it back.
+  logger.flush();
+
   let draining: Promise<void> | undefined;
   const drain = () => {
     draining ??= (async () => {
       ready = false;
       inflight.draining = true;
       stopWatching();
-      logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs: store.current.snapshot.drainTimeoutMs }, 'draining');
+      const timeoutMs = store.current.snapshot.drainTimeoutMs;
+      logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs }, 'draining');
       const closed = once(edge, 'close');
       edge.close();
       edge.closeIdleConnections();
-      if (inflight.count > 0) {
-        const idle = new Promise<void>((resolve) => {
-          inflight.onIdle = resolve;
-        });
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, store.current.snapshot.drainTimeoutMs);
-        });
-        await Promise.race([idle, timeout]);
-        clearTimeout(timer);
+      if (inflight.count > 0 && !(await idleWithin(inflight, timeoutMs))) {
+        logger.warn({ event: EVENT.drainExpired, inflight: inflight.count, timeoutMs }, `drain timeout: cutting ${inflight.count} request(s) still in flight`);
       }
+      // Keep-alive connections that finished their last response are idle now; nothing else is.
       edge.closeAllConnections();
       await closed;
       admin.closeAllConnections();
-      admin.close();
+      await new Promise<void>((resolve) => admin.close(() => resolve()));
       await store.close();
       logger.info({ event: EVENT.stopped }, 'stopped');
       logger.flush();
@@ -136,6 +140,21 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   return { proxyUrl, adminUrl, store, metrics, reload, drain };
+}
+
+/** Resolves true when no request is in flight any more, false when `timeoutMs` passed first. */
+function idleWithin(inflight: HandlerDeps['inflight'], timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      inflight.onIdle = undefined;
+      resolve(false);
+    }, timeoutMs);
+    inflight.onIdle = () => {
+      clearTimeout(timer);
+      inflight.onIdle = undefined;
+      resolve(true);
+    };
+  });
 }
 
 function publishEndpoints(store: ConfigStore, metrics: Metrics, clock: Clock): void {

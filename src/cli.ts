@@ -1,94 +1,250 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { startApp } from './app.js';
-import { formatIssue } from './config/issues.js';
-import { loadRoutesFile } from './config/load.js';
-import { routesJsonSchema } from './config/schema.js';
+import { formatIssue, type ConfigIssue } from './config/issues.js';
 
-const USAGE = `ficus — a strangler-facade reverse proxy
+// Commands import what they need when they run: `ficus --help` or `ficus status` should not pay
+// for loading the proxy.
+
+const USAGE = `ficus: a strangler-facade reverse proxy
 
 usage:
-  ficus start [-c routes.yaml]     run the proxy (config: -c, else $FICUS_CONFIG, else ./routes.yaml)
-  ficus check [file]               validate a routes file; every error as file:line:col path: message
-  ficus status [--admin URL]       the running proxy's routes, services and endpoint health
-  ficus schema                     print the JSON Schema of routes.yaml
-  ficus demo                       start a demo monolith, a new service and the proxy
+  ficus start [-c FILE]                 run the proxy
+  ficus check [FILE]                    validate a routes file; every error as FILE:LINE:COL path: message
+  ficus status [--admin URL] [--json]   the running proxy's routes, services and endpoint health
+  ficus schema                          print the JSON Schema of routes.yaml (for editor completion)
+  ficus demo [-c FILE]                  a demo monolith, a new service and the proxy, with a short tour
+  ficus --help | --version
+
+The routes file is -c FILE (or --config FILE), else $FICUS_CONFIG, else ./routes.yaml;
+\`ficus demo\` uses the routes.yaml that ships with ficus unless -c is given.
+The admin API is --admin URL, else $FICUS_ADMIN, else http://127.0.0.1:9901.
 `;
+
+/** Commands of the full product that this version does not have yet: say so, don't call them unknown. */
+const LATER: Readonly<Record<string, string>> = {
+  explain: 'explaining which route would serve a request',
+  cutover: 'blue/green cutover',
+  weight: 'canary weights',
+  toggle: 'feature toggles',
+};
+
+const DEFAULT_ADMIN = 'http://127.0.0.1:9901';
+
+class UsageError extends Error {}
 
 interface Parsed {
   positional: string[];
-  flags: Map<string, string[]>;
+  flags: Map<string, string>;
 }
 
-function parseArgs(argv: string[], withValue: readonly string[]): Parsed {
+/** Strict option parsing: an option the command does not know is a usage error, not ignored. */
+function parseArgs(command: string, argv: readonly string[], withValue: readonly string[], boolean: readonly string[] = []): Parsed {
   const positional: string[] = [];
-  const flags = new Map<string, string[]>();
+  const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg.startsWith('-') && arg !== '-') {
-      const [name, inline] = arg.split('=', 2) as [string, string | undefined];
-      const value = withValue.includes(name) ? (inline ?? argv[++i]) : 'true';
-      if (value === undefined) throw new UsageError(`${name} needs a value`);
-      flags.set(name, [...(flags.get(name) ?? []), value]);
-    } else {
+    if (!arg.startsWith('-') || arg === '-') {
       positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    if (withValue.includes(name)) {
+      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === '') throw new UsageError(`${name} needs a value`);
+      flags.set(name, value);
+    } else if (boolean.includes(name) && eq === -1) {
+      flags.set(name, 'true');
+    } else {
+      throw new UsageError(`unknown option "${arg}" for "ficus ${command}"`);
     }
   }
   return { positional, flags };
 }
 
-class UsageError extends Error {}
-
-function configPath(parsed: Parsed): string {
-  return parsed.flags.get('-c')?.at(-1) ?? parsed.flags.get('--config')?.at(-1) ?? parsed.positional[0] ?? process.env.FICUS_CONFIG ?? 'routes.yaml';
+/** SPEC §6: -c FILE, else $FICUS_CONFIG, else ./routes.yaml. A positional FILE counts as -c. */
+function configPath(command: string, argv: readonly string[]): string {
+  const parsed = parseArgs(command, argv, ['-c', '--config']);
+  const given = parsed.flags.get('-c') ?? parsed.flags.get('--config');
+  if (parsed.positional.length > 1 || (given !== undefined && parsed.positional.length > 0)) {
+    throw new UsageError(`"ficus ${command}" takes one routes file`);
+  }
+  return given ?? parsed.positional[0] ?? (process.env.FICUS_CONFIG || 'routes.yaml');
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) return help(0);
   switch (command) {
     case 'start': {
-      const file = configPath(parseArgs(rest, ['-c', '--config']));
+      const file = configPath('start', rest);
+      const { startApp } = await import('./app.js');
       const app = await startApp({ configFile: resolve(file) });
-      const stop = () => void app.drain().then(() => process.exit(0));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
       process.on('SIGHUP', () => void app.reload('signal'));
+      stopOnSignals(() => app.drain());
       return -1;
     }
-    case 'check': {
-      const file = configPath(parseArgs(rest, ['-c', '--config']));
-      const loaded = await loadRoutesFile(file);
-      if (!loaded.ok) {
-        for (const issue of loaded.issues) process.stdout.write(`${formatIssue(issue)}\n`);
-        return 1;
-      }
-      const { config } = loaded;
-      process.stdout.write(`${file}: ok (${config.routes.length} routes, ${Object.keys(config.services).length} services, hash ${loaded.hash})\n`);
-      return 0;
-    }
-    case 'schema':
+    case 'check':
+      return check(configPath('check', rest));
+    case 'schema': {
+      parseArgs('schema', rest, []);
+      const { routesJsonSchema } = await import('./config/schema.js');
       process.stdout.write(`${JSON.stringify(routesJsonSchema(), null, 2)}\n`);
       return 0;
+    }
     case 'status': {
-      const parsed = parseArgs(rest, ['--admin']);
-      const admin = parsed.flags.get('--admin')?.at(-1) ?? process.env.FICUS_ADMIN ?? 'http://127.0.0.1:9901';
-      const response = await fetch(new URL('/status', admin));
-      process.stdout.write(`${JSON.stringify(await response.json(), null, 2)}\n`);
-      return response.ok ? 0 : 1;
+      const parsed = parseArgs('status', rest, ['--admin'], ['--json']);
+      if (parsed.positional.length > 0) throw new UsageError('"ficus status" takes no arguments (use --admin URL)');
+      return status(parsed.flags.get('--admin') ?? (process.env.FICUS_ADMIN || DEFAULT_ADMIN), parsed.flags.has('--json'));
     }
     case 'demo': {
+      const parsed = parseArgs('demo', rest, ['-c', '--config']);
+      if (parsed.positional.length > 0) throw new UsageError('"ficus demo" takes no arguments (use -c FILE for another routes file)');
+      const given = parsed.flags.get('-c') ?? parsed.flags.get('--config');
       const { runDemo } = await import('./demo/demo.js');
-      await runDemo();
+      const demo = await runDemo({ configFile: given === undefined ? undefined : resolve(given) });
+      process.on('SIGHUP', () => void demo.app.reload('signal'));
+      stopOnSignals(() => demo.stop());
       return -1;
     }
+    case '--version':
+    case '-v':
+      process.stdout.write(`ficus ${version()}\n`);
+      return 0;
     case undefined:
+      return help(2);
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
+      return help(0);
     default:
+      if (Object.hasOwn(LATER, command)) {
+        process.stderr.write(
+          `ficus: "${command}" (${LATER[command]}) is not available in this version of ficus (${version()}); it comes in a later release.\n` +
+            'Run "ficus --help" for the commands this version has.\n',
+        );
+        return 2;
+      }
       throw new UsageError(`unknown command "${command}"`);
   }
+}
+
+function help(code: number): number {
+  (code === 0 ? process.stdout : process.stderr).write(USAGE);
+  return code;
+}
+
+async function check(file: string): Promise<number> {
+  const { loadRoutesFile } = await import('./config/load.js');
+  const loaded = await loadRoutesFile(file);
+  if (!loaded.ok) {
+    for (const issue of loaded.issues) process.stdout.write(`${formatIssue(issue)}\n`);
+    return 1;
+  }
+  const { config } = loaded;
+  process.stdout.write(`${file}: ok (${config.routes.length} routes, ${Object.keys(config.services).length} services, hash ${loaded.hash})\n`);
+  return 0;
+}
+
+/** The parts of the admin `/status` document this command shows; read defensively. */
+interface StatusView {
+  ready?: boolean;
+  config?: { file?: string; hash?: string; loadedAt?: string; lastReload?: { result?: string; trigger?: string; at?: string; errors?: ConfigIssue[] } };
+  routes?: { name: string; match?: string[]; service?: string; migration?: string; respond?: number }[];
+  services?: { name: string; legacy?: boolean; endpoints?: { url: string; up?: boolean; ejectedUntil?: string }[] }[];
+}
+
+async function status(admin: string, json: boolean): Promise<number> {
+  const url = new URL('/status', admin);
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${cause}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
+    return 1;
+  }
+  if (!response.ok) {
+    process.stderr.write(`ficus: ${url.href} answered ${response.status}\n`);
+    return 1;
+  }
+  const body = (await response.json()) as StatusView;
+  process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : renderStatus(url.origin, body));
+  return 0;
+}
+
+function renderStatus(origin: string, s: StatusView): string {
+  const lines: string[] = [];
+  const last = s.config?.lastReload;
+  lines.push(`ficus at ${origin}: ${s.ready === false ? 'draining' : 'ready'}`);
+  lines.push(`config ${s.config?.hash ?? '?'} from ${s.config?.file ?? '?'}, loaded ${s.config?.loadedAt ?? '?'}`);
+  if (last) lines.push(`last reload: ${last.result ?? '?'} (${last.trigger ?? '?'}, ${last.at ?? '?'})`);
+  for (const issue of last?.errors ?? []) lines.push(`  ${formatIssue(issue)}`);
+
+  const routes = s.routes ?? [];
+  lines.push('', 'routes (first match wins):');
+  const routeRows = routes.map((r) => [r.name, (r.match ?? []).join(' · ') || 'everything', r.service !== undefined ? `→ ${r.service}${r.migration ? ` (${r.migration})` : ''}` : `respond ${r.respond ?? '?'}`]);
+  lines.push(...columns(routeRows));
+
+  lines.push('', 'services:');
+  const serviceRows = (s.services ?? []).flatMap((service) =>
+    (service.endpoints ?? []).map((e, i) => [i === 0 ? `${service.name}${service.legacy ? ' (legacy)' : ''}` : '', e.url, e.up === false ? `EJECTED until ${e.ejectedUntil ?? '?'}` : 'up']),
+  );
+  lines.push(...columns(serviceRows));
+
+  const forwarding = routes.filter((r) => r.service !== undefined);
+  const moved = forwarding.filter((r) => r.migration === 'new').length;
+  lines.push('', `migration: ${moved} of ${forwarding.length} forwarding routes go to new services`);
+  return `${lines.join('\n')}\n`;
+}
+
+function columns(rows: readonly string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => `  ${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('   ')}`);
+}
+
+/**
+ * SIGTERM/SIGINT: drain, then exit 0 (SPEC §1.7). A second Ctrl-C means "now": exit at once,
+ * as an impatient person at a terminal expects.
+ */
+function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      if (signal === 'SIGINT') {
+        process.stderr.write('ficus: stopping now, without waiting for requests in flight\n');
+        process.exit(1);
+      }
+      return;
+    }
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`ficus: error while stopping: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function describeError(error: unknown): string {
+  const err = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (err?.code === 'EADDRINUSE') return `cannot listen on ${err.address ?? '?'}:${err.port ?? '?'}: the port is already in use`;
+  if (err?.code === 'EACCES' && err.port !== undefined) return `cannot listen on ${err.address ?? '?'}:${err.port}: permission denied (ports below 1024 need privileges)`;
+  return error instanceof Error ? error.message : String(error);
 }
 
 main(process.argv.slice(2)).then(
@@ -100,11 +256,11 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`ficus: ${error.message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (error && typeof error === 'object' && 'issues' in error && Array.isArray(error.issues)) {
-      for (const issue of error.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+      for (const issue of error.issues as ConfigIssue[]) process.stderr.write(`${formatIssue(issue)}\n`);
       process.stderr.write('ficus: configuration is invalid; not starting\n');
       process.exitCode = 1;
     } else {
-      process.stderr.write(`ficus: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`ficus: ${describeError(error)}\n`);
       process.exitCode = 1;
     }
   },

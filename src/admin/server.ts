@@ -20,7 +20,10 @@ export interface AdminDeps {
  */
 export function createAdminServer(deps: AdminDeps): Server {
   return createServer((req, res) => {
-    handle(deps, req, res).catch((error: unknown) => json(res, 500, { error: String(error) }));
+    handle(deps, req, res).catch((error: unknown) => {
+      if (res.headersSent) res.destroy();
+      else json(res, 500, { error: error instanceof Error ? error.message : String(error) });
+    });
   });
 }
 
@@ -55,13 +58,17 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     }
   }
   if (req.method === 'POST' && !authorized(deps.store.current.snapshot.admin.token, req)) return unauthorized(res);
+  if (url.pathname === '/reload') {
+    res.setHeader('allow', 'POST');
+    return json(res, 405, { error: 'method not allowed' });
+  }
   return json(res, 404, { error: 'not found' });
 }
 
 function authorized(token: string, req: IncomingMessage): boolean {
   if (token === '') return true;
-  const header = req.headers.authorization ?? '';
-  const given = header.startsWith('Bearer ') ? header.slice(7) : '';
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  const given = /^bearer +(.*?) *$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
   // Compare digests so that neither the length nor the content leaks through timing.
   const digest = (text: string) => createHash('sha256').update(text).digest();
   return timingSafeEqual(digest(given), digest(token));

@@ -51,7 +51,7 @@ export function redactedConfig(store: ConfigStore): unknown {
   return redactDeep(source);
 }
 
-const SECRET_KEY = /token|secret|password|authorization/i;
+const SECRET_KEY = /token|secret|passw(or)?d|authorization|api[-_]?key|credential|private/i;
 
 function redactDeep(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redactDeep);

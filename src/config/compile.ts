@@ -88,19 +88,21 @@ function compileAction(spec: RouteSpec): RouteAction {
   if (spec.respond) {
     return { kind: 'respond', status: spec.respond.status, body: spec.respond.body ?? '', headers: spec.respond.headers ?? {} };
   }
-  return { kind: 'proxy', service: spec.to as string, rewrite: compileRewrite(spec), hostHeader: spec.rewrite?.host };
+  return { kind: 'proxy', service: spec.to as string, rewrite: compileRewrite(spec.rewrite?.stripPrefix, spec.rewrite?.addPrefix), hostHeader: spec.rewrite?.host };
 }
 
-/** stripPrefix then addPrefix, on segment boundaries; the result stays a normalized path. */
-function compileRewrite(spec: RouteSpec): (path: string) => string {
-  const strip = spec.rewrite?.stripPrefix?.replace(/\/$/, '');
-  const add = spec.rewrite?.addPrefix?.replace(/\/$/, '');
+/**
+ * A prefix replacement on segment boundaries: a path is `strip + rest` and goes out as
+ * `add + rest`, so `/api` → `/v2` and `/api/x` → `/v2/x` (as Envoy's prefix_rewrite); a path
+ * outside `strip` is left alone. Both prefixes are normalized, so the result stays normalized.
+ */
+export function compileRewrite(stripPrefix: string | undefined, addPrefix: string | undefined): (path: string) => string {
+  const strip = stripPrefix?.replace(/\/$/, '') ?? '';
+  const add = addPrefix?.replace(/\/$/, '') ?? '';
   if (!strip && !add) return (path) => path;
   return (path) => {
-    let out = path;
-    if (strip && (out === strip || out.startsWith(`${strip}/`))) out = out.slice(strip.length) || '/';
-    if (add) out = add + out;
-    return out;
+    const rest = strip && (path === strip || path.startsWith(`${strip}/`)) ? path.slice(strip.length) : path;
+    return add + rest || '/';
   };
 }
 
@@ -110,11 +112,19 @@ function mustNormalize(path: string): string {
   return normalized;
 }
 
+/**
+ * The snapshot is shared by every request in flight and swapped whole on reload, so nothing may
+ * change it in place. Maps cannot be frozen by Object.freeze; their mutators are disabled instead.
+ */
 function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Map) && !(value instanceof Date)) {
-    Object.freeze(value);
-    for (const inner of Object.values(value)) deepFreeze(inner);
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value) || value instanceof Date) return value;
+  if (value instanceof Map) {
+    for (const inner of value.values()) deepFreeze(inner);
+    for (const method of ['set', 'delete', 'clear'] as const) {
+      Object.defineProperty(value, method, { value: () => { throw new TypeError(`the configuration snapshot is immutable (Map.${method})`); } });
+    }
   }
-  if (value instanceof Map) for (const inner of value.values()) deepFreeze(inner);
+  Object.freeze(value);
+  for (const inner of Object.values(value)) deepFreeze(inner);
   return value;
 }

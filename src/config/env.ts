@@ -1,6 +1,8 @@
 import { isScalar, visit, type Document } from 'yaml';
 
-const REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/** Any `${env:…}`, well-formed or not, so that a typo is reported instead of kept as literal text. */
+const ANY_REFERENCE = /\$\{env:([^}]*)\}?/g;
+const WELL_FORMED = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s;
 
 export interface EnvProblem {
   node: { range?: [number, number, number] | null };
@@ -14,9 +16,16 @@ export interface EnvProblem {
 export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): EnvProblem[] {
   const problems: EnvProblem[] = [];
   visit(doc, {
-    Scalar(_key, node) {
-      if (!isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${env:')) return;
-      const substituted = node.value.replace(REFERENCE, (whole, name: string, fallback: string | undefined) => {
+    Scalar(key, node) {
+      // SPEC §1: references are replaced in values; a key is a name the schema checks, not data.
+      if (key === 'key' || !isScalar(node) || typeof node.value !== 'string' || !node.value.includes('${env:')) return;
+      const substituted = node.value.replace(ANY_REFERENCE, (whole, inner: string) => {
+        const parts = WELL_FORMED.exec(inner);
+        if (!parts || !whole.endsWith('}')) {
+          problems.push({ node, message: `malformed reference ${whole} (write \${env:NAME} or \${env:NAME:-default})` });
+          return whole;
+        }
+        const [, name = '', fallback] = parts;
         const value = env[name];
         if (value !== undefined) return value;
         if (fallback !== undefined) return fallback;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { isMap, isNode, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { substituteEnv } from './env.js';
 import type { ConfigIssue } from './issues.js';
@@ -10,6 +10,9 @@ import { crossCheck } from './validate.js';
 export type LoadResult =
   | { ok: true; file: string; hash: string; config: RoutesFile }
   | { ok: false; file: string; hash: string; issues: ConfigIssue[] };
+
+type Path = readonly (string | number)[];
+type At = (offset: number, path: string, message: string) => ConfigIssue;
 
 export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
   let text: string;
@@ -22,60 +25,144 @@ export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = proc
   return parseRoutes(text, file, env);
 }
 
-/** Parses, substitutes env, validates the schema and the cross references; reports every issue. */
+/**
+ * Parses, substitutes env, validates the schema and the cross references, and reports every
+ * issue at once: an operator fixing a file should not discover its errors one reload at a time.
+ */
 export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  const at = (offset: number, path: string, message: string): ConfigIssue => {
+  const at: At = (offset, path, message) => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col, path, message };
   };
+  const fail = (issues: ConfigIssue[]): LoadResult => ({ ok: false, file, hash, issues });
 
-  if (doc.errors.length > 0) {
-    return { ok: false, file, hash, issues: doc.errors.map((e) => at(e.pos[0], '', yamlMessage(e.message))) };
-  }
+  if (doc.errors.length > 0) return fail(syntaxIssues(doc, text, at));
 
   const issues: ConfigIssue[] = [];
+  const envPaths = new Set<string>();
   for (const problem of substituteEnv(doc, env)) {
-    issues.push(at(problem.node.range?.[0] ?? 0, pathOfNode(doc, problem.node), problem.message));
+    const path = pathAt(doc, problem.node.range?.[0] ?? 0).join('.');
+    envPaths.add(path);
+    issues.push(at(problem.node.range?.[0] ?? 0, path, problem.message));
   }
 
-  const parsed = RoutesFile.safeParse(doc.toJS() ?? {});
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    // An alias bomb ("billion laughs") is refused here rather than expanded.
+    return fail([...issues, at(0, '', `cannot expand the document: ${(error as Error).message}`)]);
+  }
+
+  const parsed = RoutesFile.safeParse(raw);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) issues.push(...locateZodIssue(doc, issue, at));
-  } else {
-    for (const problem of crossCheck(parsed.data)) {
-      const node = nearestNode(doc, problem.path);
-      issues.push(at(node.offset, problem.path.join('.'), problem.message));
+    for (const issue of parsed.error.issues) {
+      // A missing variable left its `${env:…}` text in place; the type error that follows is the same mistake.
+      for (const located of locateZodIssue(doc, issue, [], at)) if (!envPaths.has(located.path)) issues.push(located);
     }
   }
+  for (const problem of crossCheck(raw)) {
+    const node = problem.atKey ? keyOf(doc, problem.path) : undefined;
+    issues.push(at(node ?? nearestNode(doc, problem.path).offset, problem.path.join('.'), problem.message));
+  }
   issues.sort((a, b) => a.line - b.line || a.col - b.col);
-  if (issues.length > 0 || !parsed.success) return { ok: false, file, hash, issues };
+  if (issues.length > 0 || !parsed.success) return fail(issues);
   return { ok: true, file, hash, config: parsed.data };
 }
 
-type At = (offset: number, path: string, message: string) => ConfigIssue;
-
-function locateZodIssue(doc: Document, issue: z.core.$ZodIssue, at: At): ConfigIssue[] {
-  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => {
-      const offset = keyOffset(doc, path, key) ?? nearestNode(doc, path).offset;
-      return at(offset, [...path, key].join('.'), `unknown key "${key}"`);
-    });
+/**
+ * One issue per line and per parser position: after an error the parser's recovery mostly
+ * reports consequences of it, which would bury the real mistake.
+ */
+function syntaxIssues(doc: Document, text: string, at: At): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const positions = new Set<number>();
+  let unquotedEnv = false;
+  for (const error of doc.errors) {
+    const known = knownSyntaxError(doc, error, text);
+    // An unquoted `${env:…}` in a flow collection derails the rest of the parse: report only those.
+    if (unquotedEnv && known?.kind !== 'env') continue;
+    unquotedEnv ||= known?.kind === 'env';
+    const message = known?.message ?? `YAML syntax error: ${error.message.split('\n')[0]?.replace(/ at line \d+, column \d+.*$/, '')}`;
+    const issue = at(known?.offset ?? error.pos[0], known?.path ?? '', message);
+    if (!positions.has(error.pos[0]) && !issues.some((seen) => seen.line === issue.line)) issues.push(issue);
+    positions.add(error.pos[0]);
   }
+  return issues;
+}
+
+/** Syntax errors with a better explanation or position than the parser's; the tree is a guess after an error. */
+function knownSyntaxError(doc: Document, error: YAMLError, text: string): { kind: string; offset: number; path: string; message: string } | undefined {
+  const offset = error.pos[0];
+  if (error.code === 'DUPLICATE_KEY') return { kind: 'duplicate', offset, path: pathAt(doc, offset).join('.'), message: 'duplicate key' };
+  // `{ port: ${env:PORT} }`: in flow collections "{" and "}" are YAML syntax, so the reference must be quoted.
+  if (text.startsWith('${env:', offset - 1)) {
+    return { kind: 'env', offset: offset - 1, path: pathAt(doc, offset).join('.'), message: 'inside { } or [ ], write "${env:…}" in quotes (YAML syntax)' };
+  }
+  // The parser notices a missing closing quote only at the end of the file; point at the opening one.
+  if (error.code === 'MISSING_CHAR' && /quote/.test(error.message)) {
+    return { kind: 'quote', offset: openQuoteBefore(doc, offset), path: '', message: 'YAML syntax error: quoted string is never closed' };
+  }
+  return undefined;
+}
+
+function openQuoteBefore(doc: Document, end: number): number {
+  let start = end;
+  visit(doc, {
+    Scalar(_key, node) {
+      if (node.type !== 'PLAIN' && node.range?.[1] === end) start = node.range[0];
+    },
+  });
+  return start;
+}
+
+function locateZodIssue(doc: Document, issue: z.core.$ZodIssue, base: Path, at: At): ConfigIssue[] {
+  const path = [...base, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => {
+        const offset = keyOf(doc, [...path, key]) ?? nearestNode(doc, path).offset;
+        return at(offset, [...path, key].join('.'), `unknown key "${key}"`);
+      });
+    case 'invalid_key': {
+      const offset = keyOf(doc, path) ?? nearestNode(doc, path).offset;
+      const reason = issue.issues.map((inner) => humanise(inner.message)).join('; ');
+      return [at(offset, path.join('.'), `invalid name "${String(path.at(-1))}": ${reason}`)];
+    }
+    case 'invalid_union': {
+      // A header condition is a string or { regex }: explain the branch the value was written as.
+      const shaped = issue.errors.filter((branch) => !branch.some((inner) => inner.code === 'invalid_type' && inner.path.length === 0));
+      if (shaped.length === 1) return (shaped[0] ?? []).flatMap((inner) => locateZodIssue(doc, inner, path, at));
+      const expected = issue.errors.flat().flatMap((inner) => (inner.code === 'invalid_type' && inner.path.length === 0 ? [inner.expected] : []));
+      return [at(nearestNode(doc, path).offset, path.join('.'), `expected ${expected.join(' or ')}`)];
+    }
+  }
+  if (issue.code === 'too_big' || issue.code === 'too_small') return [at(nearestNode(doc, path).offset, path.join('.'), sizeMessage(issue))];
+  // Zod issues name input paths, so one the document does not hold is a key left out.
   const node = nearestNode(doc, path);
-  const message = node.exact ? issue.message : `${issue.message} (missing)`;
-  return [at(node.offset, path.join('.'), humanise(message))];
+  const message = node.exact || path.length === 0 ? humanise(issue.message) : `"${String(path.at(-1))}" is required`;
+  return [at(node.offset, path.join('.'), message)];
+}
+
+function sizeMessage(issue: z.core.$ZodIssueTooBig | z.core.$ZodIssueTooSmall): string {
+  const big = issue.code === 'too_big';
+  const limit = big ? issue.maximum : issue.minimum;
+  const bound = `${big ? 'at most' : 'at least'} ${String(limit)}`;
+  const strict = issue.inclusive === false ? `${big ? 'less' : 'more'} than ${String(limit)}` : bound;
+  if (issue.origin === 'array') return `needs ${bound} item(s)`;
+  if (issue.origin === 'string') return `needs ${bound} character(s)`;
+  return `must be ${strict}`;
 }
 
 function humanise(message: string): string {
-  return message.replace(/^Invalid input: /, '').replace(/, received undefined \(missing\)$/, ', but it is missing');
+  return message.replace(/^Invalid input: /, '');
 }
 
 /** The node at `path`, or its deepest existing ancestor when the key is missing. */
-function nearestNode(doc: Document, path: readonly (string | number)[]): { offset: number; exact: boolean } {
+function nearestNode(doc: Document, path: Path): { offset: number; exact: boolean } {
   for (let depth = path.length; depth >= 0; depth--) {
     const node = doc.getIn(path.slice(0, depth), true);
     if (isNode(node) && node.range) return { offset: node.range[0], exact: depth === path.length };
@@ -83,34 +170,36 @@ function nearestNode(doc: Document, path: readonly (string | number)[]): { offse
   return { offset: 0, exact: false };
 }
 
-function keyOffset(doc: Document, path: readonly (string | number)[], key: string): number | undefined {
-  const parent = path.length === 0 ? doc.contents : doc.getIn(path, true);
-  if (!isMap(parent)) return undefined;
+/** Where the key of the last path element is written, so that errors about a key point at it. */
+function keyOf(doc: Document, path: Path): number | undefined {
+  const key = path.at(-1);
+  const parent = path.length <= 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+  if (key === undefined || !isMap(parent)) return undefined;
   for (const pair of parent.items) {
-    if (isPair(pair) && isScalar(pair.key) && pair.key.value === key) return pair.key.range?.[0];
+    if (isScalar(pair.key) && String(pair.key.value) === String(key)) return pair.key.range?.[0];
   }
   return undefined;
 }
 
-function pathOfNode(doc: Document, target: unknown): string {
-  const found: (string | number)[] = [];
-  const walk = (node: unknown, path: (string | number)[]): boolean => {
-    if (node === target) {
-      found.push(...path);
-      return true;
-    }
+/** The key path of the innermost key or value written at `offset`. */
+function pathAt(doc: Document, offset: number): (string | number)[] {
+  const inside = (node: unknown) => isNode(node) && node.range != null && node.range[0] <= offset && offset < node.range[2];
+  const path: (string | number)[] = [];
+  let node: unknown = doc.contents;
+  for (;;) {
     if (isMap(node)) {
-      return node.items.some((pair) => isScalar(pair.key) && walk(pair.value, [...path, String(pair.key.value)]));
+      const pair = node.items.find((item) => isPair(item) && (inside(item.key) || inside(item.value)));
+      if (!pair || !isScalar(pair.key)) return path;
+      path.push(String(pair.key.value));
+      if (inside(pair.key)) return path;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const index = node.items.findIndex(inside);
+      if (index === -1) return path;
+      path.push(index);
+      node = node.items[index];
+    } else {
+      return path;
     }
-    if (isNode(node) && 'items' in node && Array.isArray(node.items)) {
-      return (node.items as Node[]).some((item, i) => walk(item, [...path, i]));
-    }
-    return false;
-  };
-  walk(doc.contents, []);
-  return found.join('.');
-}
-
-function yamlMessage(message: string): string {
-  return `YAML syntax error: ${message.split('\n')[0]?.replace(/ at line \d+, column \d+.*$/, '')}`;
+  }
 }

@@ -4,19 +4,37 @@ import { z } from 'zod';
  * The routes.yaml contract (SPEC §1). Every object is strict: an unknown key is an error,
  * because a typo that passes silently is a routing rule that silently does nothing.
  * The schema is the whole file format, including the parts a later stage compiles
- * (cohorts, toggles, canary, shadow, blue/green); see compile.ts for what this build enforces.
+ * (cohorts, toggles, canary, shadow, blue/green); validate.ts refuses what this build cannot enforce yet.
  */
 
 const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
 export const Duration = z.string().regex(DURATION, 'expected a duration such as 250ms, 10s, 5m or 1h');
 
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'names use letters, digits, ".", "_" and "-"');
-const HttpUrl = z.string().regex(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, 'expected an http:// or https:// URL such as http://127.0.0.1:3001');
+const HttpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, { message: 'expected an http:// or https:// URL such as http://127.0.0.1:3001', abort: true })
+  .superRefine((text, ctx) => {
+    const problem = urlProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** The regex admits what a URL parser may still refuse (`:99999`); compile must never throw on a valid file. */
+function urlProblem(text: string): string | undefined {
+  if (!URL.canParse(text)) return `"${text}" is not a valid URL`;
+  const url = new URL(text);
+  // Credentials in a URL would be shown by /config and /status and in logs, and are not sent as auth.
+  if (url.username !== '' || url.password !== '') return 'a service URL must not contain credentials (user:password@)';
+  return undefined;
+}
 const Port = z.number().int().min(0).max(65535);
 const Percent = z.number().min(0).max(100);
 const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid HTTP header name');
+// RFC 9110 §5.5: field values hold visible characters, spaces and tabs; a line break in one is
+// a response-splitting hole that Node refuses to send at request time.
+const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value may not hold control characters such as a line break');
 const Method = z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens such as GET');
-const PathPrefix = z.string().regex(/^\/[^\s?#]*$/, 'a path starts with "/" and holds no spaces, "?" or "#"');
+export const PathPrefix = z.string().regex(/^\/[^\s?#]*$/, 'a path starts with "/" and holds no spaces, "?" or "#"');
 
 const Listen = z.strictObject({ host: z.string().default('0.0.0.0'), port: Port.default(8080) });
 const Admin = z.strictObject({
@@ -111,7 +129,7 @@ const Match = z.strictObject({
 const Respond = z.strictObject({
   status: z.number().int().min(200).max(599),
   body: z.string().optional(),
-  headers: z.record(HeaderName, z.string()).optional(),
+  headers: z.record(HeaderName, HeaderValue).optional(),
 });
 
 const Rewrite = z.strictObject({

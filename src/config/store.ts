@@ -1,11 +1,12 @@
+import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
 import { PoolRegistry } from '../upstream/pools.js';
 import { ServiceRuntime } from '../upstream/service.js';
 import { compile } from './compile.js';
-import type { ConfigIssue } from './issues.js';
+import { ConfigError, type ConfigIssue } from './issues.js';
 import { loadRoutesFile } from './load.js';
-import type { Snapshot } from './snapshot.js';
+import type { ServiceDef, Snapshot } from './snapshot.js';
 
 /** A snapshot plus the runtime state it routes to: what one request reads, once, at its start. */
 export interface Generation {
@@ -31,6 +32,9 @@ export interface StoreDeps {
   env?: NodeJS.ProcessEnv;
 }
 
+/** How long `close()` lets requests on upstream pools finish before cutting them. */
+const CLOSE_GRACE_MS = 1_000;
+
 /**
  * Holds the current generation and replaces it whole. A reload parses, validates and compiles
  * the file before anything changes; any error leaves the running generation untouched.
@@ -40,7 +44,11 @@ export class ConfigStore {
   readonly pools = new PoolRegistry();
   #current: Generation;
   #last: ReloadReport;
+  /** Hash of the last content read from disk, good or bad: file events for it are noise. */
+  #seen: string;
   #queue: Promise<unknown> = Promise.resolve();
+  /** Pools of removed endpoints, closing gracefully; `close()` cuts them if they linger. */
+  readonly #retiring = new Set<Pool>();
 
   private constructor(
     readonly file: string,
@@ -49,15 +57,13 @@ export class ConfigStore {
   ) {
     this.#current = this.#build(first, undefined);
     this.#last = { trigger: 'start', at: first.loadedAt, result: 'success', hashBefore: '', hashAfter: first.hash, issues: [] };
+    this.#seen = first.hash;
   }
 
   /** Loads the first configuration; throws a ConfigError listing every issue when it is bad. */
   static async open(file: string, deps: StoreDeps): Promise<ConfigStore> {
     const loaded = await loadRoutesFile(file, deps.env);
-    if (!loaded.ok) {
-      const { ConfigError } = await import('./issues.js');
-      throw new ConfigError(loaded.issues);
-    }
+    if (!loaded.ok) throw new ConfigError(loaded.issues);
     return new ConfigStore(file, deps, compile(loaded.config, file, loaded.hash, new Date(deps.clock.now())));
   }
 
@@ -65,11 +71,17 @@ export class ConfigStore {
     return this.#current;
   }
 
+  /** The last reload that changed something or was asked for; `/status` and metrics show it. */
   get lastReload(): ReloadReport {
     return this.#last;
   }
 
-  /** Serialized: concurrent triggers queue up rather than race. */
+  /**
+   * Serialized: concurrent triggers queue up rather than race. A file event whose content was
+   * already read (good or bad) is answered `unchanged` without being recorded, so an editor's
+   * swap files beside a broken config do not repeat its errors; an explicit trigger (signal,
+   * admin) always re-reads and records.
+   */
   reload(trigger: ReloadTrigger, force = false): Promise<ReloadReport> {
     const next = this.#queue.then(() => this.#reload(trigger, force));
     this.#queue = next.catch(() => undefined);
@@ -80,29 +92,29 @@ export class ConfigStore {
     const before = this.#current.snapshot;
     const at = new Date(this.deps.clock.now());
     const loaded = await loadRoutesFile(this.file, this.deps.env);
-    if (!loaded.ok) {
-      this.#last = { trigger, at, result: 'failure', hashBefore: before.hash, hashAfter: loaded.hash, issues: loaded.issues };
-      return this.#last;
-    }
-    if (loaded.hash === before.hash && !force) {
-      this.#last = { ...this.#last, trigger, at, result: 'unchanged', hashBefore: before.hash, hashAfter: loaded.hash, issues: [] };
-      return this.#last;
-    }
+    const report = (result: ReloadReport['result'], hashAfter: string, issues: readonly ConfigIssue[]): ReloadReport => ({
+      trigger,
+      at,
+      result,
+      hashBefore: before.hash,
+      hashAfter,
+      issues,
+    });
+    if (trigger === 'file' && !force && loaded.hash !== '' && loaded.hash === this.#seen) return report('unchanged', loaded.hash, []);
+    this.#seen = loaded.hash;
+    if (!loaded.ok) return (this.#last = report('failure', loaded.hash, loaded.issues));
+    if (loaded.hash === before.hash && !force) return (this.#last = report('unchanged', loaded.hash, []));
     let snapshot: Snapshot;
     try {
       snapshot = compile(loaded.config, this.file, loaded.hash, at);
     } catch (error) {
       const issue = { file: this.file, line: 1, col: 1, path: '', message: `cannot compile: ${(error as Error).message}` };
-      this.#last = { trigger, at, result: 'failure', hashBefore: before.hash, hashAfter: loaded.hash, issues: [issue] };
-      return this.#last;
+      return (this.#last = report('failure', loaded.hash, [issue]));
     }
     const previous = this.#current;
     this.#current = this.#build(snapshot, previous);
-    this.#last = { trigger, at, result: 'success', hashBefore: before.hash, hashAfter: snapshot.hash, issues: [] };
-    const keep = new Set<string>();
-    for (const service of this.#current.services.values()) for (const key of service.poolKeys) keep.add(key);
-    void this.pools.retainOnly(keep);
-    return this.#last;
+    this.#retire(previous);
+    return (this.#last = report('success', snapshot.hash, []));
   }
 
   #build(snapshot: Snapshot, previous: Generation | undefined): Generation {
@@ -111,7 +123,7 @@ export class ConfigStore {
       const kept = previous?.services.get(name);
       services.set(
         name,
-        kept && kept.def.fingerprint === def.fingerprint
+        kept && sameService(kept.def, def)
           ? kept
           : new ServiceRuntime(def, this.pools, this.deps.clock, this.deps.random, this.deps.outlierEvents(name)),
       );
@@ -119,7 +131,45 @@ export class ConfigStore {
     return Object.freeze({ snapshot, services });
   }
 
-  async close(): Promise<void> {
-    await this.pools.closeAll();
+  /**
+   * Closes the pools no service names any more. undici's close is graceful: requests still
+   * running on the old generation finish first, then the connections go.
+   */
+  #retire(previous: Generation): void {
+    const keep = new Set<string>();
+    for (const service of this.#current.services.values()) for (const key of service.poolKeys) keep.add(key);
+    for (const service of previous.services.values()) {
+      for (const endpoint of service.endpoints) {
+        const pool = endpoint.pool;
+        if (keep.has(PoolRegistry.key(endpoint.origin, service.def.timeouts)) || this.#retiring.has(pool)) continue;
+        this.#retiring.add(pool);
+        // undici's close is idempotent: this promise settles when the registry's close does.
+        const gone = () => this.#retiring.delete(pool);
+        pool.close().then(gone, gone);
+      }
+    }
+    void this.pools.retainOnly(keep);
   }
+
+  /** Closes every upstream pool, gracefully for up to `graceMs`, then by force. */
+  async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
+    const open = new Set(this.#retiring);
+    for (const service of this.#current.services.values()) for (const endpoint of service.endpoints) open.add(endpoint.pool);
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = this.pools.closeAll().then(() => Promise.all([...this.#retiring].map((pool) => pool.close().catch(() => undefined))));
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), graceMs);
+    });
+    const outcome = await Promise.race([graceful, expired]);
+    clearTimeout(timer);
+    if (outcome === 'expired') await Promise.all([...open].map((pool) => pool.destroy().catch(() => undefined)));
+  }
+}
+
+/**
+ * Runtime state (endpoint health, ejections, counters) belongs to a definition: it carries over
+ * only when nothing about the service changed, so a reload never revives stale decisions.
+ */
+function sameService(a: ServiceDef, b: ServiceDef): boolean {
+  return a.fingerprint === b.fingerprint && a.legacy === b.legacy;
 }

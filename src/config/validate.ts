@@ -1,12 +1,17 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '../proxy/cidr.js';
 import { normalizePath } from '../routing/normalize.js';
-import type { RoutesFile, ServiceSpec } from './schema.js';
+import { PathPrefix } from './schema.js';
 
 export interface CrossProblem {
   path: (string | number)[];
   message: string;
+  /** Point at the key itself (the thing to remove or rename) rather than at its value. */
+  atKey?: boolean;
 }
+
+type Report = (path: (string | number)[], message: string, atKey?: boolean) => void;
+type Fields = Readonly<Record<string, unknown>>;
 
 /**
  * Capabilities the file format names but this build does not enforce yet. Accepting them
@@ -14,87 +19,118 @@ export interface CrossProblem {
  */
 const NOT_YET = 'is not supported by this version of ficus yet';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
-/** Checks that hold across keys: references resolve, names are unique, patterns compile. */
-export function crossCheck(file: RoutesFile): CrossProblem[] {
+/**
+ * Checks that hold across keys: references resolve, names are unique, patterns compile. They
+ * read the document as written (after env substitution), not the schema's output, so that they
+ * run even when the schema failed elsewhere and every error is reported in one pass; each check
+ * looks only at values of the right type and leaves wrong types to the schema's own message.
+ */
+export function crossCheck(document: unknown): CrossProblem[] {
   const problems: CrossProblem[] = [];
-  const problem = (path: (string | number)[], message: string) => problems.push({ path, message });
-  const services = new Set(Object.keys(file.services));
+  const problem: Report = (path, message, atKey) => problems.push(atKey ? { path, message, atKey } : { path, message });
+  const file = fields(document);
 
-  if (!LOOPBACK.has(file.admin.host) && !file.admin.host.startsWith('127.') && file.admin.token === '') {
-    problem(['admin', 'host'], `admin listener on non-loopback host ${file.admin.host} needs admin.token`);
+  const admin = fields(file.admin);
+  const token = admin.token ?? '';
+  if (typeof admin.host === 'string' && !isLoopback(admin.host) && token === '') {
+    problem(['admin', 'host'], `admin listener on non-loopback host ${admin.host} needs admin.token`);
   }
-  for (const [name, service] of Object.entries(file.services)) checkService(name, service, problem);
+  const services = fields(file.services);
+  for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
 
-  for (const key of ['identity', 'cohorts', 'toggles', 'auditLog', 'stateFile'] as const) {
-    if (file[key] !== undefined) problem([key], `${key} ${NOT_YET}`);
+  for (const key of ['identity', 'cohorts', 'toggles', 'auditLog', 'stateFile']) {
+    if (file[key] !== undefined) problem([key], `${key} ${NOT_YET}`, true);
   }
-  (file.trustedProxies ?? []).forEach((cidr, i) => {
-    if (!parseCidr(cidr)) problem(['trustedProxies', i], `"${cidr}" is not an IP address or CIDR such as 10.0.0.0/8`);
+  list(file.trustedProxies).forEach((cidr, i) => {
+    if (typeof cidr === 'string' && !parseCidr(cidr)) problem(['trustedProxies', i], `"${cidr}" is not an IP address or CIDR such as 10.0.0.0/8`);
   });
 
+  const names = new Set(Object.keys(services));
   const seen = new Map<string, number>();
-  file.routes.forEach((route, i) => {
-    const at = (...rest: (string | number)[]) => ['routes', i, ...rest];
-    const earlier = seen.get(route.name);
-    if (earlier !== undefined) problem(at('name'), `duplicate route name "${route.name}" (also routes.${earlier})`);
-    seen.set(route.name, i);
-
-    if ((route.to === undefined) === (route.respond === undefined)) {
-      problem(at(), 'a route needs exactly one of "to" or "respond"');
-    }
-    if (route.to !== undefined && !services.has(route.to)) problem(at('to'), `unknown service "${route.to}"`);
-    if (route.respond !== undefined && route.rewrite !== undefined) problem(at('rewrite'), 'a "respond" route forwards nothing to rewrite');
-    if (route.canary !== undefined) problem(at('canary'), `canary ${NOT_YET}`);
-    if (route.shadow !== undefined) problem(at('shadow'), `shadow ${NOT_YET}`);
-    if (route.match.cohort !== undefined) problem(at('match', 'cohort'), `match.cohort ${NOT_YET}`);
-    if (route.match.toggle !== undefined) problem(at('match', 'toggle'), `match.toggle ${NOT_YET}`);
-
-    for (const key of ['path', 'exact'] as const) {
-      const value = route.match[key];
-      if (value !== undefined) checkPath(value, at('match', key), problem);
-    }
-    for (const key of ['stripPrefix', 'addPrefix'] as const) {
-      const value = route.rewrite?.[key];
-      if (value !== undefined) checkPath(value, at('rewrite', key), problem);
-    }
-    if (route.match.regex !== undefined) checkRegex(route.match.regex, at('match', 'regex'), problem);
-    for (const [name, condition] of Object.entries(route.match.headers ?? {})) {
-      if (typeof condition !== 'string') checkRegex(condition.regex, at('match', 'headers', name, 'regex'), problem);
-    }
-    const host = route.match.host;
-    if (host !== undefined && !/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(host) && isIP(host) === 0) {
-      problem(at('match', 'host'), `"${host}" is not a host name or *.domain pattern`);
-    }
+  list(file.routes).forEach((route, i) => {
+    if (isRecord(route)) checkRoute(route, i, names, seen, problem);
   });
   return problems;
 }
 
-function checkService(name: string, service: ServiceSpec, problem: (path: (string | number)[], message: string) => void): void {
+function checkRoute(route: Fields, i: number, services: Set<string>, seen: Map<string, number>, problem: Report): void {
+  const at = (...rest: (string | number)[]) => ['routes', i, ...rest];
+  if (typeof route.name === 'string') {
+    const earlier = seen.get(route.name);
+    if (earlier !== undefined) problem(at('name'), `duplicate route name "${route.name}" (also routes.${earlier})`);
+    else seen.set(route.name, i);
+  }
+  if ((route.to === undefined) === (route.respond === undefined)) problem(at(), 'a route needs exactly one of "to" or "respond"');
+  if (typeof route.to === 'string' && !services.has(route.to)) problem(at('to'), `unknown service "${route.to}"`);
+  if (route.respond !== undefined && route.rewrite !== undefined) problem(at('rewrite'), 'a "respond" route forwards nothing to rewrite', true);
+  for (const key of ['canary', 'shadow']) {
+    if (route[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`, true);
+  }
+  const match = fields(route.match);
+  for (const key of ['cohort', 'toggle']) {
+    if (match[key] !== undefined) problem(at('match', key), `match.${key} ${NOT_YET}`, true);
+  }
+  for (const key of ['path', 'exact']) checkPath(match[key], at('match', key), problem);
+  const rewrite = fields(route.rewrite);
+  for (const key of ['stripPrefix', 'addPrefix']) checkPath(rewrite[key], at('rewrite', key), problem);
+
+  checkRegex(match.regex, at('match', 'regex'), problem);
+  for (const [name, condition] of Object.entries(fields(match.headers))) {
+    checkRegex(fields(condition).regex, at('match', 'headers', name, 'regex'), problem);
+  }
+  if (typeof match.host === 'string' && !isHostPattern(match.host)) {
+    problem(at('match', 'host'), `"${match.host}" is not a host name or *.domain pattern (without port)`);
+  }
+}
+
+function checkService(name: string, service: Fields, problem: Report): void {
   const at = (...rest: string[]) => ['services', name, ...rest];
-  const colours = service.blue !== undefined || service.green !== undefined || service.active !== undefined;
-  const direct = (service.url !== undefined ? 1 : 0) + (service.urls !== undefined ? 1 : 0);
-  if (colours) {
-    problem(at(), `blue/green services ${NOT_YET}`);
-  } else if (direct !== 1) {
-    problem(at(), 'a service needs exactly one of "url", "urls" or "blue"+"green"+"active"');
-  }
-  for (const key of ['preview', 'guard', 'health'] as const) {
-    if (service[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`);
+  const colours = ['blue', 'green', 'active'].some((key) => service[key] !== undefined);
+  const direct = ['url', 'urls'].filter((key) => service[key] !== undefined).length;
+  if (colours) problem(at(), `blue/green ${NOT_YET}`, true);
+  else if (direct !== 1) problem(at(), 'a service needs exactly one of "url" or "urls"', true);
+  for (const key of ['preview', 'guard', 'health']) {
+    if (service[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`, true);
   }
 }
 
-function checkPath(value: string, path: (string | number)[], problem: (path: (string | number)[], message: string) => void): void {
-  const normalized = normalizePath(value);
-  if (typeof normalized !== 'string') problem(path, `"${value}": ${normalized.reason}`);
-  else if (normalized !== value) problem(path, `"${value}" is not a normalized path (write "${normalized}")`);
+function isLoopback(host: string): boolean {
+  const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
 }
 
-function checkRegex(source: string, path: (string | number)[], problem: (path: (string | number)[], message: string) => void): void {
+/** `api.example.com`, `*.example.com`, an IPv4 address or an IPv6 one (bracketed or not). */
+function isHostPattern(host: string): boolean {
+  if (/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(host)) return true;
+  return isIP(host.replace(/^\[(.*)\]$/, '$1')) !== 0;
+}
+
+/** Matching compares normalized paths, so a prefix written otherwise could never match as written. */
+function checkPath(value: unknown, path: (string | number)[], problem: Report): void {
+  if (!PathPrefix.safeParse(value).success) return;
+  const text = value as string;
+  const normalized = normalizePath(text);
+  if (typeof normalized !== 'string') problem(path, `"${text}": ${normalized.reason}`);
+  else if (normalized !== text) problem(path, `"${text}" is not a normalized path (write "${normalized}")`);
+}
+
+function checkRegex(source: unknown, path: (string | number)[], problem: Report): void {
+  if (typeof source !== 'string') return;
   try {
     new RegExp(source);
   } catch (error) {
-    problem(path, `invalid regular expression: ${(error as Error).message}`);
+    problem(path, (error as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression '));
   }
+}
+
+function isRecord(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function fields(value: unknown): Fields {
+  return isRecord(value) ? value : {};
+}
+
+function list(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
 }

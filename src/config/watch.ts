@@ -37,16 +37,19 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
     // The poll below still notices changes.
   }
 
-  let identity = '';
-  const poll = setInterval(() => {
+  // Taken now, not at the first tick, so a change made right after start-up is not missed.
+  let identity: string | undefined;
+  const probe = () =>
     stat(file).then(
-      (s) => {
-        const next = `${s.ino}:${s.size}:${s.mtimeMs}`;
-        if (identity && next !== identity) schedule();
-        identity = next;
-      },
-      () => undefined,
+      (s) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`,
+      () => 'missing',
     );
+  void probe().then((first) => (identity ??= first));
+  const poll = setInterval(() => {
+    void probe().then((next) => {
+      if (identity !== undefined && next !== identity) schedule();
+      identity = next;
+    });
   }, pollMs);
   poll.unref();
 

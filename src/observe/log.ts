@@ -14,11 +14,26 @@ export const EVENT = {
   endpointReturned: 'endpoint.returned',
   upstreamError: 'upstream.error',
   draining: 'draining',
+  drainExpired: 'drain.expired',
   stopped: 'stopped',
   internalError: 'internal_error',
 } as const;
 
+/** Longest time a log line waits in the buffer when traffic is too light to fill it. */
+const FLUSH_INTERVAL_MS = 500;
+
 export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
-  // Asynchronous, buffered writes: the access log must not cost a syscall per request.
-  return pino({ level, base: { service: 'ficus' } }, pino.destination({ sync: false, minLength: 4096 }));
+  // Asynchronous, buffered writes: the access log must not cost a syscall per request. pino
+  // flushes the buffer synchronously on exit.
+  const destination = pino.destination({ sync: false, minLength: 4096 });
+  const logger = pino({ level, base: { service: 'ficus' } }, destination);
+  // A quiet proxy would otherwise sit on a reload error or an ejection until 4 KiB accumulate.
+  setInterval(() => {
+    try {
+      destination.flush();
+    } catch {
+      // Destroyed at exit: nothing left to flush.
+    }
+  }, FLUSH_INTERVAL_MS).unref();
+  return logger;
 }

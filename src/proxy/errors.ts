@@ -1,9 +1,11 @@
+import type { BodyFault } from './request-body.js';
+
 /**
  * Every way a proxied exchange can fail, with where it failed and what the client gets.
  * Classify first, then count: only `upstream` faults count against an endpoint (a client's
  * abort never does), and only faults before anything was sent may be retried.
  */
-export type FaultKind = 'connect' | 'reset' | 'timeout' | 'protocol' | 'unavailable' | 'client_abort' | 'client_error';
+export type FaultKind = 'connect' | 'reset' | 'timeout' | 'protocol' | 'unavailable' | 'client_abort' | 'client_error' | 'too_large';
 
 export interface Fault {
   readonly kind: FaultKind;
@@ -16,24 +18,36 @@ export interface Fault {
   readonly message: string;
 }
 
+const CLIENT_ABORT: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
+const TOO_LARGE: Fault = Object.freeze({ kind: 'too_large', status: 413, upstream: false, beforeSend: false, message: 'request body over limits.maxBodyBytes' });
+const LENGTH_MISMATCH: Fault = Object.freeze({ kind: 'client_error', status: 400, upstream: false, beforeSend: false, message: 'request body does not match its Content-Length' });
+
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 
-export function classify(error: unknown, clientGone: boolean): Fault {
-  const err = error as { code?: string; message?: string } | undefined;
-  const code = err?.code ?? '';
-  const message = err?.message ?? String(error);
-  if (clientGone || code === 'UND_ERR_ABORTED') {
-    return { kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' };
-  }
-  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-    return { kind: 'client_error', status: 400, upstream: false, beforeSend: false, message: 'request body does not match its Content-Length' };
+/**
+ * `clientFault` is what the proxy itself saw of the client (it went away, or sent too much);
+ * it wins over the error undici reports, because undici only sees the consequence.
+ */
+export function classify(error: unknown, clientFault: BodyFault | undefined): Fault {
+  if (clientFault === 'client_abort') return CLIENT_ABORT;
+  if (clientFault === 'too_large') return TOO_LARGE;
+  const err = error as { code?: unknown; message?: unknown } | null | undefined;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const message = typeof err?.message === 'string' ? err.message : String(error);
+  if (code === 'UND_ERR_ABORTED') return CLIENT_ABORT;
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return LENGTH_MISMATCH;
+  // undici refusing the request it was handed: a header Node let through that undici will not
+  // send. Neither the endpoint's fault nor worth a retry.
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+    return { kind: 'client_error', status: 400, upstream: false, beforeSend: false, message };
   }
   if (CONNECT_CODES.has(code)) return { kind: 'connect', status: 502, upstream: true, beforeSend: true, message };
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', status: 504, upstream: true, beforeSend: true, message };
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { kind: 'timeout', status: 504, upstream: true, beforeSend: false, message };
   }
+  // The pool was closed under the request (its service was reloaded away): nothing was sent.
   if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
     return { kind: 'unavailable', status: 502, upstream: false, beforeSend: true, message };
   }
@@ -41,12 +55,13 @@ export function classify(error: unknown, clientGone: boolean): Fault {
   return { kind: 'protocol', status: 502, upstream: true, beforeSend: false, message };
 }
 
-export const STATUS_TEXT: Record<number, string> = {
+export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'bad request',
   404: 'no route',
   405: 'method not allowed',
   413: 'request body too large',
   431: 'request header fields too large',
+  500: 'internal error',
   502: 'bad gateway',
   503: 'service unavailable',
   504: 'gateway timeout',

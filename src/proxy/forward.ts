@@ -1,9 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { classify, type Fault } from './errors.js';
 import { clientResponseHeaders } from './headers.js';
+import type { RequestBody } from './request-body.js';
 
 export interface ExchangeResult {
   /** Status sent to the client, or 0 when the exchange ended without a complete response. */
@@ -16,14 +17,7 @@ export interface ExchangeResult {
   upstreamMs: number;
 }
 
-export interface ExchangeRequest {
-  endpoint: Endpoint;
-  method: string;
-  path: string;
-  headers: string[];
-  hasBody: boolean;
-  timeouts: Timeouts;
-}
+const CLIENT_CLOSED = 'client closed';
 
 /**
  * One attempt at one endpoint: streams the request body up and the response down with
@@ -34,34 +28,28 @@ export interface ExchangeRequest {
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #drainHooked = false;
   #finished = false;
   #responseStarted = false;
+  #clientGone = false;
   #bytesOut = 0;
   #sentAt = 0;
   #upstreamMs = 0;
-  #clientGone = false;
 
   constructor(
-    private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly request: ExchangeRequest,
+    private readonly endpoint: Endpoint,
+    private readonly body: RequestBody | null,
     private readonly done: (result: ExchangeResult) => void,
   ) {}
 
-  start(): void {
-    const { endpoint, method, path, headers, hasBody, timeouts } = this.request;
-    endpoint.inflight++;
+  start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
+    this.endpoint.inflight++;
     this.#sentAt = performance.now();
     try {
-      endpoint.pool.dispatch(
-        {
-          path,
-          method,
-          headers,
-          body: hasBody ? this.req : null,
-          headersTimeout: timeouts.responseMs,
-          bodyTimeout: timeouts.idleMs,
-        },
+      this.endpoint.pool.dispatch(
+        { path, method, headers, body: this.body, headersTimeout: timeouts.responseMs, bodyTimeout: timeouts.idleMs },
         this,
       );
     } catch (error) {
@@ -73,34 +61,43 @@ export class Exchange implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.#finished) return;
     this.#clientGone = true;
-    this.#abort?.(new Error('client closed'));
+    this.#abort?.(new Error(CLIENT_CLOSED));
   }
 
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#clientGone) abort(new Error('client closed'));
+    if (this.#clientGone) abort(new Error(CLIENT_CLOSED));
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
     this.#upstreamMs = performance.now() - this.#sentAt;
     const res = this.res;
-    if (res.headersSent || res.destroyed) return true;
+    if (res.destroyed) {
+      this.clientClosed();
+      return false;
+    }
     try {
       res.writeHead(statusCode, statusText || undefined, clientResponseHeaders(rawHeaders));
     } catch (error) {
-      // An upstream header Node refuses to send (bad characters) is the upstream's fault.
+      // A header Node refuses to send (bad characters) is the upstream's fault: 502.
       this.#abort?.(Object.assign(new Error(`invalid upstream response header: ${(error as Error).message}`), { code: 'FICUS_BAD_HEADER' }));
       return false;
     }
     this.#responseStarted = true;
-    res.on('drain', resume);
+    this.#resume = resume;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
-    return this.res.write(chunk);
+    if (this.res.write(chunk)) return true;
+    // Most responses fit in the socket buffer; hook 'drain' only for those that do not.
+    if (!this.#drainHooked) {
+      this.#drainHooked = true;
+      this.res.on('drain', this.#resume as () => void);
+    }
+    return false;
   }
 
   onComplete(): void {
@@ -109,13 +106,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onError(error: Error): void {
-    this.#finish(classify(error, this.#clientGone));
+    this.#finish(classify(error, this.#clientGone ? 'client_abort' : this.body?.fault));
   }
 
   #finish(fault: Fault | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.request.endpoint.inflight--;
+    this.endpoint.inflight--;
     this.done({
       status: fault ? 0 : this.res.statusCode,
       fault,

@@ -12,6 +12,7 @@ import type { Fault } from './errors.js';
 import { Exchange, type ExchangeResult } from './forward.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { sendConfigured, sendError } from './local-response.js';
+import { RequestBody } from './request-body.js';
 
 export interface HandlerDeps {
   current: () => Generation;
@@ -21,7 +22,9 @@ export interface HandlerDeps {
   inflight: { count: number; draining: boolean; onIdle?: (() => void) | undefined };
 }
 
+/** RFC 9110 §9.2.2: the methods a proxy may repeat on its own. POST and PATCH never are. */
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** CONNECT is answered by the edge server itself; TRACE would echo credentials back. */
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
 /**
@@ -39,23 +42,27 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     inflight.count++;
     if (inflight.draining) res.shouldKeepAlive = false;
 
+    // Only the normalized path is ever logged: a raw absolute-form target can carry userinfo.
+    let loggedPath = rawPathForLog(req.url);
     let routeName = '';
     let serviceName = '';
     let endpointOrigin = '';
     let upstreamMs = 0;
     let bytesOut = 0;
     let faultKind: string | undefined;
-    res.once('close', () => {
+    // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
+    res.on('close', () => {
       inflight.count--;
+      // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
       const seconds = (performance.now() - started) / 1000;
-      metrics.recordRequest(routeName, serviceName, '', routeName && serviceName ? 'stable' : '', status, seconds);
+      metrics.recordRequest(routeName, serviceName, '', serviceName ? 'stable' : '', status, seconds);
       if (snapshot.accessLog) {
         logger.info({
           event: EVENT.access,
           requestId,
           method: req.method,
-          path: pathOnly(req.url),
+          path: loggedPath,
           route: routeName,
           service: serviceName,
           endpoint: endpointOrigin,
@@ -69,87 +76,116 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       if (inflight.count === 0) inflight.onIdle?.();
     });
 
-    const method = req.method ?? 'GET';
-    if (REFUSED_METHODS.has(method)) return sendError(res, 405, requestId);
-    if (req.rawHeaders.length / 2 > snapshot.limits.maxHeaderCount) return sendError(res, 431, requestId, true);
+    try {
+      const method = req.method ?? 'GET';
+      if (REFUSED_METHODS.has(method)) {
+        bytesOut = sendError(res, 405, requestId);
+        return;
+      }
+      if (req.rawHeaders.length / 2 > snapshot.limits.maxHeaderCount) {
+        bytesOut = sendError(res, 431, requestId, true);
+        return;
+      }
 
-    const target = normalizeTarget(req.url ?? '');
-    if (!target.ok) return sendError(res, 400, requestId, true);
-    const hostHeader = target.host ?? req.headers.host ?? '';
-    const view = new RequestView(method, target.path, target.query, hostName(hostHeader), req.headers);
+      const target = normalizeTarget(req.url ?? '');
+      if (!target.ok) {
+        bytesOut = sendError(res, 400, requestId, true);
+        return;
+      }
+      loggedPath = target.path;
+      const host = target.host ?? req.headers.host ?? '';
+      const view = new RequestView(method, target.path, target.query, hostName(host), req.headers);
 
-    const route = firstMatch(snapshot.routes, view);
-    if (!route) return sendError(res, 404, requestId);
-    routeName = route.name;
-    const action = route.action;
-    if (action.kind === 'respond') return sendConfigured(res, action.status, action.body, action.headers);
+      const route = firstMatch(snapshot.routes, view);
+      if (!route) {
+        bytesOut = sendError(res, 404, requestId);
+        return;
+      }
+      routeName = route.name;
+      const action = route.action;
+      if (action.kind === 'respond') {
+        bytesOut = sendConfigured(res, action);
+        return;
+      }
 
-    serviceName = action.service;
-    const service = generation.services.get(action.service) as ServiceRuntime;
-    const hasBody = hasRequestBody(req);
-    const maxBody = snapshot.limits.maxBodyBytes;
-    if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
-      return sendError(res, 413, requestId, true);
-    }
+      const service = generation.services.get(action.service) as ServiceRuntime;
+      serviceName = service.def.name;
+      const hasBody = hasRequestBody(req);
+      const maxBody = snapshot.limits.maxBodyBytes;
+      if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
+        bytesOut = sendError(res, 413, requestId, true);
+        return;
+      }
 
-    const headers = upstreamRequestHeaders(req, {
-      peer: req.socket.remoteAddress ?? '',
-      trusted: snapshot.trustsPeer(req.socket.remoteAddress),
-      host: hostHeader,
-      requestId,
-      hostOverride: action.hostHeader,
-    });
-    const forwardedPath = action.rewrite(target.path);
-    const retryable = !hasBody && RETRYABLE_METHODS.has(method);
+      const endpoint = service.pick();
+      if (!endpoint) {
+        bytesOut = sendError(res, 503, requestId);
+        return;
+      }
 
-    const attempt = (endpoint: Endpoint, retried: boolean): void => {
-      endpointOrigin = endpoint.origin;
-      const exchange = new Exchange(
-        req,
-        res,
-        { endpoint, method, path: endpoint.def.basePath + forwardedPath + target.query, headers, hasBody, timeouts: service.def.timeouts },
-        (result) => {
+      const peer = req.socket.remoteAddress ?? '';
+      const headers = upstreamRequestHeaders(req, { peer, trusted: snapshot.trustsPeer(peer), host, requestId, hostOverride: action.hostHeader });
+      const path = action.rewrite(target.path) + target.query;
+      // Only a bodyless request can be sent twice: a body is streamed once, never kept.
+      const body = hasBody ? new RequestBody(req, maxBody) : null;
+      const retryable = body === null && RETRYABLE_METHODS.has(method);
+
+      const attempt = (endpoint: Endpoint, retried: boolean): void => {
+        endpointOrigin = endpoint.origin;
+        const exchange = new Exchange(res, endpoint, body, (result) => {
           res.off('close', onClose);
-          if (settle(service, endpoint, result) && !retried && retryable && !result.responseStarted && mayRetry(result.fault)) {
+          const failed = settle(service, endpoint, result);
+          if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
+            // A reset on the only endpoint is most often a pooled connection the upstream had
+            // just closed: the same endpoint on a fresh connection is the right second try.
             const next = service.pick(endpoint) ?? (result.fault?.kind === 'reset' ? endpoint : undefined);
-            if (next) return attempt(next, true);
+            if (next && !res.destroyed) return attempt(next, true);
           }
           upstreamMs = result.upstreamMs;
           bytesOut = result.bytesOut;
-          faultKind = result.fault?.kind;
-          if (!result.fault) return;
-          if (result.responseStarted || result.fault.status === 0) res.destroy();
-          else sendError(res, result.fault.status, requestId, true);
-        },
-      );
-      const onClose = () => exchange.clientClosed();
-      res.once('close', onClose);
-      exchange.start();
-    };
-
-    const endpoint = service.pick();
-    if (!endpoint) return sendError(res, 503, requestId);
-    attempt(endpoint, false);
+          const fault = result.fault;
+          faultKind = fault?.kind;
+          if (!fault) return;
+          // Stop taking the client's body: what is still on its way is read and dropped.
+          if (body !== null && !body.destroyed) body.destroy();
+          // Never a truncated response that looks complete: once the head went out, only
+          // dropping the connection tells the client the body is incomplete.
+          if (result.responseStarted || fault.status === 0) res.destroy();
+          else bytesOut = sendError(res, fault.status, requestId, true);
+        });
+        const onClose = () => exchange.clientClosed();
+        res.on('close', onClose);
+        exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);
+      };
+      attempt(endpoint, false);
+    } catch (error) {
+      logger.error({ event: EVENT.internalError, requestId, err: error }, 'request handler failed');
+      if (res.headersSent) res.destroy();
+      else bytesOut = sendError(res, 500, requestId, true);
+    }
   };
 
   /** Feeds the outcome to outlier detection and error counts; true when the attempt failed. */
   function settle(service: ServiceRuntime, endpoint: Endpoint, result: ExchangeResult): boolean {
     const fault = result.fault;
-    if (fault?.upstream) {
+    if (fault === undefined) {
+      if (result.status >= 500) service.outlier.failure(endpoint);
+      else service.outlier.success(endpoint);
+      return false;
+    }
+    if (fault.upstream) {
       metrics.upstreamErrors.labels(service.def.name, fault.kind).inc();
       service.outlier.failure(endpoint);
       logger.debug({ event: EVENT.upstreamError, service: service.def.name, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
       return true;
     }
-    if (fault) return fault.kind === 'unavailable';
-    if (result.status >= 500) service.outlier.failure(endpoint);
-    else service.outlier.success(endpoint);
-    return false;
+    return fault.kind === 'unavailable';
   }
 }
 
+/** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */
 function mayRetry(fault: Fault | undefined): boolean {
-  return fault !== undefined && (fault.beforeSend || fault.kind === 'reset') && !fault.kind.startsWith('client');
+  return fault !== undefined && (fault.beforeSend || fault.kind === 'reset');
 }
 
 function hasRequestBody(req: IncomingMessage): boolean {
@@ -157,8 +193,9 @@ function hasRequestBody(req: IncomingMessage): boolean {
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
-function pathOnly(url: string | undefined): string {
-  if (!url) return '';
+/** The path of an origin-form target, without its query; nothing for any other form. */
+function rawPathForLog(url: string | undefined): string {
+  if (!url || url.charCodeAt(0) !== 47 /* / */) return '';
   const q = url.indexOf('?');
   return q === -1 ? url : url.slice(0, q);
 }

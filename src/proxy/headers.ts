@@ -13,6 +13,12 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * Never copied from the client: hop-by-hop fields; `expect` (Node has already answered
+ * 100-continue); `host` and `x-request-id`, which ficus sets itself.
+ */
+const DROPPED = new Set([...HOP_BY_HOP, 'expect', 'host', 'x-request-id']);
+
 /** Set by ficus at the edge: a client-sent value is dropped unless the peer is a trusted proxy. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 
@@ -21,7 +27,10 @@ export interface ForwardingContext {
   peer: string;
   /** Whether the peer may tell us about earlier hops. */
   trusted: boolean;
-  /** The Host the client asked for (with port), forwarded as X-Forwarded-Host. */
+  /**
+   * The Host the client asked for, with its port: the authority of an absolute-form target,
+   * else the Host header (RFC 9112 §3.2.2). Sent upstream as Host and X-Forwarded-Host.
+   */
   host: string;
   requestId: string;
   /** Replaces the Host header sent upstream (`rewrite.host`). */
@@ -30,8 +39,14 @@ export interface ForwardingContext {
 
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  // What nearly every client sends names nothing but itself: no set to build.
+  if (text.length <= 10) {
+    const lower = text.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close') return undefined;
+  }
   const tokens = new Set<string>();
-  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+  for (const part of text.split(',')) {
     const token = part.trim().toLowerCase();
     if (token) tokens.add(token);
   }
@@ -42,7 +57,8 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
  * The header list sent upstream, as a flat [name, value, …] array built from the raw headers so
  * that duplicates and order survive. Hop-by-hop fields, fields named by Connection, `expect`
  * (the proxy answers 100-continue itself), client-sent `x-ficus-*` and untrusted forwarding
- * fields are dropped; `host`, `x-request-id` and the forwarding fields are then set.
+ * fields are dropped; `host`, `x-request-id` and the forwarding fields are then set. Framing
+ * (Content-Length, or chunked when the body has none) is redone by undici.
  */
 export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingContext): string[] {
   const raw = req.rawHeaders;
@@ -52,17 +68,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
   let forwarded: string | undefined;
-  let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower) || lower === 'expect' || lower === 'x-request-id') continue;
-    if (lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
-    if (lower === 'host') {
-      host ??= value;
-      continue;
-    }
+    if (DROPPED.has(lower) || named?.has(lower) || lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
     if (FORWARDING.has(lower)) {
       if (!ctx.trusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
@@ -73,23 +83,30 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     }
     out.push(name, value);
   }
-  const proto = forwardedProto ?? 'http';
-  const peer = ctx.peer.startsWith('::ffff:') ? ctx.peer.slice(7) : ctx.peer;
+  // RFC 7239 §6: an address that cannot be told is "unknown", never an empty field.
+  const peer = ctx.peer.startsWith('::ffff:') ? ctx.peer.slice(7) : ctx.peer || 'unknown';
   const forNode = peer.includes(':') ? `"[${peer}]"` : peer;
-  const hostValue = ctx.hostOverride ?? host ?? ctx.host;
+  const hostValue = ctx.hostOverride ?? ctx.host;
+  // Without any Host (an HTTP/1.0 client), undici sends the endpoint's own.
+  if (hostValue) out.push('host', hostValue);
   out.push(
-    'host', hostValue,
     'x-request-id', ctx.requestId,
     'x-forwarded-for', forwardedFor ? `${forwardedFor}, ${peer}` : peer,
-    'x-forwarded-proto', proto,
+    // X-Forwarded-Proto names the scheme the original client used; Forwarded's element names
+    // this hop's, and the edge listener speaks plain HTTP.
+    'x-forwarded-proto', forwardedProto ?? 'http',
     'x-forwarded-host', forwardedHost ?? ctx.host,
-    'forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};host=${quoteIfNeeded(ctx.host)};proto=${proto}`,
+    'forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};host=${quoteIfNeeded(ctx.host)};proto=http`,
   );
   return out;
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const QUOTED_SPECIALS = /["\\]/g;
+
+/** RFC 7239 §4: a value that is not a token (a host with its port, say) is a quoted-string. */
 function quoteIfNeeded(value: string): string {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+  return TOKEN.test(value) ? value : `"${value.replace(QUOTED_SPECIALS, '\\$&')}"`;
 }
 
 /**
@@ -101,7 +118,8 @@ export function clientResponseHeaders(raw: Buffer[]): string[] {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if ((raw[i] as Buffer).length === 10 && (raw[i] as Buffer).toString('latin1').toLowerCase() === 'connection') {
-      named = connectionTokens((raw[i + 1] as Buffer).toString('latin1'));
+      const tokens = connectionTokens((raw[i + 1] as Buffer).toString('latin1'));
+      if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;
     }
   }
   for (let i = 0; i < raw.length; i += 2) {

@@ -1,24 +1,50 @@
 import type { ServerResponse } from 'node:http';
+import type { RouteAction } from '../config/snapshot.js';
 import { STATUS_TEXT } from './errors.js';
 
 /**
  * A response ficus writes itself. Bodies are JSON naming no internals: the client learns the
  * status and the request id to quote, never an upstream address or an error message.
+ * Returns the body bytes sent, for the access log.
  */
-export function sendError(res: ServerResponse, status: number, requestId: string, close = false): void {
-  if (res.headersSent || res.destroyed) return;
-  const body = JSON.stringify({ error: STATUS_TEXT[status] ?? 'error', status, requestId });
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'cache-control': 'no-store',
-    'x-request-id': requestId,
-    ...(close ? { connection: 'close' } : {}),
-  });
+export function sendError(res: ServerResponse, status: number, requestId: string, close = false): number {
+  if (res.headersSent || res.destroyed) return 0;
+  const body = `{"error":"${STATUS_TEXT[status] ?? 'error'}","status":${status},"requestId":${JSON.stringify(requestId)}}`;
+  const headers = [
+    'content-type', 'application/json',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'x-request-id', requestId,
+  ];
+  if (close) headers.push('connection', 'close');
+  res.writeHead(status, headers);
   res.end(body);
+  return bodyBytes(res, status, Buffer.byteLength(body));
 }
 
-export function sendConfigured(res: ServerResponse, status: number, body: string, headers: Readonly<Record<string, string>>): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+type Respond = Extract<RouteAction, { kind: 'respond' }>;
+
+/** A `respond` route's head and body, built once per compiled route rather than per request. */
+const prepared = new WeakMap<Respond, { headers: string[]; body: Buffer }>();
+
+/** Writes a `respond` route's answer; returns the body bytes sent (none for HEAD, 204, 304). */
+export function sendConfigured(res: ServerResponse, action: Respond): number {
+  let ready = prepared.get(action);
+  if (!ready) {
+    const body = Buffer.from(action.body);
+    const merged: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
+    for (const [name, value] of Object.entries(action.headers)) merged[name.toLowerCase()] = value;
+    // RFC 9110 §8.6: no Content-Length on 204 or 304.
+    if (action.status !== 204 && action.status !== 304) merged['content-length'] = String(body.length);
+    ready = { headers: Object.entries(merged).flat(), body };
+    prepared.set(action, ready);
+  }
+  res.writeHead(action.status, ready.headers);
+  // Node leaves the body out for HEAD and for 204/304 on its own.
+  res.end(ready.body);
+  return bodyBytes(res, action.status, ready.body.length);
+}
+
+function bodyBytes(res: ServerResponse, status: number, length: number): number {
+  return status === 204 || status === 304 || res.req.method === 'HEAD' ? 0 : length;
 }

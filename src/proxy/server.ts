@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 
 /**
@@ -22,15 +23,26 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     handler,
   );
   server.maxHeadersCount = 0;
+  // A CONNECT never reaches the request handler: without this listener Node would just drop
+  // the connection. ficus is no forward proxy.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    socket.end(rawResponse(405, 'Method Not Allowed'));
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
       socket.destroy();
       return;
     }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const reason = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
-    const body = JSON.stringify({ error: reason.toLowerCase(), status });
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    if (error.code === 'HPE_HEADER_OVERFLOW') socket.end(rawResponse(431, 'Request Header Fields Too Large'));
+    else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end(rawResponse(408, 'Request Timeout'));
+    else socket.end(rawResponse(400, 'Bad Request'));
   });
   return server;
+}
+
+/** A whole response for a connection that is about to close, written before any handler ran. */
+function rawResponse(status: number, reason: string): string {
+  const body = JSON.stringify({ error: reason.toLowerCase(), status });
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
 }

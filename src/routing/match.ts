@@ -13,12 +13,22 @@ export function pathPrefixTest(prefix: string): (path: string) => boolean {
   if (prefix === '/') return () => true;
   if (prefix.endsWith('/')) return (path) => path.startsWith(prefix);
   const withSlash = `${prefix}/`;
-  return (path) => path === prefix || path.startsWith(withSlash);
+  // `;` ends a segment for servlet containers (`/admin;x` and, decoded, `/admin%3Bx` are
+  // `/admin` to Tomcat), so a rule guarding `/admin` must hold for them too: matching more
+  // here is the safe direction, and the forwarded path stays as the client wrote it.
+  const withParams = `${prefix};`;
+  const withEncodedParams = `${prefix}%3B`;
+  return (path) =>
+    path === prefix || path.startsWith(withSlash) || path.startsWith(withParams) || path.startsWith(withEncodedParams);
 }
 
-/** `api.example.com` exactly, or `*.example.com` for any subdomain (not the apex). */
+/**
+ * `api.example.com` exactly, or `*.example.com` for any subdomain (not the apex). The host
+ * given is already lower-case and port-free (see `hostName`), IPv6 in brackets as in a Host header.
+ */
 export function hostTest(pattern: string): (host: string) => boolean {
-  const lower = pattern.toLowerCase();
+  const bare = pattern.toLowerCase();
+  const lower = bare.includes(':') && !bare.startsWith('[') ? `[${bare}]` : bare;
   if (lower.startsWith('*.')) {
     const suffix = lower.slice(1);
     return (host) => host.length > suffix.length && host.endsWith(suffix);

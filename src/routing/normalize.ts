@@ -29,6 +29,8 @@ export function normalizeTarget(raw: string): Target {
     const absolute = ABSOLUTE.exec(target);
     if (!absolute) return { ok: false, reason: 'request target must be a path or an absolute http URL' };
     host = absolute[1];
+    // RFC 9110 §4.2.4: userinfo in an http URI is an error; an empty authority names no host.
+    if (!host || host.includes('@')) return { ok: false, reason: 'absolute-form target with userinfo or without a host' };
     target = absolute[2] || '/';
     if (target.charCodeAt(0) === 63 /* ? */) target = `/${target}`;
   }
@@ -79,7 +81,8 @@ function removeDotSegments(path: string): string | { ok: false; reason: string }
   const last = segments.length - 1;
   for (let i = 1; i <= last; i++) {
     const segment = segments[i] as string;
-    if (segment.startsWith('..;') || segment.startsWith('.;')) {
+    // `..;x` is `..` to Tomcat and `..%3B` becomes one after an upstream's own decode.
+    if (/^\.\.?(;|%3B)/.test(segment)) {
       return { ok: false, reason: 'dot segment with path parameters' };
     }
     if (segment === '..') {

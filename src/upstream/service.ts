@@ -46,12 +46,28 @@ export class ServiceRuntime {
     return undefined;
   }
 
-  /** Power of two choices among endpoints in service (Mitzenmacher): near-optimal, O(1). */
+  /**
+   * Power of two choices (Mitzenmacher): two *different* endpoints in service, drawn at random,
+   * and the one with fewer requests in flight wins. Near-optimal, and no array built per pick.
+   */
   #leastRequest(now: number, exclude: Endpoint | undefined): Endpoint | undefined {
-    const candidates = this.endpoints.filter((e) => e !== exclude && e.ejectedUntil <= now);
-    if (candidates.length <= 1) return candidates[0];
-    const a = candidates[Math.floor(this.random() * candidates.length)] as Endpoint;
-    const b = candidates[Math.floor(this.random() * candidates.length)] as Endpoint;
+    let available = 0;
+    for (const endpoint of this.endpoints) if (endpoint !== exclude && endpoint.ejectedUntil <= now) available++;
+    if (available <= 1) return this.#nthAvailable(0, now, exclude);
+    const i = Math.floor(this.random() * available);
+    let j = Math.floor(this.random() * (available - 1));
+    if (j >= i) j++;
+    const a = this.#nthAvailable(i, now, exclude) as Endpoint;
+    const b = this.#nthAvailable(j, now, exclude) as Endpoint;
     return b.inflight < a.inflight ? b : a;
+  }
+
+  #nthAvailable(n: number, now: number, exclude: Endpoint | undefined): Endpoint | undefined {
+    let seen = 0;
+    for (const endpoint of this.endpoints) {
+      if (endpoint === exclude || endpoint.ejectedUntil > now) continue;
+      if (seen++ === n) return endpoint;
+    }
+    return undefined;
   }
 }

@@ -1,0 +1,81 @@
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { EVENT } from '../observe/log.js';
+
+export interface Paint {
+  bold(text: string): string;
+  dim(text: string): string;
+  status(code: number, text: string): string;
+}
+
+const ESC = '\u001b[';
+
+/** ANSI styling for a terminal; plain text for pipes, files and NO_COLOR. */
+export function paint(enabled: boolean): Paint {
+  const wrap = (open: string, close: string) => (text: string) => (enabled ? `${ESC}${open}m${text}${ESC}${close}m` : text);
+  const green = wrap('32', '39');
+  const yellow = wrap('33', '39');
+  const red = wrap('31', '39');
+  return {
+    bold: wrap('1', '22'),
+    dim: wrap('2', '22'),
+    status: (code, text) => (code >= 200 && code < 300 ? green(text) : code >= 300 && code < 500 ? yellow(text) : red(text)),
+  };
+}
+
+interface Line {
+  level: number;
+  event?: string;
+  msg?: string;
+  [key: string]: unknown;
+}
+
+const WARN = 40;
+
+/**
+ * A pino logger whose lines are rendered for a person watching the demo: one short line per
+ * request saying who answered, and plain words for reloads. `ficus start` keeps JSON lines.
+ */
+export function consoleLogger(write: (text: string) => void, style: Paint): Logger {
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString().split('\n')) {
+        if (!text) continue;
+        const rendered = render(JSON.parse(text) as Line, style);
+        if (rendered) write(`${rendered}\n`);
+      }
+      done();
+    },
+  });
+  return pino({ level: 'info' }, sink);
+}
+
+export function render(line: Line, style: Paint): string | undefined {
+  switch (line.event) {
+    case EVENT.access: {
+      const status = Number(line.status ?? 0);
+      const request = `${String(line.method ?? '')} ${String(line.path ?? '')}`;
+      const route = String(line.route ?? '');
+      const service = String(line.service ?? '');
+      const who = service || (route ? 'ficus' : 'no route');
+      const why = route ? `route ${route}` : 'nothing matched';
+      const fault = line.fault ? ` · ${String(line.fault)}` : '';
+      return `  ${style.status(status, String(status || '---').padStart(3))}  ${request.padEnd(28)} → ${style.bold(who.padEnd(12))} ${style.dim(`${why} · ${String(line.durationMs ?? '')} ms${fault}`)}`;
+    }
+    case EVENT.reloaded:
+      return `  ${style.bold('↻ routes reloaded')} (${String(line.trigger ?? '')}): new requests follow the new routes`;
+    case EVENT.reloadUnchanged:
+      return `  ↻ routes unchanged (${String(line.trigger ?? '')}): nothing to do`;
+    case EVENT.reloadFailed: {
+      const errors = Array.isArray(line.errors) ? line.errors.map((e) => `      ${String(e)}`) : [];
+      return [`  ${style.status(500, '✗ routes file rejected')}; the previous routes keep serving:`, ...errors].join('\n');
+    }
+    case EVENT.draining:
+      return `  draining: ${String(line.inflight ?? 0)} request(s) in flight`;
+    case EVENT.started:
+    case EVENT.stopped:
+      return undefined;
+    default:
+      return line.level >= WARN ? `  ! ${String(line.msg ?? line.event ?? '')}` : undefined;
+  }
+}

@@ -1,0 +1,93 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
+/** A stand-in upstream the demo runs on a port that routes.yaml names. */
+export interface DemoService {
+  readonly name: string;
+  readonly legacy: boolean;
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface DemoServiceSpec {
+  name: string;
+  legacy: boolean;
+  host: string;
+  port: number;
+}
+
+/** Thrown when a demo service cannot bind its port; carries what the message needs. */
+export class PortInUseError extends Error {
+  readonly code = 'FICUS_DEMO_PORT_IN_USE';
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`${host}:${port} is already in use`);
+  }
+}
+
+/**
+ * Starts a tiny HTTP server that says plainly who answered: the monolith's pages when `legacy`,
+ * otherwise a "new service" greeting. Every answer names the service and echoes the request id
+ * ficus attached, so a newcomer can see the facade at work with nothing but curl.
+ */
+export async function startDemoService(spec: DemoServiceSpec): Promise<DemoService> {
+  const server = createServer(spec.legacy ? monolith(spec.name) : newService(spec.name));
+  server.keepAliveTimeout = 5_000;
+  try {
+    server.listen(spec.port, spec.host);
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new PortInUseError(spec.host, spec.port);
+    throw error;
+  }
+  return { ...spec, close: () => closeServer(server) };
+}
+
+async function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return;
+  const closed = once(server, 'close');
+  server.close();
+  server.closeAllConnections();
+  await closed;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+const PAGES: readonly { prefix: string; text: string }[] = [
+  { prefix: '/catalog', text: 'The product catalog, rendered server-side the way it has been since 2009.' },
+  { prefix: '/invoices', text: 'Your invoices. (Invoice export lives at /invoices/export.)' },
+  { prefix: '/account', text: 'Account settings, one very long form.' },
+];
+
+function monolith(name: string): Handler {
+  return (req, res) => {
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const intro = `Hello from the legacy monolith (service "${name}").`;
+    if (path === '/api/orders' || path.startsWith('/api/orders/')) {
+      return reply(res, 200, name, 'application/json', `${JSON.stringify({ servedBy: name, kind: 'legacy monolith', orders: [{ id: 1001, total: '42.00' }, { id: 1002, total: '17.50' }] })}\n`);
+    }
+    const page = path === '/' ? { text: 'The home page. Try /catalog, /invoices or /api/orders.' } : PAGES.find((p) => path === p.prefix || path.startsWith(`${p.prefix}/`));
+    if (!page) return reply(res, 404, name, 'text/plain; charset=utf-8', `${intro}\nThere is no page at ${path}.\n`);
+    reply(res, 200, name, 'text/plain; charset=utf-8', `${intro}\n${req.method} ${req.url}: ${page.text}\n${trace(req)}`);
+  };
+}
+
+function newService(name: string): Handler {
+  return (req, res) => {
+    req.resume();
+    reply(res, 200, name, 'text/plain; charset=utf-8', `Hello from ${name}, a new service.\n${req.method} ${req.url}: answered by the new code, not the monolith.\n${trace(req)}`);
+  };
+}
+
+function trace(req: IncomingMessage): string {
+  return `(request id ${String(req.headers['x-request-id'] ?? '-')}, forwarded for ${String(req.headers['x-forwarded-for'] ?? '-')})\n`;
+}
+
+function reply(res: ServerResponse, status: number, name: string, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-served-by': name });
+  res.end(body);
+}

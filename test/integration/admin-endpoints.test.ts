@@ -1,0 +1,118 @@
+import { request } from 'undici';
+import { expect, test } from 'vitest';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { refusedPort, startUpstream } from '../helpers/upstream.js';
+
+async function adminProxy() {
+  const legacy = await startUpstream('legacy');
+  const down = await refusedPort();
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+  pair: { urls: [${legacy.url}/v2, http://127.0.0.1:${down}] }
+routes:
+  - name: paused
+    match: { path: /paused }
+    respond: { status: 503, body: paused, headers: { authorization: "Bearer respond-secret" } }
+  - name: new-api
+    match: { path: /api, methods: [GET] }
+    to: pair
+  - name: rest
+    match: { path: / }
+    to: legacy
+`).replace('admin: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0, token: admin-secret }'),
+  );
+  return { proxy, legacy, admin: proxy.app.adminUrl };
+}
+
+test('GET /healthz and /readyz answer 200 while serving', async () => {
+  const { admin } = await adminProxy();
+  for (const path of ['/healthz', '/readyz']) {
+    const res = await request(`${admin}${path}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    await res.body.json();
+  }
+});
+
+test('GET /metrics is Prometheus text with ficus_ process metrics and the config hash', async () => {
+  const { proxy, admin } = await adminProxy();
+  await (await request(`${proxy.app.proxyUrl}/hello`)).body.text();
+  const res = await request(`${admin}/metrics`);
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.body.text();
+  const hash = proxy.app.store.current.snapshot.hash;
+  expect(text).toContain(`ficus_config_info{hash="${hash}"} 1`);
+  expect(text).toContain('ficus_config_last_reload_success 1');
+  expect(text).toMatch(/^ficus_process_cpu_user_seconds_total \d/m);
+  expect(text).toMatch(/^ficus_process_resident_memory_bytes \d/m);
+  expect(text).toMatch(/^ficus_nodejs_eventloop_lag_seconds \d/m);
+  expect(text).toContain('ficus_requests_total{route="rest",service="legacy",color="",side="stable",code="200"} 1');
+  expect(text).toMatch(/^ficus_request_duration_seconds_count\{route="rest",service="legacy",color="",side="stable"\} 1$/m);
+  expect(text).toMatch(/^ficus_endpoint_up\{service="pair",endpoint="http:\/\/127\.0\.0\.1:\d+"\} 1$/m);
+  // Every sample line belongs to ficus.
+  for (const line of text.split('\n')) if (line && !line.startsWith('#')) expect(line).toMatch(/^ficus_/);
+});
+
+test('GET /status is JSON: config hash, load time, last reload, routes, services with endpoint health', async () => {
+  const { proxy, admin, legacy } = await adminProxy();
+  const res = await request(`${admin}/status`);
+  expect(res.statusCode).toBe(200);
+  const status = (await res.body.json()) as Record<string, unknown>;
+  const snapshot = proxy.app.store.current.snapshot;
+  expect(status).toMatchObject({
+    ready: true,
+    config: {
+      file: proxy.file,
+      hash: snapshot.hash,
+      loadedAt: snapshot.loadedAt.toISOString(),
+      lastReload: { trigger: 'start', result: 'success', hashAfter: snapshot.hash, errors: [] },
+    },
+    routes: [
+      { name: 'paused', respond: 503 },
+      { name: 'new-api', service: 'pair', migration: 'new' },
+      { name: 'rest', service: 'legacy', migration: 'legacy' },
+    ],
+    services: [
+      { name: 'legacy', legacy: true, endpoints: [{ url: legacy.url, up: true, inflight: 0 }] },
+      { name: 'pair', legacy: false, endpoints: [{ url: `${legacy.url}/v2`, up: true }, { up: true }] },
+    ],
+  });
+  expect(JSON.stringify(status)).not.toContain('admin-secret');
+});
+
+test('GET /config is the effective config with the admin token and other secrets redacted', async () => {
+  const { admin } = await adminProxy();
+  const res = await request(`${admin}/config`);
+  expect(res.statusCode).toBe(200);
+  const config = (await res.body.json()) as { admin: { token: string }; routes: { respond?: { headers: Record<string, string> } }[] };
+  expect(config.admin.token).toBe('<redacted>');
+  expect(config.routes[0]?.respond?.headers.authorization).toBe('<redacted>');
+  const text = JSON.stringify(config);
+  expect(text).not.toContain('admin-secret');
+  expect(text).not.toContain('respond-secret');
+  expect(text).toContain('new-api');
+});
+
+test('GET / is an HTML status page naming the routes, services and config hash', async () => {
+  const { proxy, admin } = await adminProxy();
+  const res = await request(`${admin}/`);
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
+  const page = await res.body.text();
+  expect(page).toMatch(/^<!doctype html>/);
+  for (const text of ['paused', 'new-api', 'rest', 'legacy', 'pair', proxy.app.store.current.snapshot.hash, 'ready']) expect(page).toContain(text);
+  expect(page).not.toContain('admin-secret');
+});
+
+test.each([
+  { method: 'GET', path: '/nope', status: 404 },
+  { method: 'GET', path: '/reload', status: 405 },
+  { method: 'DELETE', path: '/status', status: 404 },
+])('$method $path answers $status', async ({ method, path, status }) => {
+  const { admin } = await adminProxy();
+  const res = await request(`${admin}${path}`, { method });
+  expect(res.statusCode).toBe(status);
+  await res.body.json();
+});

@@ -1,0 +1,224 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { expect, onTestFinished, test } from 'vitest';
+import { routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
+import { refusedPort, startUpstream } from '../helpers/upstream.js';
+
+/* The `ficus` command line as users run it: bin/ficus.js in a child process (needs `npm run build`). */
+
+const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function spawnFicus(args: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}) {
+  const env: NodeJS.ProcessEnv = { ...process.env, FICUS_CONFIG: undefined, FICUS_ADMIN: undefined, FICUS_ADMIN_TOKEN: undefined, ...options.env };
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key];
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const result: Run = { code: null, stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (result.stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (result.stderr += chunk));
+  const done = once(child, 'close').then(([code]) => {
+    result.code = code as number | null;
+    return result;
+  });
+  return { child, result, done };
+}
+
+const ficus = (args: string[], options?: Parameters<typeof spawnFicus>[1]) => spawnFicus(args, options).done;
+
+const VALID = (service: string) => routesYaml(`services:\n  ${service}: { url: http://127.0.0.1:3001 }\nroutes:\n  - name: rest\n    match: { path: / }\n    to: ${service}\n`);
+const BROKEN = 'version: 1\nservices: {}\nroutes: [\n';
+
+test('--help prints the usage and every command of this version', async () => {
+  const run = await ficus(['--help']);
+  expect(run.code).toBe(0);
+  for (const command of ['start', 'check', 'status', 'schema', 'demo']) expect(run.stdout).toContain(`ficus ${command}`);
+  expect(run.stdout).toContain('$FICUS_CONFIG');
+});
+
+test.each([
+  { args: [], says: /usage:/ },
+  { args: ['frobnicate'], says: /unknown command "frobnicate"[\s\S]*usage:/ },
+  { args: ['check', '--bogus'], says: /unknown option "--bogus" for "ficus check"/ },
+  { args: ['check', 'a.yaml', 'b.yaml'], says: /takes one routes file/ },
+  { args: ['status', '--admin'], says: /--admin needs a value/ },
+])('ficus $args is a usage error: exit 2', async ({ args, says }) => {
+  const run = await ficus(args);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toMatch(says);
+  expect(run.stdout).toBe('');
+});
+
+test.each(['explain', 'cutover', 'weight', 'toggle'])('"ficus %s" says it is not in this version (exit 2), not that it is unknown', async (command) => {
+  const run = await ficus([command, 'x']);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toMatch(new RegExp(`"${command}" .*is not available in this version of ficus`));
+  expect(run.stderr).not.toMatch(/unknown command/);
+});
+
+test('--version prints the package version', async () => {
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const run = await ficus(['--version']);
+  expect(run).toMatchObject({ code: 0, stdout: `ficus ${pkg.version}\n` });
+});
+
+/*
+ * Discovery order (SPEC §6): -c FILE, else $FICUS_CONFIG, else ./routes.yaml. Every file that
+ * must not be chosen is broken, so a pass proves which one was read.
+ */
+test.each([
+  { name: '-c wins over $FICUS_CONFIG and ./routes.yaml', args: ['-c', 'chosen.yaml'], env: 'other.yaml', expected: 'chosen.yaml' },
+  { name: '--config=FILE is -c', args: ['--config=chosen.yaml'], env: 'other.yaml', expected: 'chosen.yaml' },
+  { name: 'a positional FILE is -c', args: ['chosen.yaml'], env: 'other.yaml', expected: 'chosen.yaml' },
+  { name: '$FICUS_CONFIG wins over ./routes.yaml', args: [], env: 'chosen.yaml', expected: 'chosen.yaml' },
+  { name: './routes.yaml last', args: [], env: undefined, expected: 'routes.yaml' },
+])('check finds its config: $name', async ({ args, env, expected }) => {
+  const dir = await tempDir();
+  for (const name of ['chosen.yaml', 'other.yaml', 'routes.yaml']) await writeFile(join(dir, name), name === expected ? VALID('legacy') : BROKEN);
+  const run = await ficus(['check', ...args], { cwd: dir, env: { FICUS_CONFIG: env } });
+  expect(run.stdout).toMatch(new RegExp(`^${expected.replace('.', '\\.')}: ok \\(1 routes, 1 services, hash [0-9a-f]+\\)\\n$`));
+  expect(run.code).toBe(0);
+});
+
+test('check reports every error of a bad file with its position and exits 1', async () => {
+  const dir = await tempDir();
+  await writeFile(
+    join(dir, 'bad.yaml'),
+    routesYaml(
+      'services:\n  legacy: { url: http://127.0.0.1:3001, colour: red }\nroutes:\n' +
+        '  - name: rest\n    match: { path: / }\n    to: legacyy\n  - name: rest\n    match: { path: /x }\n    to: legacy\n',
+    ),
+  );
+  const run = await ficus(['check', 'bad.yaml'], { cwd: dir });
+  expect(run.code).toBe(1);
+  expect(run.stdout.trim().split('\n')).toEqual([
+    expect.stringMatching(/^bad\.yaml:5:\d+ services\.legacy\.colour: unknown key "colour"$/),
+    expect.stringMatching(/^bad\.yaml:9:\d+ routes\.0\.to: unknown service "legacyy"$/),
+    expect.stringMatching(/^bad\.yaml:10:\d+ routes\.1\.name: duplicate route name "rest"/),
+  ]);
+});
+
+test('a missing file is an error at its name, not a crash', async () => {
+  const dir = await tempDir();
+  const run = await ficus(['check', '-c', 'nope.yaml'], { cwd: dir });
+  expect(run.code).toBe(1);
+  expect(run.stdout).toMatch(/^nope\.yaml:1:1 cannot read file \(ENOENT\)/);
+});
+
+test.each([{ token: undefined }, { token: 's3cret' }])('the shipped routes.yaml passes check (FICUS_ADMIN_TOKEN=$token)', async ({ token }) => {
+  const run = await ficus(['check', 'routes.yaml'], { env: { FICUS_ADMIN_TOKEN: token } });
+  expect(run.stderr).toBe('');
+  expect(run.stdout).toMatch(/^routes\.yaml: ok/);
+  expect(run.code).toBe(0);
+});
+
+test('schema prints the JSON Schema of routes.yaml', async () => {
+  const run = await ficus(['schema']);
+  expect(run.code).toBe(0);
+  const schema = JSON.parse(run.stdout) as { properties: Record<string, unknown> };
+  expect(Object.keys(schema.properties)).toEqual(expect.arrayContaining(['version', 'listen', 'admin', 'services', 'routes']));
+});
+
+test('status shows a running proxy: routes in order, services, endpoint health and migration share', async () => {
+  const legacy = await startUpstream('legacy');
+  const v2 = await startUpstream('catalog-v2');
+  const proxy = await startProxy(
+    routesYaml(
+      `services:\n  legacy: { url: ${legacy.url} }\n  catalog-v2: { url: ${v2.url} }\nroutes:\n` +
+        `  - name: paused\n    match: { path: /paused }\n    respond: { status: 503 }\n` +
+        `  - name: catalog\n    match: { path: /catalog }\n    to: catalog-v2\n` +
+        `  - name: rest\n    match: { path: / }\n    to: legacy\n`,
+    ),
+  );
+  const run = await ficus(['status', '--admin', proxy.app.adminUrl]);
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  const out = run.stdout;
+  expect(out).toContain(`ficus at ${proxy.app.adminUrl}: ready`);
+  expect(out).toContain(proxy.app.store.current.snapshot.hash);
+  expect(out).toMatch(/paused +path under \/paused +respond 503/);
+  expect(out).toMatch(/catalog +path under \/catalog +→ catalog-v2 \(new\)/);
+  expect(out.indexOf('paused')).toBeLessThan(out.indexOf('catalog '));
+  expect(out).toMatch(new RegExp(`legacy \\(legacy\\) +${legacy.url} +up`));
+  expect(out).toContain('migration: 1 of 2 forwarding routes go to new services');
+
+  const json = await ficus(['status', '--json'], { env: { FICUS_ADMIN: proxy.app.adminUrl } });
+  expect(json.code).toBe(0);
+  const body = JSON.parse(json.stdout) as { routes: { name: string }[] };
+  expect(body.routes.map((r) => r.name)).toEqual(['paused', 'catalog', 'rest']);
+});
+
+test('status without a running proxy says where it looked and exits 1', async () => {
+  const port = await refusedPort();
+  const run = await ficus(['status', '--admin', `http://127.0.0.1:${port}`]);
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`);
+});
+
+test('start runs the proxy, reloads on SIGHUP, and drains to exit 0 on SIGTERM', async () => {
+  const legacy = await startUpstream('legacy');
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, routesYaml(`services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - name: rest\n    match: { path: / }\n    to: legacy\n`));
+  const { child, result, done } = spawnFicus(['start', '-c', file], { cwd: dir });
+  const started = await new Promise<{ proxy: string; admin: string }>((resolve, reject) => {
+    const look = () => {
+      for (const line of result.stdout.split('\n')) {
+        if (line.includes('"event":"started"')) return resolve(JSON.parse(line) as { proxy: string; admin: string });
+      }
+    };
+    child.stdout.on('data', look);
+    void done.then(() => reject(new Error(`exited: ${result.stderr}`)));
+  });
+
+  const res = await request(`${started.proxy}/x`);
+  expect(res.statusCode).toBe(200);
+  await res.body.dump();
+
+  child.kill('SIGHUP');
+  const unchanged = /ficus_config_reloads_total\{result="unchanged"\} 1/;
+  const deadline = Date.now() + 5_000;
+  let metrics = '';
+  // No event tells the test a signal was handled: poll the metric, with a deadline.
+  while (!unchanged.test(metrics) && Date.now() < deadline) {
+    metrics = await (await request(`${started.admin}/metrics`)).body.text();
+    if (!unchanged.test(metrics)) await delay(25);
+  }
+  expect(metrics).toMatch(unchanged);
+
+  child.kill('SIGTERM');
+  const run = await done;
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain('"event":"stopped"');
+});
+
+test.each([
+  { name: 'an invalid file', setup: async () => 'version: 2\n', says: /routes\.yaml:1:\d+ version: [\s\S]*configuration is invalid; not starting/ },
+  {
+    name: 'a busy port',
+    setup: async () => {
+      const busy = await startUpstream('busy');
+      return `version: 1\nlisten: { host: 127.0.0.1, port: ${busy.port} }\nadmin: { host: 127.0.0.1, port: 0 }\nservices: {}\nroutes: []\n`;
+    },
+    says: /cannot listen on 127\.0\.0\.1:\d+: the port is already in use/,
+  },
+])('start with $name explains why it is not starting and exits 1', async ({ setup, says }) => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'routes.yaml'), await setup());
+  const run = await ficus(['start'], { cwd: dir });
+  expect(run.code).toBe(1);
+  expect(run.stderr).toMatch(says);
+});

@@ -1,0 +1,88 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { request } from 'undici';
+import { expect, onTestFinished, test } from 'vitest';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+const LIMITS = 'limits: { headerTimeout: 300ms, maxHeaderBytes: 4096, maxHeaderCount: 20, maxBodyBytes: 1000 }\n';
+
+async function limitedProxy() {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(routesYaml(`${LIMITS}services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  return { legacy, proxy, port: Number(new URL(proxy.app.proxyUrl).port) };
+}
+
+/** Writes `text` on a fresh connection and returns everything the proxy sent until it closed. */
+async function exchange(port: number, text: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', () => undefined);
+  socket.write(text);
+  await once(socket, 'close');
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+function statusOf(response: string): number {
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+}
+
+const manyHeaders = Array.from({ length: 30 }, (_, i) => `x-h${i}: ${i}\r\n`).join('');
+
+test.each([
+  { name: 'header section over maxHeaderBytes', text: `GET / HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(5000)}\r\n\r\n`, status: 431 },
+  { name: 'more headers than maxHeaderCount', text: `GET / HTTP/1.1\r\nhost: a\r\n${manyHeaders}connection: close\r\n\r\n`, status: 431 },
+  { name: 'malformed escape in the target', text: 'GET /a%zz HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'encoded backslash in the target', text: 'GET /a%5c..%5cadmin HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'target that is neither a path nor a URL', text: 'GET a/b HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'TRACE', text: 'TRACE / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 405 },
+  { name: 'CONNECT', text: 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', status: 405 },
+  { name: 'Content-Length over maxBodyBytes', text: 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1001\r\nconnection: close\r\n\r\n', status: 413 },
+  { name: 'Content-Length with Transfer-Encoding', text: 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', status: 400 },
+  { name: 'two differing Content-Lengths', text: 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd', status: 400 },
+  { name: 'two equal Content-Lengths', text: 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc', status: 400 },
+  { name: 'malformed chunk size', text: 'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n', status: 400 },
+])('$name → $status, never forwarded', async ({ text, status }) => {
+  const { legacy, port } = await limitedProxy();
+  const response = await exchange(port, text);
+  expect(statusOf(response)).toBe(status);
+  expect(legacy.seen).toHaveLength(0);
+});
+
+test('requests inside the limits pass', async () => {
+  const { legacy, proxy } = await limitedProxy();
+  const res = await request(`${proxy.app.proxyUrl}/ok`, { method: 'POST', body: 'x'.repeat(1000), headers: { 'x-small': 'a'.repeat(2000) } });
+  expect(res.statusCode).toBe(200);
+  expect(await res.body.json()).toMatchObject({ bytes: 1000 });
+  expect(legacy.seen).toHaveLength(1);
+});
+
+test('a chunked body that grows past maxBodyBytes is cut off with 413', async () => {
+  const { proxy } = await limitedProxy();
+  const port = Number(new URL(proxy.app.proxyUrl).port);
+  const chunk = 'a'.repeat(600);
+  const body = `${chunk.length.toString(16)}\r\n${chunk}\r\n`.repeat(2) + '0\r\n\r\n';
+  const response = await exchange(port, `POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${body}`);
+  expect(statusOf(response)).toBe(413);
+  // The client's excess is not the upstream's failure.
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics).not.toMatch(/^ficus_upstream_errors_total\{/m);
+});
+
+test('a slowloris connection that never finishes its headers is closed after headerTimeout', async () => {
+  const { legacy, port } = await limitedProxy();
+  const socket = connect(port, '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  socket.resume();
+  await once(socket, 'connect');
+  const started = performance.now();
+  socket.write('GET / HTTP/1.1\r\nhost: a\r\nx-slow: 1\r\n');
+  await once(socket, 'close');
+  const elapsed = performance.now() - started;
+  expect(elapsed).toBeGreaterThanOrEqual(250);
+  expect(elapsed).toBeLessThan(2_000);
+  expect(legacy.seen).toHaveLength(0);
+});

@@ -1,0 +1,30 @@
+import { readFile } from 'node:fs/promises';
+import { expect, test } from 'vitest';
+
+const read = (path: string) => readFile(new URL(`../../${path}`, import.meta.url), 'utf8');
+
+test('CI runs exactly the README set-up and test commands', async () => {
+  const [ci, readme] = await Promise.all([read('.ci/run'), read('README.md')]);
+  const commands = ci.split('\n').filter((line) => line && !line.startsWith('#') && !line.startsWith('set '));
+  expect(commands).toEqual(['npm ci', 'npm test']);
+  expect(readme).toContain('npm ci');
+  expect(readme).toContain('npm run demo');
+  expect(readme).toContain('npm test');
+});
+
+test('npm ci builds the CLI, and the scripts the README names exist', async () => {
+  const pkg = JSON.parse(await read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> };
+  expect(pkg.bin.ficus).toBe('bin/ficus.js');
+  expect(pkg.scripts.prepare).toMatch(/build/);
+  for (const script of ['build', 'test', 'lint', 'bench', 'demo', 'typecheck']) expect(pkg.scripts[script]).toBeTruthy();
+});
+
+test('the image runs as non-root, checks the admin /healthz and reads /etc/ficus/routes.yaml', async () => {
+  const dockerfile = await read('Dockerfile');
+  expect(dockerfile).toMatch(/^FROM node:\d+-slim|ARG NODE_IMAGE=node:\d+-slim/m);
+  expect(dockerfile).toMatch(/^USER (?!root)\w+/m);
+  expect(dockerfile).toMatch(/^HEALTHCHECK[\s\S]*FICUS_HEALTH_URL/m);
+  expect(dockerfile).toContain('/healthz');
+  expect(dockerfile).toContain('/etc/ficus/routes.yaml');
+  expect(dockerfile).toContain('npm ci');
+});

@@ -1,0 +1,71 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { formatIssue } from '../../../src/config/issues.js';
+import { loadRoutesFile, parseRoutes } from '../../../src/config/load.js';
+import { tempDir } from '../../helpers/proxy.js';
+
+const errors = (text: string) => {
+  const loaded = parseRoutes(text, 'r.yaml', {});
+  return loaded.ok ? [] : loaded.issues.map(formatIssue);
+};
+
+describe('documents that are not a routes file', () => {
+  test.each([
+    ['an empty file', '', ['r.yaml:1:1 version: "version" is required', 'r.yaml:1:1 services: "services" is required', 'r.yaml:1:1 routes: "routes" is required']],
+    ['a list', '- a\n- b\n', ['r.yaml:1:1 expected object, received array']],
+    ['a scalar', 'hello\n', ['r.yaml:1:1 expected object, received string']],
+    ['two documents', 'version: 1\n---\nversion: 1\n', ['r.yaml:2:1 YAML syntax error: Source contains multiple documents; please use YAML.parseAllDocuments()']],
+  ])('%s', (_name, text, expected) => {
+    expect(errors(text)).toEqual(expected);
+  });
+
+  test('an alias bomb is refused, not expanded', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const [first] = errors(`${levels.join('\n')}\n`);
+    expect(first).toMatch(/^r\.yaml:1:1 cannot expand the document: /);
+  });
+});
+
+test('issues come sorted by position, whatever found them', () => {
+  const lines = errors(`version: 1
+services:
+  a: { url: http://127.0.0.1:1, bogus: 1 }
+routes:
+  - { name: x, match: { path: /a/../b }, to: nope }
+  - { name: x, match: {}, to: a, extra: 1 }
+`);
+  expect(lines).toEqual([
+    'r.yaml:3:33 services.a.bogus: unknown key "bogus"',
+    'r.yaml:5:31 routes.0.match.path: "/a/../b" is not a normalized path (write "/b")',
+    'r.yaml:5:46 routes.0.to: unknown service "nope"',
+    'r.yaml:6:13 routes.1.name: duplicate route name "x" (also routes.0)',
+    'r.yaml:6:34 routes.1.extra: unknown key "extra"',
+  ]);
+});
+
+test('the hash identifies the text: 16 hex digits, equal for equal text', () => {
+  const text = 'version: 1\nservices: {}\nroutes: []\n';
+  const a = parseRoutes(text, 'a.yaml', {});
+  const b = parseRoutes(text, 'b.yaml', {});
+  const c = parseRoutes(`${text}# changed\n`, 'a.yaml', {});
+  expect(a.hash).toMatch(/^[0-9a-f]{16}$/);
+  expect(b.hash).toBe(a.hash);
+  expect(c.hash).not.toBe(a.hash);
+});
+
+describe('loadRoutesFile', () => {
+  test('reads the file and names it as given', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'routes.yaml');
+    await writeFile(file, 'version: 1\nservices: {}\nroutes:\n  - { name: a, match: {}, to: b }\n');
+    const loaded = await loadRoutesFile(file, {});
+    expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:4:31 routes.0.to: unknown service "b"`]);
+  });
+
+  test('a missing file is one issue, not an exception', async () => {
+    const loaded = await loadRoutesFile('no/such/routes.yaml', {});
+    expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual(['no/such/routes.yaml:1:1 cannot read file (ENOENT)']);
+  });
+});

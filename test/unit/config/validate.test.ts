@@ -1,0 +1,103 @@
+import { describe, expect, test } from 'vitest';
+import { formatIssue } from '../../../src/config/issues.js';
+import { parseRoutes } from '../../../src/config/load.js';
+
+/**
+ * Cross-reference checks: each case is one file (line 1 is `version: 1`, services from line 2)
+ * and the exact lines `ficus check` prints for it.
+ */
+function errors(body: string): string[] {
+  const loaded = parseRoutes(`version: 1\n${body}`, 'r.yaml', {});
+  return loaded.ok ? [] : loaded.issues.map(formatIssue);
+}
+
+const LEGACY = 'services:\n  legacy: { url: http://127.0.0.1:3001 }\n';
+const route = (yaml: string) => `${LEGACY}routes:\n  - ${yaml}\n`;
+
+describe('routes', () => {
+  test.each([
+    ['`to` names no service', route('{ name: a, match: {}, to: legacy2 }'), ['r.yaml:5:31 routes.0.to: unknown service "legacy2"']],
+    ['route names are unique', `${LEGACY}routes:\n  - { name: a, match: {}, to: legacy }\n  - { name: b, match: {}, to: legacy }\n  - { name: a, match: {}, to: legacy }\n`,
+      ['r.yaml:7:13 routes.2.name: duplicate route name "a" (also routes.0)']],
+    ['neither `to` nor `respond`', route('{ name: a, match: {} }'), ['r.yaml:5:5 routes.0: a route needs exactly one of "to" or "respond"']],
+    ['both `to` and `respond`', route('{ name: a, match: {}, to: legacy, respond: { status: 204 } }'), ['r.yaml:5:5 routes.0: a route needs exactly one of "to" or "respond"']],
+    ['`rewrite` on a `respond` route', route('{ name: a, match: {}, respond: { status: 204 }, rewrite: { addPrefix: /x } }'),
+      ['r.yaml:5:53 routes.0.rewrite: a "respond" route forwards nothing to rewrite']],
+    ['a regex that does not compile', route('{ name: a, match: { regex: "a(" }, to: legacy }'),
+      ['r.yaml:5:32 routes.0.match.regex: invalid regular expression /a(/: Unterminated group']],
+    ['a header regex that does not compile', route('{ name: a, match: { headers: { x-a: { regex: "[" } } }, to: legacy }'),
+      ['r.yaml:5:50 routes.0.match.headers.x-a.regex: invalid regular expression /[/: Unterminated character class']],
+    ['a path written with dot segments', route('{ name: a, match: { path: /api/./v1 }, to: legacy }'),
+      ['r.yaml:5:31 routes.0.match.path: "/api/./v1" is not a normalized path (write "/api/v1")']],
+    ['an exact path with a double slash', route('{ name: a, match: { exact: //api }, to: legacy }'),
+      ['r.yaml:5:32 routes.0.match.exact: "//api" is not a normalized path (write "/api")']],
+    ['a path with an encoded dot', route('{ name: a, match: { path: /%2e%2e/api }, to: legacy }'),
+      ['r.yaml:5:31 routes.0.match.path: "/%2e%2e/api" is not a normalized path (write "/api")']],
+    ['a path with a malformed escape', route('{ name: a, match: { path: /a%zz }, to: legacy }'),
+      ['r.yaml:5:31 routes.0.match.path: "/a%zz": malformed percent-encoding in path']],
+    ['a respond header value with a line break (response splitting)', route('{ name: a, match: {}, respond: { status: 200, headers: { x-a: "1\\r\\nset-cookie: a=b" } } }'),
+      ['r.yaml:5:67 routes.0.respond.headers.x-a: a header value may not hold control characters such as a line break']],
+    ['a rewrite prefix with dot segments', route('{ name: a, match: {}, to: legacy, rewrite: { stripPrefix: /a/../b } }'),
+      ['r.yaml:5:63 routes.0.rewrite.stripPrefix: "/a/../b" is not a normalized path (write "/b")']],
+  ])('%s', (_name, body, expected) => {
+    expect(errors(body)).toEqual(expected);
+  });
+});
+
+describe('match.host patterns', () => {
+  test.each(['api.example.com', '*.example.com', 'localhost', '127.0.0.1', '::1', '[::1]', 'API.Example.COM'])('%s is accepted', (host) => {
+    expect(errors(route(`{ name: a, match: { host: "${host}" }, to: legacy }`))).toEqual([]);
+  });
+  test.each(['example.com:8080', '*example.com', 'a.*.example.com', '*.', 'exa mple.com', 'https://example.com', '*'])('%s is refused', (host) => {
+    expect(errors(route(`{ name: a, match: { host: "${host}" }, to: legacy }`))).toEqual([
+      `r.yaml:5:31 routes.0.match.host: "${host}" is not a host name or *.domain pattern (without port)`,
+    ]);
+  });
+});
+
+describe('trustedProxies', () => {
+  test('addresses and CIDRs of both families are accepted', () => {
+    expect(errors(`${LEGACY}routes: []\ntrustedProxies: [10.0.0.0/8, 192.168.1.7, "::1", "fd00::/8", 0.0.0.0/0]\n`)).toEqual([]);
+  });
+  test('each malformed entry is reported at its position', () => {
+    expect(errors(`${LEGACY}routes: []\ntrustedProxies:\n  - 10.0.0.0/33\n  - 10.0.0.0/8\n  - 10.0.0/8\n  - "fd00::/129"\n  - 10.0.0.0/x\n`)).toEqual([
+      'r.yaml:6:5 trustedProxies.0: "10.0.0.0/33" is not an IP address or CIDR such as 10.0.0.0/8',
+      'r.yaml:8:5 trustedProxies.2: "10.0.0/8" is not an IP address or CIDR such as 10.0.0.0/8',
+      'r.yaml:9:5 trustedProxies.3: "fd00::/129" is not an IP address or CIDR such as 10.0.0.0/8',
+      'r.yaml:10:5 trustedProxies.4: "10.0.0.0/x" is not an IP address or CIDR such as 10.0.0.0/8',
+    ]);
+  });
+});
+
+describe('admin listener: a non-loopback host needs a token', () => {
+  test.each(['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])('%s without a token is accepted', (host) => {
+    expect(errors(`admin: { host: "${host}" }\n${LEGACY}routes: []\n`)).toEqual([]);
+  });
+  test.each(['0.0.0.0', '::', '10.1.2.3', 'ficus.internal', '128.0.0.1'])('%s without a token is refused', (host) => {
+    expect(errors(`admin: { host: "${host}" }\n${LEGACY}routes: []\n`)).toEqual([
+      `r.yaml:2:16 admin.host: admin listener on non-loopback host ${host} needs admin.token`,
+    ]);
+  });
+  test('an empty token from an unset variable counts as none', () => {
+    expect(errors(`admin: { host: 0.0.0.0, token: "\${env:FICUS_UNSET_TOKEN:-}" }\n${LEGACY}routes: []\n`)).toEqual([
+      'r.yaml:2:16 admin.host: admin listener on non-loopback host 0.0.0.0 needs admin.token',
+    ]);
+  });
+  test('a token makes any host acceptable', () => {
+    expect(errors(`admin: { host: 0.0.0.0, token: s3cret }\n${LEGACY}routes: []\n`)).toEqual([]);
+  });
+});
+
+describe('services', () => {
+  test.each([
+    ['both url and urls', '  s: { url: http://127.0.0.1:1, urls: [http://127.0.0.1:2] }\n', ['r.yaml:3:3 services.s: a service needs exactly one of "url" or "urls"']],
+    ['neither url nor urls', '  s: { balance: round-robin }\n', ['r.yaml:3:3 services.s: a service needs exactly one of "url" or "urls"']],
+    ['user and password in a URL', '  s: { url: "http://user:pw@127.0.0.1:1" }\n', ['r.yaml:3:13 services.s.url: a service URL must not contain credentials (user:password@)']],
+    ['a user alone in a URL', '  s: { urls: ["http://127.0.0.1:2", "https://user@example.com"] }\n', ['r.yaml:3:37 services.s.urls.1: a service URL must not contain credentials (user:password@)']],
+    ['a port out of range', '  s: { url: "http://127.0.0.1:70000" }\n', ['r.yaml:3:13 services.s.url: "http://127.0.0.1:70000" is not a valid URL']],
+    ['a URL with a query', '  s: { url: "http://127.0.0.1:1/?a=1" }\n', ['r.yaml:3:13 services.s.url: expected an http:// or https:// URL such as http://127.0.0.1:3001']],
+    ['an empty urls list', '  s: { urls: [] }\n', ['r.yaml:3:14 services.s.urls: needs at least 1 item(s)']],
+  ])('%s', (_name, service, expected) => {
+    expect(errors(`services:\n${service}routes: []\n`)).toEqual(expected);
+  });
+});

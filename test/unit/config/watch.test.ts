@@ -1,0 +1,93 @@
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, onTestFinished, test, vi } from 'vitest';
+import { watchConfig } from '../../../src/config/watch.js';
+import { tempDir } from '../../helpers/proxy.js';
+
+/** Starts a watcher on `file` and counts its calls; stopped when the test ends. */
+function watching(file: string, options: { debounceMs?: number; pollMs?: number } = {}) {
+  const calls = { count: 0 };
+  const stop = watchConfig(file, () => calls.count++, { debounceMs: 20, pollMs: 60_000, ...options });
+  onTestFinished(stop);
+  return calls;
+}
+
+const called = (calls: { count: number }, n = 1) => vi.waitFor(() => expect(calls.count).toBeGreaterThanOrEqual(n), { timeout: 3_000, interval: 10 });
+
+// Each change is made twice: a watch on the file itself would see the first replacement (its
+// inode goes away) and then go deaf, which is the bug the directory watch exists to avoid.
+test.each([
+  {
+    name: "an editor's rename-save (temp file renamed over the config)",
+    change: async (dir: string, file: string, n: number) => {
+      await writeFile(join(dir, '.routes.yaml.swp'), `version: ${n}\n`);
+      await rename(join(dir, '.routes.yaml.swp'), file);
+    },
+  },
+  { name: 'an in-place write', change: (_dir: string, file: string, n: number) => writeFile(file, `version: ${n}\n`) },
+])('$name triggers a reload, every time', async ({ change }) => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  const calls = watching(file);
+  await change(dir, file, 2);
+  await called(calls);
+  await change(dir, file, 3);
+  await called(calls, 2);
+});
+
+test('a Kubernetes ConfigMap swap (..data symlink renamed over) triggers a reload, every time', async () => {
+  const dir = await tempDir();
+  // The kubelet's layout: routes.yaml → ..data/routes.yaml, ..data → ..<timestamp>/
+  const swap = async (stamp: string, text: string, old?: string) => {
+    await mkdir(join(dir, stamp));
+    await writeFile(join(dir, stamp, 'routes.yaml'), text);
+    await symlink(stamp, join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+    if (old) await rm(join(dir, old), { recursive: true });
+  };
+  await swap('..2024_01_01_00_00_00.1', 'version: 1\n');
+  await symlink('..data/routes.yaml', join(dir, 'routes.yaml'));
+  const calls = watching(join(dir, 'routes.yaml'));
+
+  await swap('..2024_01_01_00_05_00.2', 'version: 2\n', '..2024_01_01_00_00_00.1');
+  await called(calls);
+  await swap('..2024_01_01_00_10_00.3', 'version: 3\n', '..2024_01_01_00_05_00.2');
+  await called(calls, 2);
+});
+
+test('the stat poll notices a change the directory watch cannot see (target of a symlink elsewhere)', async () => {
+  const [linkDir, realDir] = [await tempDir(), await tempDir()];
+  await writeFile(join(realDir, 'routes.yaml'), 'version: 1\n');
+  await symlink(join(realDir, 'routes.yaml'), join(linkDir, 'routes.yaml'));
+  const calls = watching(join(linkDir, 'routes.yaml'), { pollMs: 30 });
+  await writeFile(join(realDir, 'routes.yaml'), 'version: 22\n');
+  await called(calls);
+});
+
+test('a burst of writes is debounced into one call', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  const calls = watching(file, { debounceMs: 150 });
+  for (let i = 0; i < 10; i++) await writeFile(file, `version: ${i}\n`);
+  await called(calls);
+  // A marker change after the burst has settled: exactly one more call means the burst made one.
+  await writeFile(file, 'version: marker\n');
+  await called(calls, 2);
+  expect(calls.count).toBe(2);
+});
+
+test('a stopped watcher calls nothing any more', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  const calls = { count: 0 };
+  const stop = watchConfig(file, () => calls.count++, { debounceMs: 1, pollMs: 10 });
+  stop();
+  // A second, live watcher proves the change was seen and its debounce elapsed.
+  const live = watching(file, { debounceMs: 30 });
+  await writeFile(file, 'version: 2\n');
+  await called(live);
+  expect(calls.count).toBe(0);
+});

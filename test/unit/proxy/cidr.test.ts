@@ -1,0 +1,33 @@
+import { expect, test } from 'vitest';
+import { compileTrust, parseCidr } from '../../../src/proxy/cidr.js';
+
+test.each([
+  { text: '10.0.0.0/8', want: { address: '10.0.0.0', prefix: 8, family: 'ipv4' } },
+  { text: '127.0.0.1', want: { address: '127.0.0.1', prefix: 32, family: 'ipv4' } },
+  { text: '::1/128', want: { address: '::1', prefix: 128, family: 'ipv6' } },
+  { text: 'fd00::/8', want: { address: 'fd00::', prefix: 8, family: 'ipv6' } },
+  { text: '10.0.0.0/33', want: undefined },
+  { text: '10.0.0.0/-1', want: undefined },
+  { text: '10.0.0.0/8.5', want: undefined },
+  { text: '10.0.0.0/', want: undefined },
+  { text: '10.0.0.0/ 8', want: undefined },
+  { text: 'example.com/8', want: undefined },
+  { text: '::1/129', want: undefined },
+])('parseCidr($text)', ({ text, want }) => {
+  expect(parseCidr(text)).toEqual(want);
+});
+
+test.each([
+  { cidrs: [], address: '127.0.0.1', trusted: false },
+  { cidrs: ['127.0.0.0/8'], address: '127.0.0.1', trusted: true },
+  { cidrs: ['127.0.0.0/8'], address: '::ffff:127.0.0.1', trusted: true },
+  { cidrs: ['127.0.0.0/8'], address: '128.0.0.1', trusted: false },
+  { cidrs: ['10.0.0.0/8', '192.168.1.0/24'], address: '192.168.1.77', trusted: true },
+  { cidrs: ['10.0.0.0/8', '192.168.1.0/24'], address: '192.168.2.77', trusted: false },
+  { cidrs: ['::1'], address: '::1', trusted: true },
+  { cidrs: ['::1'], address: '127.0.0.1', trusted: false },
+  { cidrs: ['127.0.0.1/32'], address: undefined, trusted: false },
+  { cidrs: ['127.0.0.1/32'], address: '', trusted: false },
+])('compileTrust($cidrs)($address) → $trusted', ({ cidrs, address, trusted }) => {
+  expect(compileTrust(cidrs)(address)).toBe(trusted);
+});
