@@ -1,3 +1,6 @@
+import type { AudienceDefs, CohortDef, ToggleDef } from '../routing/audience.js';
+import { compileAudienceMatch, type AudienceIndex } from '../routing/audience-match.js';
+import type { IdentityDef } from '../routing/identity.js';
 import { compileMatch } from '../routing/match.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
@@ -25,6 +28,9 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
   };
   const services = new Map<string, ServiceDef>();
   for (const [name, spec] of Object.entries(source.services)) services.set(name, compileService(name, spec, defaults));
+  const audience = compileAudience(source);
+  const index = audienceIndex(audience);
+  const routes = source.routes.map((route, i) => compileRoute(route, i, index));
 
   return deepFreeze({
     file,
@@ -43,7 +49,11 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     trustsPeer: compileTrust(source.trustedProxies ?? []),
     accessLog: source.accessLog ?? true,
     services,
-    routes: source.routes.map((route, index) => compileRoute(route, index)),
+    routes,
+    identity: compileIdentity(source),
+    audience,
+    usesCaller:
+      audience.cohorts.length > 0 || audience.toggles.length > 0 || routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined),
   });
 }
 
@@ -74,11 +84,11 @@ function endpointOf(url: string): EndpointDef {
   return { origin: parsed.origin, basePath };
 }
 
-function compileRoute(spec: RouteSpec, index: number): RouteDef {
+function compileRoute(spec: RouteSpec, index: number, audience: AudienceIndex): RouteDef {
   return {
     name: spec.name,
     index,
-    conditions: compileMatch(spec.match, mustNormalize),
+    conditions: [...compileMatch(spec.match, mustNormalize), ...compileAudienceMatch(spec.match, audience)],
     action: compileAction(spec),
     fingerprint: JSON.stringify(spec),
   };
@@ -88,7 +98,13 @@ function compileAction(spec: RouteSpec): RouteAction {
   if (spec.respond) {
     return { kind: 'respond', status: spec.respond.status, body: spec.respond.body ?? '', headers: spec.respond.headers ?? {} };
   }
-  return { kind: 'proxy', service: spec.to as string, rewrite: compileRewrite(spec.rewrite?.stripPrefix, spec.rewrite?.addPrefix), hostHeader: spec.rewrite?.host };
+  return {
+    kind: 'proxy',
+    service: spec.to as string,
+    rewrite: compileRewrite(spec.rewrite?.stripPrefix, spec.rewrite?.addPrefix),
+    hostHeader: spec.rewrite?.host,
+    canary: spec.canary ? { service: spec.canary.to, weight: spec.canary.weight, seed: spec.canary.seed ?? spec.name } : undefined,
+  };
 }
 
 /**
@@ -104,6 +120,45 @@ export function compileRewrite(stripPrefix: string | undefined, addPrefix: strin
     const rest = strip && (path === strip || path.startsWith(`${strip}/`)) ? path.slice(strip.length) : path;
     return add + rest || '/';
   };
+}
+
+function compileIdentity(source: RoutesFile): IdentityDef | undefined {
+  const identity = source.identity;
+  if (!identity) return undefined;
+  return { header: identity.header?.toLowerCase(), cookie: identity.cookie, anonymousCookie: identity.anonymousCookie };
+}
+
+/** Cohorts and toggles in file order; routes and toggles refer to them by index. */
+function compileAudience(source: RoutesFile): AudienceDefs {
+  const cohortNames = Object.keys(source.cohorts ?? {});
+  const cohorts: CohortDef[] = Object.entries(source.cohorts ?? {}).map(([name, spec], index) => ({
+    name,
+    index,
+    users: spec.users ? new Set(spec.users) : undefined,
+    header: spec.header ? { name: spec.header.name.toLowerCase(), value: spec.header.value } : undefined,
+    cookie: spec.cookie,
+    percent: spec.percent,
+    seed: spec.seed ?? name,
+  }));
+  const toggles: ToggleDef[] = Object.entries(source.toggles ?? {}).map(([name, spec], index) => ({
+    name,
+    index,
+    enabled: spec.enabled ?? true,
+    users: spec.users ? new Set(spec.users) : undefined,
+    cohorts: spec.cohorts?.map((cohort) => cohortNames.indexOf(cohort)),
+    percent: spec.percent,
+    seed: spec.seed ?? name,
+  }));
+  return { cohorts, toggles };
+}
+
+function audienceIndex(audience: AudienceDefs): AudienceIndex {
+  const find = (list: readonly { name: string }[], kind: string) => (name: string) => {
+    const at = list.findIndex((item) => item.name === name);
+    if (at === -1) throw new Error(`unvalidated ${kind} reference ${name}`);
+    return at;
+  };
+  return { cohort: find(audience.cohorts, 'cohort'), toggle: find(audience.toggles, 'toggle') };
 }
 
 function mustNormalize(path: string): string {

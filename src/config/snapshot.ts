@@ -1,3 +1,5 @@
+import type { AudienceDefs } from '../routing/audience.js';
+import type { IdentityDef } from '../routing/identity.js';
 import type { Condition } from '../routing/match.js';
 import type { PeerTrust } from '../proxy/cidr.js';
 import type { RoutesFile } from './schema.js';
@@ -16,6 +18,10 @@ export interface Snapshot {
   readonly accessLog: boolean;
   readonly services: ReadonlyMap<string, ServiceDef>;
   readonly routes: readonly RouteDef[];
+  readonly identity: IdentityDef | undefined;
+  readonly audience: AudienceDefs;
+  /** False when nothing reads the caller (no cohorts, toggles or canaries): identity is skipped. */
+  readonly usesCaller: boolean;
 }
 
 export interface Limits {
@@ -50,7 +56,13 @@ export interface ServiceDef {
 }
 
 export type RouteAction =
-  | { readonly kind: 'proxy'; readonly service: string; readonly rewrite: (path: string) => string; readonly hostHeader: string | undefined }
+  | {
+      readonly kind: 'proxy';
+      readonly service: string;
+      readonly rewrite: (path: string) => string;
+      readonly hostHeader: string | undefined;
+      readonly canary: CanaryDef | undefined;
+    }
   | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> };
 
 export interface RouteDef {
@@ -59,4 +71,11 @@ export interface RouteDef {
   readonly conditions: readonly Condition[];
   readonly action: RouteAction;
   readonly fingerprint: string;
+}
+
+/** A sticky weighted split: `weight` % of callers (bucketed by `seed`) go to `service`. */
+export interface CanaryDef {
+  readonly service: string;
+  readonly weight: number;
+  readonly seed: string;
 }

@@ -38,8 +38,20 @@ export function crossCheck(document: unknown): CrossProblem[] {
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
 
-  for (const key of ['identity', 'cohorts', 'toggles', 'auditLog', 'stateFile']) {
+  for (const key of ['auditLog', 'stateFile']) {
     if (file[key] !== undefined) problem([key], `${key} ${NOT_YET}`, true);
+  }
+  const cohorts = new Set(Object.keys(fields(file.cohorts)));
+  const toggles = new Set(Object.keys(fields(file.toggles)));
+  for (const [name, cohort] of Object.entries(fields(file.cohorts))) {
+    if (isRecord(cohort) && !['users', 'header', 'cookie', 'percent'].some((key) => cohort[key] !== undefined)) {
+      problem(['cohorts', name], 'a cohort needs at least one of "users", "header", "cookie" or "percent"', true);
+    }
+  }
+  for (const [name, toggle] of Object.entries(fields(file.toggles))) {
+    list(fields(toggle).cohorts).forEach((cohort, i) => {
+      if (typeof cohort === 'string' && !cohorts.has(cohort)) problem(['toggles', name, 'cohorts', i], `unknown cohort "${cohort}"`);
+    });
   }
   list(file.trustedProxies).forEach((cidr, i) => {
     if (typeof cidr === 'string' && !parseCidr(cidr)) problem(['trustedProxies', i], `"${cidr}" is not an IP address or CIDR such as 10.0.0.0/8`);
@@ -47,13 +59,21 @@ export function crossCheck(document: unknown): CrossProblem[] {
 
   const names = new Set(Object.keys(services));
   const seen = new Map<string, number>();
+  const known: Known = { services: names, cohorts, toggles };
   list(file.routes).forEach((route, i) => {
-    if (isRecord(route)) checkRoute(route, i, names, seen, problem);
+    if (isRecord(route)) checkRoute(route, i, known, seen, problem);
   });
   return problems;
 }
 
-function checkRoute(route: Fields, i: number, services: Set<string>, seen: Map<string, number>, problem: Report): void {
+interface Known {
+  services: ReadonlySet<string>;
+  cohorts: ReadonlySet<string>;
+  toggles: ReadonlySet<string>;
+}
+
+function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, number>, problem: Report): void {
+  const services = known.services;
   const at = (...rest: (string | number)[]) => ['routes', i, ...rest];
   if (typeof route.name === 'string') {
     const earlier = seen.get(route.name);
@@ -63,12 +83,14 @@ function checkRoute(route: Fields, i: number, services: Set<string>, seen: Map<s
   if ((route.to === undefined) === (route.respond === undefined)) problem(at(), 'a route needs exactly one of "to" or "respond"');
   if (typeof route.to === 'string' && !services.has(route.to)) problem(at('to'), `unknown service "${route.to}"`);
   if (route.respond !== undefined && route.rewrite !== undefined) problem(at('rewrite'), 'a "respond" route forwards nothing to rewrite', true);
-  for (const key of ['canary', 'shadow']) {
-    if (route[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`, true);
-  }
+  if (route.shadow !== undefined) problem(at('shadow'), `shadow ${NOT_YET}`, true);
+  checkCanary(route, at, services, problem);
   const match = fields(route.match);
-  for (const key of ['cohort', 'toggle']) {
-    if (match[key] !== undefined) problem(at('match', key), `match.${key} ${NOT_YET}`, true);
+  for (const [key, names] of [['cohort', known.cohorts], ['toggle', known.toggles]] as const) {
+    const value = match[key];
+    if (typeof value !== 'string') continue;
+    const name = value.startsWith('!') ? value.slice(1) : value;
+    if (!names.has(name)) problem(at('match', key), `unknown ${key} "${name}"`);
   }
   for (const key of ['path', 'exact']) checkPath(match[key], at('match', key), problem);
   const rewrite = fields(route.rewrite);
@@ -80,6 +102,20 @@ function checkRoute(route: Fields, i: number, services: Set<string>, seen: Map<s
   }
   if (typeof match.host === 'string' && !isHostPattern(match.host)) {
     problem(at('match', 'host'), `"${match.host}" is not a host name or *.domain pattern (without port)`);
+  }
+}
+
+/** The sticky split is built; its analysis, steps and ejection come with the immune system. */
+function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (string | number)[], services: ReadonlySet<string>, problem: Report): void {
+  if (!isRecord(route.canary)) return;
+  const canary = route.canary;
+  if (route.respond !== undefined) problem(at('canary'), 'a "respond" route has no traffic to split', true);
+  if (typeof canary.to === 'string') {
+    if (!services.has(canary.to)) problem(at('canary', 'to'), `unknown service "${canary.to}"`);
+    else if (canary.to === route.to) problem(at('canary', 'to'), 'the canary is the same service as the route\'s "to"');
+  }
+  for (const key of ['steps', 'stepInterval', 'analysis']) {
+    if (canary[key] !== undefined) problem(at('canary', key), `canary.${key} ${NOT_YET}`, true);
   }
 }
 

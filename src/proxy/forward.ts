@@ -42,6 +42,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly endpoint: Endpoint,
     private readonly body: RequestBody | null,
     private readonly done: (result: ExchangeResult) => void,
+    /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
+    private readonly extraHeaders?: readonly string[],
   ) {}
 
   start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
@@ -78,7 +80,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return false;
     }
     try {
-      res.writeHead(statusCode, statusText || undefined, clientResponseHeaders(rawHeaders));
+      const headers = clientResponseHeaders(rawHeaders);
+      if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
+      res.writeHead(statusCode, statusText || undefined, headers);
     } catch (error) {
       // A header Node refuses to send (bad characters) is the upstream's fault: 502.
       this.#abort?.(Object.assign(new Error(`invalid upstream response header: ${(error as Error).message}`), { code: 'FICUS_BAD_HEADER' }));

@@ -3,6 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
+import { Audience } from '../routing/audience.js';
+import { inPercent } from '../routing/bucket.js';
+import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { firstMatch } from '../routing/route.js';
@@ -50,13 +53,15 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     let upstreamMs = 0;
     let bytesOut = 0;
     let faultKind: string | undefined;
+    let extraHeaders: string[] | undefined;
+    let side = 'stable';
     // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
     res.on('close', () => {
       inflight.count--;
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
       const seconds = (performance.now() - started) / 1000;
-      metrics.recordRequest(routeName, serviceName, '', serviceName ? 'stable' : '', status, seconds);
+      metrics.recordRequest(routeName, serviceName, '', serviceName ? side : '', status, seconds);
       if (snapshot.accessLog) {
         logger.info({
           event: EVENT.access,
@@ -65,6 +70,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           path: loggedPath,
           route: routeName,
           service: serviceName,
+          side: serviceName ? side : undefined,
           endpoint: endpointOrigin,
           status,
           durationMs: round(seconds * 1000),
@@ -95,20 +101,31 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       loggedPath = target.path;
       const host = target.host ?? req.headers.host ?? '';
       const view = new RequestView(method, target.path, target.query, hostName(host), req.headers);
+      const peer = req.socket.remoteAddress ?? '';
+      const trusted = snapshot.trustsPeer(peer);
+      if (snapshot.usesCaller || snapshot.identity?.anonymousCookie !== undefined) {
+        const secure = trusted && req.headers['x-forwarded-proto'] === 'https';
+        const caller = identify(snapshot.identity, req.headers, secure, randomUUID);
+        view.audience = new Audience(snapshot.audience, caller, req.headers);
+        if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
+      }
 
       const route = firstMatch(snapshot.routes, view);
       if (!route) {
-        bytesOut = sendError(res, 404, requestId);
+        bytesOut = sendError(res, 404, requestId, false, extraHeaders);
         return;
       }
       routeName = route.name;
       const action = route.action;
       if (action.kind === 'respond') {
-        bytesOut = sendConfigured(res, action);
+        bytesOut = sendConfigured(res, action, extraHeaders);
         return;
       }
 
-      const service = generation.services.get(action.service) as ServiceRuntime;
+      // A sticky split: the caller's bucket, seeded by the route, decides the side.
+      const canary = action.canary;
+      if (canary !== undefined && view.audience !== undefined && inPercent(canary.seed, view.audience.caller.id, canary.weight)) side = 'canary';
+      const service = generation.services.get(side === 'canary' ? (canary as { service: string }).service : action.service) as ServiceRuntime;
       serviceName = service.def.name;
       const hasBody = hasRequestBody(req);
       const maxBody = snapshot.limits.maxBodyBytes;
@@ -123,8 +140,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         return;
       }
 
-      const peer = req.socket.remoteAddress ?? '';
-      const headers = upstreamRequestHeaders(req, { peer, trusted: snapshot.trustsPeer(peer), host, requestId, hostOverride: action.hostHeader });
+      const headers = upstreamRequestHeaders(req, { peer, trusted, host, requestId, hostOverride: action.hostHeader });
+      // Services behind the facade take the same decisions as the facade did (SPEC §1.3).
+      const toggles = view.audience?.togglesHeader();
+      if (toggles !== undefined) headers.push('x-ficus-toggles', toggles);
       const path = action.rewrite(target.path) + target.query;
       // Only a bodyless request can be sent twice: a body is streamed once, never kept.
       const body = hasBody ? new RequestBody(req, maxBody) : null;
@@ -132,7 +151,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const attempt = (endpoint: Endpoint, retried: boolean): void => {
         endpointOrigin = endpoint.origin;
-        const exchange = new Exchange(res, endpoint, body, (result) => {
+        const exchange = new Exchange(res, endpoint, body, onDone, extraHeaders);
+        function onDone(result: ExchangeResult): void {
           res.off('close', onClose);
           const failed = settle(service, endpoint, result);
           if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
@@ -151,8 +171,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           // Never a truncated response that looks complete: once the head went out, only
           // dropping the connection tells the client the body is incomplete.
           if (result.responseStarted || fault.status === 0) res.destroy();
-          else bytesOut = sendError(res, fault.status, requestId, true);
-        });
+          else bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
+        }
         const onClose = () => exchange.clientClosed();
         res.on('close', onClose);
         exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);

@@ -7,7 +7,7 @@ import { STATUS_TEXT } from './errors.js';
  * status and the request id to quote, never an upstream address or an error message.
  * Returns the body bytes sent, for the access log.
  */
-export function sendError(res: ServerResponse, status: number, requestId: string, close = false): number {
+export function sendError(res: ServerResponse, status: number, requestId: string, close = false, extraHeaders?: readonly string[]): number {
   if (res.headersSent || res.destroyed) return 0;
   const body = `{"error":"${STATUS_TEXT[status] ?? 'error'}","status":${status},"requestId":${JSON.stringify(requestId)}}`;
   const headers = [
@@ -17,6 +17,7 @@ export function sendError(res: ServerResponse, status: number, requestId: string
     'x-request-id', requestId,
   ];
   if (close) headers.push('connection', 'close');
+  if (extraHeaders !== undefined) headers.push(...extraHeaders);
   res.writeHead(status, headers);
   res.end(body);
   return bodyBytes(res, status, Buffer.byteLength(body));
@@ -28,7 +29,7 @@ type Respond = Extract<RouteAction, { kind: 'respond' }>;
 const prepared = new WeakMap<Respond, { headers: string[]; body: Buffer }>();
 
 /** Writes a `respond` route's answer; returns the body bytes sent (none for HEAD, 204, 304). */
-export function sendConfigured(res: ServerResponse, action: Respond): number {
+export function sendConfigured(res: ServerResponse, action: Respond, extraHeaders?: readonly string[]): number {
   let ready = prepared.get(action);
   if (!ready) {
     const body = Buffer.from(action.body);
@@ -39,7 +40,7 @@ export function sendConfigured(res: ServerResponse, action: Respond): number {
     ready = { headers: Object.entries(merged).flat(), body };
     prepared.set(action, ready);
   }
-  res.writeHead(action.status, ready.headers);
+  res.writeHead(action.status, extraHeaders === undefined ? ready.headers : [...ready.headers, ...extraHeaders]);
   // Node leaves the body out for HEAD and for 204/304 on its own.
   res.end(ready.body);
   return bodyBytes(res, action.status, ready.body.length);

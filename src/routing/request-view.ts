@@ -1,8 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Audience } from './audience.js';
 
 /** What routing may look at: the request as normalized once, before any decision. */
 export class RequestView {
   #query: URLSearchParams | undefined;
+  /** The caller's cohorts and toggles; set before matching when the snapshot uses any. */
+  audience: Audience | undefined;
 
   constructor(
     readonly method: string,

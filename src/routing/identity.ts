@@ -1,0 +1,64 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Who the caller is (SPEC §1.3), compiled from `identity:`. Names are lower-case. */
+export interface IdentityDef {
+  readonly header: string | undefined;
+  readonly cookie: string | undefined;
+  readonly anonymousCookie: string | undefined;
+}
+
+export interface Caller {
+  /** The id bucketing uses: the user's, the anonymous cookie's, or a per-request random one. */
+  readonly id: string;
+  /** True when the id names a user (header or cookie), false for anonymous callers. */
+  readonly known: boolean;
+  /** A Set-Cookie value to send back when an anonymous caller was just given an id. */
+  readonly setCookie: string | undefined;
+}
+
+const ANONYMOUS_MAX_AGE_S = 365 * 24 * 3600;
+const COOKIE_VALUE = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/**
+ * First hit wins: `identity.header`, then `identity.cookie`, then the anonymous cookie. An
+ * anonymous caller without one gets a fresh random id, set as a cookie when `anonymousCookie`
+ * is configured so the next request buckets the same way; otherwise the id lives one request.
+ */
+export function identify(def: IdentityDef | undefined, headers: IncomingHttpHeaders, secure: boolean, newId: () => string): Caller {
+  if (def?.header) {
+    const value = headers[def.header];
+    const id = Array.isArray(value) ? value[0] : value;
+    if (id) return { id, known: true, setCookie: undefined };
+  }
+  const cookies = headers.cookie;
+  if (def?.cookie && cookies) {
+    const id = cookieValue(cookies, def.cookie);
+    if (id) return { id, known: true, setCookie: undefined };
+  }
+  if (def?.anonymousCookie) {
+    const existing = cookies ? cookieValue(cookies, def.anonymousCookie) : undefined;
+    if (existing && COOKIE_VALUE.test(existing)) return { id: existing, known: false, setCookie: undefined };
+    const id = newId();
+    // HttpOnly: scripts have no business with it; Lax: sent on top-level navigations, so the
+    // user stays in the same bucket when arriving from a link.
+    const setCookie = `${def.anonymousCookie}=${id}; Path=/; Max-Age=${ANONYMOUS_MAX_AGE_S}; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
+    return { id, known: false, setCookie };
+  }
+  return { id: newId(), known: false, setCookie: undefined };
+}
+
+/** The value of cookie `name` in a Cookie header (RFC 6265 §5.4), or undefined. */
+export function cookieValue(header: string, name: string): string | undefined {
+  let start = 0;
+  while (start < header.length) {
+    let end = header.indexOf(';', start);
+    if (end === -1) end = header.length;
+    const eq = header.indexOf('=', start);
+    if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
+      const value = header.slice(eq + 1, end).trim();
+      return value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value;
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
