@@ -51,6 +51,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     services,
     routes,
     identity: compileIdentity(source),
+    auditLog: source.auditLog,
     audience,
     usesCaller:
       audience.cohorts.length > 0 || audience.toggles.length > 0 || routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined),

@@ -22,6 +22,8 @@ export interface Snapshot {
   readonly audience: AudienceDefs;
   /** False when nothing reads the caller (no cohorts, toggles or canaries): identity is skipped. */
   readonly usesCaller: boolean;
+  /** Path of the JSON-lines audit file, when configured. */
+  readonly auditLog: string | undefined;
 }
 
 export interface Limits {
@@ -44,6 +46,17 @@ export interface EndpointDef {
   readonly basePath: string;
 }
 
+/** A blue/green pair: two endpoint groups, the active colour, and the preview door to the other. */
+export interface ColoursDef {
+  readonly active: Colour;
+  readonly blue: ServiceDef;
+  readonly green: ServiceDef;
+  /** A request bearing `header` with exactly `token` reaches the inactive colour. */
+  readonly preview: { readonly header: string; readonly token: string } | undefined;
+}
+
+export type Colour = 'blue' | 'green';
+
 export interface ServiceDef {
   readonly name: string;
   readonly endpoints: readonly EndpointDef[];
@@ -51,6 +64,8 @@ export interface ServiceDef {
   readonly balance: 'round-robin' | 'least-request';
   readonly consecutiveFailures: number;
   readonly legacy: boolean;
+  /** Set for a blue/green service; its own `endpoints` are then empty. */
+  readonly colours?: ColoursDef | undefined;
   /** Equal fingerprints across reloads mean the runtime state (health, ejections) carries over. */
   readonly fingerprint: string;
 }

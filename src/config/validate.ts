@@ -38,9 +38,7 @@ export function crossCheck(document: unknown): CrossProblem[] {
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
 
-  for (const key of ['auditLog', 'stateFile']) {
-    if (file[key] !== undefined) problem([key], `${key} ${NOT_YET}`, true);
-  }
+  if (file.stateFile !== undefined) problem(['stateFile'], `stateFile ${NOT_YET}`, true);
   const cohorts = new Set(Object.keys(fields(file.cohorts)));
   const toggles = new Set(Object.keys(fields(file.toggles)));
   for (const [name, cohort] of Object.entries(fields(file.cohorts))) {

@@ -4,11 +4,10 @@ import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import { Audience } from '../routing/audience.js';
-import { inPercent } from '../routing/bucket.js';
+import { decide } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
-import { firstMatch } from '../routing/route.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Fault } from './errors.js';
@@ -110,7 +109,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
       }
 
-      const route = firstMatch(snapshot.routes, view);
+      const decision = decide(snapshot, view);
+      const route = decision.route;
       if (!route) {
         bytesOut = sendError(res, 404, requestId, false, extraHeaders);
         return;
@@ -122,10 +122,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         return;
       }
 
-      // A sticky split: the caller's bucket, seeded by the route, decides the side.
-      const canary = action.canary;
-      if (canary !== undefined && view.audience !== undefined && inPercent(canary.seed, view.audience.caller.id, canary.weight)) side = 'canary';
-      const service = generation.services.get(side === 'canary' ? (canary as { service: string }).service : action.service) as ServiceRuntime;
+      side = decision.side;
+      const service = generation.services.get(decision.service as string) as ServiceRuntime;
       serviceName = service.def.name;
       const hasBody = hasRequestBody(req);
       const maxBody = snapshot.limits.maxBodyBytes;
