@@ -38,31 +38,31 @@ const NO = 2;
  * route condition, the x-ficus-toggles header and explain all see the same answer.
  */
 export class Audience {
-  readonly #cohorts: Uint8Array;
-  readonly #toggles: Uint8Array;
+  /** Cohort answers, then toggle answers: one allocation per request. */
+  readonly #answers: Uint8Array;
 
   constructor(
     readonly defs: AudienceDefs,
     readonly caller: Caller,
     private readonly headers: IncomingHttpHeaders,
   ) {
-    this.#cohorts = new Uint8Array(defs.cohorts.length);
-    this.#toggles = new Uint8Array(defs.toggles.length);
+    this.#answers = new Uint8Array(defs.cohorts.length + defs.toggles.length);
   }
 
   inCohort(index: number): boolean {
-    const known = this.#cohorts[index];
+    const known = this.#answers[index];
     if (known !== UNKNOWN) return known === YES;
     const answer = cohortHolds(this.defs.cohorts[index] as CohortDef, this.caller, this.headers);
-    this.#cohorts[index] = answer ? YES : NO;
+    this.#answers[index] = answer ? YES : NO;
     return answer;
   }
 
   toggleOn(index: number): boolean {
-    const known = this.#toggles[index];
+    const slot = this.defs.cohorts.length + index;
+    const known = this.#answers[slot];
     if (known !== UNKNOWN) return known === YES;
     const answer = this.#toggleHolds(this.defs.toggles[index] as ToggleDef);
-    this.#toggles[index] = answer ? YES : NO;
+    this.#answers[slot] = answer ? YES : NO;
     return answer;
   }
 

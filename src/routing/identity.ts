@@ -28,12 +28,12 @@ export function identify(def: IdentityDef | undefined, headers: IncomingHttpHead
   if (def?.header) {
     const value = headers[def.header];
     const id = Array.isArray(value) ? value[0] : value;
-    if (id) return { id, known: true, setCookie: undefined };
+    if (id) return { id: fieldText(id), known: true, setCookie: undefined };
   }
   const cookies = headers.cookie;
   if (def?.cookie && cookies) {
     const id = cookieValue(cookies, def.cookie);
-    if (id) return { id, known: true, setCookie: undefined };
+    if (id) return { id: fieldText(id), known: true, setCookie: undefined };
   }
   if (def?.anonymousCookie) {
     const existing = cookies ? cookieValue(cookies, def.anonymousCookie) : undefined;
@@ -45,6 +45,25 @@ export function identify(def: IdentityDef | undefined, headers: IncomingHttpHead
     return { id, known: false, setCookie };
   }
   return { id: newId(), known: false, setCookie: undefined };
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+const BEYOND_LATIN1 = /[\u0100-\uffff]/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Node reads header bytes as latin1, so `josé` sent as UTF-8 arrives as `josÃ©`: it would never
+ * equal `josé` in a `users:` list, nor bucket as services hashing the real name do. Valid UTF-8 is
+ * decoded; other bytes are left as latin1 characters, one per byte. Text that is already more
+ * than bytes (a character beyond U+00FF, as `ficus explain -H` gives) is left as it is.
+ */
+export function fieldText(value: string): string {
+  if (!NON_ASCII.test(value) || BEYOND_LATIN1.test(value)) return value;
+  try {
+    return utf8.decode(Buffer.from(value, 'latin1'));
+  } catch {
+    return value;
+  }
 }
 
 /** The value of cookie `name` in a Cookie header (RFC 6265 §5.4), or undefined. */
