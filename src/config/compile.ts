@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AudienceDefs, CohortDef, ToggleDef } from '../routing/audience.js';
 import { compileAudienceMatch, type AudienceIndex } from '../routing/audience-match.js';
 import type { IdentityDef } from '../routing/identity.js';
@@ -6,7 +7,7 @@ import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
 import { durationOr } from './duration.js';
 import type { RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
-import type { EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
+import type { Colour, ColoursDef, EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
 
 export const DEFAULTS = {
   connectMs: 5_000,
@@ -52,6 +53,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     routes,
     identity: compileIdentity(source),
     auditLog: source.auditLog,
+    previewHeaders: previewHeaders(services),
     audience,
     usesCaller:
       audience.cohorts.length > 0 || audience.toggles.length > 0 || routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined),
@@ -59,24 +61,44 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
 }
 
 function compileService(name: string, spec: ServiceSpec, defaults: Timeouts): ServiceDef {
-  const urls = spec.urls ?? (spec.url !== undefined ? [spec.url] : []);
-  const timeouts: Timeouts = {
-    connectMs: durationOr(spec.timeouts?.connect, defaults.connectMs),
-    responseMs: durationOr(spec.timeouts?.response, defaults.responseMs),
-    idleMs: durationOr(spec.timeouts?.idle, defaults.idleMs),
-  };
-  const endpoints = urls.map(endpointOf);
-  const balance = spec.balance ?? 'round-robin';
-  const consecutiveFailures = spec.outlier?.consecutiveFailures ?? DEFAULTS.consecutiveFailures;
-  return {
+  const common = {
     name,
-    endpoints,
-    timeouts,
-    balance,
-    consecutiveFailures,
+    timeouts: {
+      connectMs: durationOr(spec.timeouts?.connect, defaults.connectMs),
+      responseMs: durationOr(spec.timeouts?.response, defaults.responseMs),
+      idleMs: durationOr(spec.timeouts?.idle, defaults.idleMs),
+    },
+    balance: spec.balance ?? 'round-robin',
+    consecutiveFailures: spec.outlier?.consecutiveFailures ?? DEFAULTS.consecutiveFailures,
     legacy: spec.legacy ?? name === 'legacy',
-    fingerprint: JSON.stringify([endpoints, timeouts, balance, consecutiveFailures]),
+  } as const;
+  const group = (urls: readonly string[], colour?: Colour): ServiceDef => {
+    const endpoints = urls.map(endpointOf);
+    const fingerprint = JSON.stringify([endpoints, common.timeouts, common.balance, common.consecutiveFailures]);
+    return colour === undefined ? { ...common, endpoints, fingerprint } : { ...common, endpoints, colour, fingerprint };
   };
+  if (spec.blue === undefined || spec.green === undefined || spec.active === undefined) return group(urlsOf(spec));
+
+  const blue = group(urlsOf(spec.blue), 'blue');
+  const green = group(urlsOf(spec.green), 'green');
+  const preview = spec.preview ? { header: spec.preview.header.toLowerCase(), token: spec.preview.token } : undefined;
+  const colours: ColoursDef = { active: spec.active, blue, green, preview };
+  // Each colour's runtime state is keyed by the colour's own fingerprint, so `active` and
+  // `preview` may change here without resetting either colour. The token is hashed: the
+  // fingerprint is no place for a secret.
+  const door = preview && [preview.header, createHash('sha256').update(preview.token).digest('hex')];
+  const fingerprint = JSON.stringify([blue.fingerprint, green.fingerprint, spec.active, door ?? null]);
+  return { ...common, endpoints: [], colours, fingerprint };
+}
+
+function urlsOf(spec: { url?: string | undefined; urls?: string[] | undefined }): readonly string[] {
+  return spec.urls ?? (spec.url !== undefined ? [spec.url] : []);
+}
+
+function previewHeaders(services: ReadonlyMap<string, ServiceDef>): readonly string[] | undefined {
+  const names = new Set<string>();
+  for (const service of services.values()) if (service.colours?.preview) names.add(service.colours.preview.header);
+  return names.size > 0 ? [...names] : undefined;
 }
 
 function endpointOf(url: string): EndpointDef {

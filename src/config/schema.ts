@@ -43,10 +43,14 @@ const Admin = z.strictObject({
   token: z.string().default(''),
 });
 
+// RFC 6265 §4.1.1: a cookie name is a token. Anything else (a line break, above all) could not
+// be written in the Set-Cookie line, and every anonymous request would fail with it.
+const CookieName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name (letters, digits and !#$%&\'*+.^_`|~-)');
+
 const Identity = z.strictObject({
   header: HeaderName.optional(),
-  cookie: z.string().optional(),
-  anonymousCookie: z.string().optional(),
+  cookie: CookieName.optional(),
+  anonymousCookie: CookieName.optional(),
 });
 
 const Timeouts = z.strictObject({
@@ -99,7 +103,7 @@ export const Service = z.strictObject({
 const Cohort = z.strictObject({
   users: z.array(z.string()).optional(),
   header: z.strictObject({ name: HeaderName, value: z.string() }).optional(),
-  cookie: z.strictObject({ name: z.string(), value: z.string() }).optional(),
+  cookie: z.strictObject({ name: CookieName, value: z.string() }).optional(),
   percent: Percent.optional(),
   seed: z.string().optional(),
 });

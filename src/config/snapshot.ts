@@ -24,6 +24,11 @@ export interface Snapshot {
   readonly usesCaller: boolean;
   /** Path of the JSON-lines audit file, when configured. */
   readonly auditLog: string | undefined;
+  /**
+   * Lower-case names of the blue/green preview headers: they carry a secret token, so no
+   * upstream ever receives them. Undefined when no service has a preview.
+   */
+  readonly previewHeaders: readonly string[] | undefined;
 }
 
 export interface Limits {
@@ -51,7 +56,10 @@ export interface ColoursDef {
   readonly active: Colour;
   readonly blue: ServiceDef;
   readonly green: ServiceDef;
-  /** A request bearing `header` with exactly `token` reaches the inactive colour. */
+  /**
+   * A request bearing `header` (lower-case) with exactly `token` reaches the inactive colour.
+   * An empty token disables the door; the header is still never forwarded.
+   */
   readonly preview: { readonly header: string; readonly token: string } | undefined;
 }
 
@@ -66,6 +74,8 @@ export interface ServiceDef {
   readonly legacy: boolean;
   /** Set for a blue/green service; its own `endpoints` are then empty. */
   readonly colours?: ColoursDef | undefined;
+  /** Set on the endpoint group of one colour (`colours.blue`, `colours.green`); its name is the service's. */
+  readonly colour?: Colour | undefined;
   /** Equal fingerprints across reloads mean the runtime state (health, ejections) carries over. */
   readonly fingerprint: string;
 }

@@ -2,11 +2,11 @@ import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
 import { PoolRegistry } from '../upstream/pools.js';
-import { ServiceRuntime } from '../upstream/service.js';
+import { ServiceRuntime, type ColourRuntimes } from '../upstream/service.js';
 import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
 import { loadRoutesFile } from './load.js';
-import type { ServiceDef, Snapshot } from './snapshot.js';
+import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
 
 /** A snapshot plus the runtime state it routes to: what one request reads, once, at its start. */
 export interface Generation {
@@ -119,42 +119,60 @@ export class ConfigStore {
 
   #build(snapshot: Snapshot, previous: Generation | undefined): Generation {
     const services = new Map<string, ServiceRuntime>();
-    for (const [name, def] of snapshot.services) {
-      const kept = previous?.services.get(name);
-      services.set(
-        name,
-        kept && sameService(kept.def, def)
-          ? kept
-          : new ServiceRuntime(def, this.pools, this.deps.clock, this.deps.random, this.deps.outlierEvents(name)),
-      );
-    }
+    for (const [name, def] of snapshot.services) services.set(name, this.#runtime(def, previous?.services.get(name)));
     return Object.freeze({ snapshot, services });
   }
 
+  #runtime(def: ServiceDef, kept: ServiceRuntime | undefined): ServiceRuntime {
+    if (kept && sameService(kept.def, def)) return kept;
+    if (def.colours === undefined) return this.#newRuntime(def);
+    const before = kept?.def.colours !== undefined ? kept.colours : undefined;
+    const wasActive = kept?.def.colours?.active;
+    const colour = (which: Colour): ServiceRuntime => {
+      const old = before?.[which];
+      const next = def.colours?.[which] as ServiceDef;
+      const carried = old && sameService(old.def, next) ? old : undefined;
+      // Cutover: the colour that just went inactive gives up its pools. Requests in flight on
+      // them finish, then their connections close; preview traffic opens fresh ones.
+      if (old && which === wasActive && which !== def.colours?.active) old.renewPools(this.pools, (pool) => this.#closeGracefully(pool), carried !== undefined);
+      return carried ?? this.#newRuntime(next);
+    };
+    return this.#newRuntime(def, { blue: colour('blue'), green: colour('green') });
+  }
+
+  #newRuntime(def: ServiceDef, colours?: ColourRuntimes): ServiceRuntime {
+    return new ServiceRuntime(def, this.pools, this.deps.clock, this.deps.random, this.deps.outlierEvents(def.name), colours);
+  }
+
   /**
-   * Closes the pools no service names any more. undici's close is graceful: requests still
+   * Closes the pools no service uses any more. undici's close is graceful: requests still
    * running on the old generation finish first, then the connections go.
    */
   #retire(previous: Generation): void {
-    const keep = new Set<string>();
-    for (const service of this.#current.services.values()) for (const key of service.poolKeys) keep.add(key);
-    for (const service of previous.services.values()) {
-      for (const endpoint of service.endpoints) {
-        const pool = endpoint.pool;
-        if (keep.has(PoolRegistry.key(endpoint.origin, service.def.timeouts)) || this.#retiring.has(pool)) continue;
-        this.#retiring.add(pool);
-        // undici's close is idempotent: this promise settles when the registry's close does.
-        const gone = () => this.#retiring.delete(pool);
-        pool.close().then(gone, gone);
-      }
+    const inUse = new Set<Pool>();
+    const keys = new Set<string>();
+    for (const runtime of runtimesOf(this.#current)) {
+      for (const endpoint of runtime.endpoints) inUse.add(endpoint.pool);
+      for (const key of runtime.poolKeys) keys.add(key);
     }
-    void this.pools.retainOnly(keep);
+    for (const runtime of runtimesOf(previous)) {
+      for (const endpoint of runtime.endpoints) if (!inUse.has(endpoint.pool)) this.#closeGracefully(endpoint.pool);
+    }
+    void this.pools.retainOnly(keys);
+  }
+
+  #closeGracefully(pool: Pool): void {
+    if (this.#retiring.has(pool)) return;
+    this.#retiring.add(pool);
+    // undici's close is idempotent: this promise settles when any other close of it does.
+    const gone = () => this.#retiring.delete(pool);
+    pool.close().then(gone, gone);
   }
 
   /** Closes every upstream pool, gracefully for up to `graceMs`, then by force. */
   async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     const open = new Set(this.#retiring);
-    for (const service of this.#current.services.values()) for (const endpoint of service.endpoints) open.add(endpoint.pool);
+    for (const runtime of runtimesOf(this.#current)) for (const endpoint of runtime.endpoints) open.add(endpoint.pool);
     let timer: NodeJS.Timeout | undefined;
     const graceful = this.pools.closeAll().then(() => Promise.all([...this.#retiring].map((pool) => pool.close().catch(() => undefined))));
     const expired = new Promise<'expired'>((resolve) => {
@@ -163,6 +181,14 @@ export class ConfigStore {
     const outcome = await Promise.race([graceful, expired]);
     clearTimeout(timer);
     if (outcome === 'expired') await Promise.all([...open].map((pool) => pool.destroy().catch(() => undefined)));
+  }
+}
+
+/** Every runtime of a generation: each service, and each colour of a blue/green one. */
+export function* runtimesOf(generation: Generation): Iterable<ServiceRuntime> {
+  for (const service of generation.services.values()) {
+    yield service;
+    if (service.colours) yield* [service.colours.blue, service.colours.green];
   }
 }
 

@@ -119,12 +119,31 @@ function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (strin
 
 function checkService(name: string, service: Fields, problem: Report): void {
   const at = (...rest: string[]) => ['services', name, ...rest];
-  const colours = ['blue', 'green', 'active'].some((key) => service[key] !== undefined);
-  const direct = ['url', 'urls'].filter((key) => service[key] !== undefined).length;
-  if (colours) problem(at(), `blue/green ${NOT_YET}`, true);
-  else if (direct !== 1) problem(at(), 'a service needs exactly one of "url" or "urls"', true);
-  for (const key of ['preview', 'guard', 'health']) {
+  const direct = ENDPOINT_KEYS.filter((key) => service[key] !== undefined);
+  if (COLOUR_KEYS.some((key) => service[key] !== undefined)) {
+    checkColours(service, direct, at, problem);
+  } else {
+    if (direct.length !== 1) problem(at(), 'a service needs exactly one of "url" or "urls"', true);
+    if (service.preview !== undefined) problem(at('preview'), 'preview needs a blue/green service ("blue", "green" and "active")', true);
+  }
+  for (const key of ['guard', 'health']) {
     if (service[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`, true);
+  }
+}
+
+const ENDPOINT_KEYS = ['url', 'urls'] as const;
+const COLOUR_KEYS = ['blue', 'green', 'active'] as const;
+
+/** A blue/green service names its endpoints per colour only, so no request can miss its colour. */
+function checkColours(service: Fields, direct: readonly string[], at: (...rest: string[]) => (string | number)[], problem: Report): void {
+  const missing = COLOUR_KEYS.filter((key) => service[key] === undefined);
+  if (missing.length > 0) problem(at(), `a blue/green service needs "blue", "green" and "active" (missing ${missing.map((key) => `"${key}"`).join(', ')})`, true);
+  for (const key of direct) problem(at(key), `a blue/green service takes its URLs in "blue" and "green", not in "${key}"`, true);
+  for (const colour of ['blue', 'green'] as const) {
+    const group = service[colour];
+    if (isRecord(group) && ENDPOINT_KEYS.filter((key) => group[key] !== undefined).length !== 1) {
+      problem(at(colour), `the ${colour} colour needs exactly one of "url" or "urls"`, true);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ColoursDef } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -8,6 +9,7 @@ import { decide } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
+import { chooseColour } from '../upstream/bluegreen.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Fault } from './errors.js';
@@ -30,8 +32,9 @@ const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
 /**
- * One request, top to bottom: take the generation once → normalize the target → match a route
- * → respond locally or pick an endpoint → forward (streaming) → classify → count and log.
+ * One request, top to bottom: take the generation once → normalize the target → decide route
+ * and side → respond locally, or choose the colour of a blue/green service and pick an endpoint
+ * → forward (streaming) → classify → count and log.
  */
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, inflight } = deps;
@@ -54,13 +57,18 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     let faultKind: string | undefined;
     let extraHeaders: string[] | undefined;
     let side = 'stable';
+    // 'blue' or 'green' for a blue/green service; the metric label is '' for any other.
+    let colour = '';
+    let preview = false;
+    // Whether a legacy service answered: the migration ledger's legacy share counts it.
+    let legacy = false;
     // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
     res.on('close', () => {
       inflight.count--;
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
       const seconds = (performance.now() - started) / 1000;
-      metrics.recordRequest(routeName, serviceName, '', serviceName ? side : '', status, seconds);
+      metrics.recordRequest(routeName, serviceName, colour, serviceName ? side : '', status, seconds, legacy);
       if (snapshot.accessLog) {
         logger.info({
           event: EVENT.access,
@@ -70,6 +78,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           route: routeName,
           service: serviceName,
           side: serviceName ? side : undefined,
+          color: colour || undefined,
+          preview: preview || undefined,
           endpoint: endpointOrigin,
           status,
           durationMs: round(seconds * 1000),
@@ -123,22 +133,30 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       }
 
       side = decision.side;
-      const service = generation.services.get(decision.service as string) as ServiceRuntime;
+      let service = generation.services.get(decision.service as string) as ServiceRuntime;
       serviceName = service.def.name;
+      legacy = service.def.legacy;
+      const colours = service.colours;
+      if (colours !== undefined) {
+        const chosen = chooseColour(service.def.colours as ColoursDef, req.headers);
+        colour = chosen.colour;
+        preview = chosen.preview;
+        service = colours[chosen.colour];
+      }
       const hasBody = hasRequestBody(req);
       const maxBody = snapshot.limits.maxBodyBytes;
       if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
-        bytesOut = sendError(res, 413, requestId, true);
+        bytesOut = sendError(res, 413, requestId, true, extraHeaders);
         return;
       }
 
       const endpoint = service.pick();
       if (!endpoint) {
-        bytesOut = sendError(res, 503, requestId);
+        bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
 
-      const headers = upstreamRequestHeaders(req, { peer, trusted, host, requestId, hostOverride: action.hostHeader });
+      const headers = upstreamRequestHeaders(req, { peer, trusted, host, requestId, hostOverride: action.hostHeader, secret: snapshot.previewHeaders });
       // Services behind the facade take the same decisions as the facade did (SPEC §1.3).
       const toggles = view.audience?.togglesHeader();
       if (toggles !== undefined) headers.push('x-ficus-toggles', toggles);

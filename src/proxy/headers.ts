@@ -35,6 +35,8 @@ export interface ForwardingContext {
   requestId: string;
   /** Replaces the Host header sent upstream (`rewrite.host`). */
   hostOverride: string | undefined;
+  /** Lower-case names never forwarded because they carry a secret (blue/green preview tokens). */
+  secret?: readonly string[] | undefined;
 }
 
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -57,12 +59,14 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
  * The header list sent upstream, as a flat [name, value, …] array built from the raw headers so
  * that duplicates and order survive. Hop-by-hop fields, fields named by Connection, `expect`
  * (the proxy answers 100-continue itself), client-sent `x-ficus-*` and untrusted forwarding
- * fields are dropped; `host`, `x-request-id` and the forwarding fields are then set. Framing
+ * fields are dropped, and so are the `secret` ones (a preview token is for ficus alone);
+ * `host`, `x-request-id` and the forwarding fields are then set. Framing
  * (Content-Length, or chunked when the body has none) is redone by undici.
  */
 export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingContext): string[] {
   const raw = req.rawHeaders;
   const named = connectionTokens(req.headers.connection);
+  const secret = ctx.secret;
   const out: string[] = [];
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
@@ -73,6 +77,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
     if (DROPPED.has(lower) || named?.has(lower) || lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
+    if (secret !== undefined && secret.includes(lower)) continue;
     if (FORWARDING.has(lower)) {
       if (!ctx.trusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;

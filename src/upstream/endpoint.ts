@@ -11,7 +11,11 @@ export class Endpoint {
 
   constructor(
     readonly def: EndpointDef,
-    readonly pool: Pool,
+    /**
+     * Replaced when a blue/green colour goes inactive: requests already dispatched finish on
+     * the old pool, which then closes; later ones (preview traffic) open fresh connections.
+     */
+    public pool: Pool,
   ) {}
 
   get origin(): string {

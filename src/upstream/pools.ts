@@ -9,12 +9,16 @@ import type { Timeouts } from '../config/snapshot.js';
 export class PoolRegistry {
   readonly #pools = new Map<string, Pool>();
 
-  static key(origin: string, timeouts: Timeouts): string {
-    return `${origin}|${timeouts.connectMs}|${timeouts.idleMs}`;
+  /**
+   * `scope` keeps a group's pools to itself: a blue/green colour's pools are retired at cutover,
+   * which must never close connections another service is using to the same origin.
+   */
+  static key(origin: string, timeouts: Timeouts, scope = ''): string {
+    return `${origin}|${timeouts.connectMs}|${timeouts.idleMs}${scope && `|${scope}`}`;
   }
 
-  acquire(origin: string, timeouts: Timeouts): Pool {
-    const key = PoolRegistry.key(origin, timeouts);
+  acquire(origin: string, timeouts: Timeouts, scope = ''): Pool {
+    const key = PoolRegistry.key(origin, timeouts, scope);
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new Pool(origin, {
@@ -25,6 +29,16 @@ export class PoolRegistry {
       });
       this.#pools.set(key, pool);
     }
+    return pool;
+  }
+
+  /**
+   * Forgets the pool under `key` without closing it, so the next `acquire` opens a fresh one;
+   * the caller closes the old pool when its requests are done.
+   */
+  detach(key: string): Pool | undefined {
+    const pool = this.#pools.get(key);
+    this.#pools.delete(key);
     return pool;
   }
 

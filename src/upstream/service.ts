@@ -1,16 +1,27 @@
+import type { Pool } from 'undici';
 import type { ServiceDef } from '../config/snapshot.js';
 import type { Clock, Random } from '../observe/clock.js';
 import { Endpoint } from './endpoint.js';
 import { OutlierDetector, type OutlierEvents } from './outlier.js';
 import { PoolRegistry } from './pools.js';
 
+/** The two endpoint groups of a blue/green service, each with its own health and pools. */
+export interface ColourRuntimes {
+  readonly blue: ServiceRuntime;
+  readonly green: ServiceRuntime;
+}
+
 /**
  * A service's live endpoints and their health. Built once per service definition and handed
  * over across reloads when the definition is unchanged, so ejections and counters survive.
+ * A blue/green service has no endpoints of its own: each colour is a runtime of its own,
+ * carried over by the colour's definition, so a cutover resets neither colour.
  */
 export class ServiceRuntime {
   readonly endpoints: readonly Endpoint[];
   readonly outlier: OutlierDetector;
+  /** Pools of a colour are its own (see PoolRegistry.key); '' shares them by origin. */
+  readonly #scope: string;
   #next = 0;
 
   constructor(
@@ -19,13 +30,29 @@ export class ServiceRuntime {
     private readonly clock: Clock,
     private readonly random: Random,
     events: OutlierEvents,
+    /** Set when `def.colours` is. */
+    readonly colours?: ColourRuntimes,
   ) {
-    this.endpoints = def.endpoints.map((e) => new Endpoint(e, pools.acquire(e.origin, def.timeouts)));
+    const scope = (this.#scope = def.colour === undefined ? '' : `${def.name}/${def.colour}`);
+    this.endpoints = def.endpoints.map((e) => new Endpoint(e, pools.acquire(e.origin, def.timeouts, scope)));
     this.outlier = new OutlierDetector(this.endpoints, def.consecutiveFailures, clock, random, events);
   }
 
   get poolKeys(): string[] {
-    return this.def.endpoints.map((e) => PoolRegistry.key(e.origin, this.def.timeouts));
+    return this.def.endpoints.map((e) => PoolRegistry.key(e.origin, this.def.timeouts, this.#scope));
+  }
+
+  /**
+   * Hands every pool to `retire` (which closes it once the requests already on it are done)
+   * and takes it out of the registry; with `rebind`, the endpoints get fresh pools and keep
+   * their health. Used when a colour goes inactive, so its idle connections do not linger.
+   */
+  renewPools(pools: PoolRegistry, retire: (pool: Pool) => void, rebind: boolean): void {
+    // Detach all first: endpoints sharing an origin share a pool, and must share the new one.
+    for (const key of this.poolKeys) pools.detach(key);
+    for (const endpoint of this.endpoints) retire(endpoint.pool);
+    if (!rebind) return;
+    for (const endpoint of this.endpoints) endpoint.pool = pools.acquire(endpoint.origin, this.def.timeouts, this.#scope);
   }
 
   /** Picks an endpoint in service, other than `exclude` when there is a choice. */

@@ -1,0 +1,59 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Colour, ColoursDef } from '../config/snapshot.js';
+
+export interface ColourChoice {
+  colour: Colour;
+  /** True when the preview door sent the request to the inactive colour. */
+  preview: boolean;
+}
+
+// The four possible answers, built once: choosing a colour allocates nothing per request.
+const ACTIVE: Readonly<Record<Colour, ColourChoice>> = {
+  blue: Object.freeze({ colour: 'blue', preview: false }),
+  green: Object.freeze({ colour: 'green', preview: false }),
+};
+const PREVIEW: Readonly<Record<Colour, ColourChoice>> = {
+  blue: Object.freeze({ colour: 'green', preview: true }),
+  green: Object.freeze({ colour: 'blue', preview: true }),
+};
+
+/**
+ * The colour that serves a request to a blue/green service: the active one, unless the request
+ * bears the preview header with exactly the preview token, which opens the inactive one. A
+ * wrong or missing token is ignored, never refused, so probing learns nothing; an empty token
+ * disables the door. Pure: the proxy and `explain` both decide with it.
+ */
+export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders): ColourChoice {
+  const preview = colours.preview;
+  if (preview !== undefined && preview.token !== '') {
+    const offered = headers[preview.header];
+    if (typeof offered === 'string' && sameToken(offered, preview)) return PREVIEW[colours.active];
+  }
+  return ACTIVE[colours.active];
+}
+
+/** The other colour of the pair. */
+export function otherColour(colour: Colour): Colour {
+  return colour === 'blue' ? 'green' : 'blue';
+}
+
+/** Digests of configured tokens, computed once per (immutable) preview definition. */
+const expected = new WeakMap<object, Buffer>();
+
+/**
+ * Compares fixed-length digests in constant time, so neither the token's length nor the
+ * position of the first wrong character shows in the response time.
+ */
+function sameToken(offered: string, preview: NonNullable<ColoursDef['preview']>): boolean {
+  let digest = expected.get(preview);
+  if (digest === undefined) {
+    digest = sha256(preview.token);
+    expected.set(preview, digest);
+  }
+  return timingSafeEqual(sha256(offered), digest);
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
