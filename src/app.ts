@@ -3,8 +3,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
 import { formatIssue } from './config/issues.js';
-import { ConfigStore, type ReloadReport, type ReloadTrigger } from './config/store.js';
+import type { Snapshot } from './config/snapshot.js';
+import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
+import { AuditLog, auditPath } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
@@ -26,6 +28,8 @@ export interface RunningApp {
   readonly adminUrl: string;
   readonly store: ConfigStore;
   readonly metrics: Metrics;
+  /** The audit file named by the running config; `settled()` waits for records in flight. */
+  readonly audit: AuditLog;
   reload(trigger: ReloadTrigger): Promise<ReloadReport>;
   /** SIGTERM behaviour: not ready, stop accepting, finish in flight (≤ drainTimeout), close. */
   drain(): Promise<void>;
@@ -35,7 +39,8 @@ export interface RunningApp {
 export async function startApp(options: AppOptions): Promise<RunningApp> {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
-  const metrics = new Metrics();
+  // The legacy-share window reads the same clock as everything else, so tests can advance it.
+  const metrics = new Metrics(clock);
   const store = await ConfigStore.open(options.configFile, {
     clock,
     random: options.random ?? systemRandom,
@@ -52,6 +57,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     }),
   });
   const first = store.current.snapshot;
+  const audit = new AuditLog(() => auditPath(store.current.snapshot.file, store.current.snapshot.auditLog), {
+    clock,
+    onError: (error, path, kind) =>
+      logger.error({ event: EVENT.auditWriteFailed, path, kind, code: error.code }, `cannot append to the audit log ${path} (${error.code ?? error.message}); traffic is not affected`),
+  });
+  let audited = first;
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
   publishEndpoints(store, metrics, clock);
@@ -75,6 +86,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     metrics.reloads.labels(report.result).inc();
     if (report.result === 'failure') {
       const errors = report.issues.map(formatIssue);
+      // Not awaited: neither the reload nor any request waits on the audit file.
+      void audit.record('reload', { trigger, result: 'failure', hashBefore: report.hashBefore, hashAfter: report.hashAfter, errors });
       logger.error(
         { event: EVENT.reloadFailed, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter, errors },
         `configuration rejected, still running ${report.hashBefore}:\n${errors.join('\n')}`,
@@ -82,6 +95,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       return report;
     }
     const now = store.current.snapshot;
+    void audit.record('reload', { trigger, result: 'success', hashBefore: report.hashBefore, hashAfter: report.hashAfter });
+    for (const cutover of cutovers(audited, now)) {
+      logger.info({ event: EVENT.cutover, trigger, ...cutover }, `${cutover.service}: cutover from ${cutover.from} to ${cutover.to}`);
+      void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
+    }
+    audited = now;
     metrics.configLoaded(now.hash);
     publishEndpoints(store, metrics, clock);
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
@@ -102,6 +121,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     await store.close();
     throw error;
   }
+
+  // The first record says which configuration was in force from when.
+  void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
 
   const watchOptions = options.watch ?? true;
   const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, () => void reload('file'), watchOptions === true ? {} : watchOptions);
@@ -133,13 +155,36 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       admin.closeAllConnections();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       await store.close();
+      // The last records must not be lost at exit, but a hung audit disk must not hold the exit either.
+      await settledWithin(audit, AUDIT_EXIT_WAIT_MS);
       logger.info({ event: EVENT.stopped }, 'stopped');
       logger.flush();
     })();
     return draining;
   };
 
-  return { proxyUrl, adminUrl, store, metrics, reload, drain };
+  return { proxyUrl, adminUrl, store, metrics, audit, reload, drain };
+}
+
+/** Blue/green services whose active colour differs between two snapshots. */
+function cutovers(before: Snapshot, after: Snapshot): { service: string; from: string; to: string }[] {
+  const changed: { service: string; from: string; to: string }[] = [];
+  for (const [name, service] of after.services) {
+    const from = before.services.get(name)?.colours?.active;
+    const to = service.colours?.active;
+    if (from !== undefined && to !== undefined && from !== to) changed.push({ service: name, from, to });
+  }
+  return changed;
+}
+
+const AUDIT_EXIT_WAIT_MS = 2_000;
+
+function settledWithin(audit: AuditLog, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([audit.settled(), expired]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves true when no request is in flight any more, false when `timeoutMs` passed first. */
@@ -160,8 +205,9 @@ function idleWithin(inflight: HandlerDeps['inflight'], timeoutMs: number): Promi
 function publishEndpoints(store: ConfigStore, metrics: Metrics, clock: Clock): void {
   metrics.endpointUp.reset();
   const now = clock.now();
-  for (const service of store.current.services.values()) {
-    for (const endpoint of service.endpoints) metrics.endpointUp.labels(service.def.name, endpoint.origin).set(endpoint.ejectedUntil > now ? 0 : 1);
+  // Colours carry their service's name, so a blue/green service's endpoints are listed under it.
+  for (const runtime of runtimesOf(store.current)) {
+    for (const endpoint of runtime.endpoints) metrics.endpointUp.labels(runtime.def.name, endpoint.origin).set(endpoint.ejectedUntil > now ? 0 : 1);
   }
 }
 

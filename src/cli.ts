@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { EditCommand } from './config/edit.js';
 import { formatIssue, type ConfigIssue } from './config/issues.js';
 
 // Commands import what they need when they run: `ficus --help` or `ficus status` should not pay
@@ -10,23 +11,24 @@ const USAGE = `ficus: a strangler-facade reverse proxy
 usage:
   ficus start [-c FILE]                 run the proxy
   ficus check [FILE]                    validate a routes file; every error as FILE:LINE:COL path: message
+  ficus explain METHOD URL [-u USER] [-H 'name: value']... [-c FILE] [--json]
+                                        which route, side, colour and endpoint would serve a request, and why
   ficus status [--admin URL] [--json]   the running proxy's routes, services and endpoint health
+  ficus cutover SERVICE blue|green [-c FILE]
+                                        switch a blue/green service's active colour
+  ficus weight ROUTE PCT [-c FILE]      set the share of users (0-100) a route's canary gets
+  ficus toggle NAME on|off|PCT [-c FILE]
+                                        switch a toggle on or off, or set its percentage of users
   ficus schema                          print the JSON Schema of routes.yaml (for editor completion)
   ficus demo [-c FILE]                  a demo monolith, a new service and the proxy, with a short tour
   ficus --help | --version
 
 The routes file is -c FILE (or --config FILE), else $FICUS_CONFIG, else ./routes.yaml;
 \`ficus demo\` uses the routes.yaml that ships with ficus unless -c is given.
+cutover, weight and toggle edit the routes file in place (comments and layout kept), after
+checking the result; a running proxy that watches the file picks the change up.
 The admin API is --admin URL, else $FICUS_ADMIN, else http://127.0.0.1:9901.
 `;
-
-/** Commands of the full product that this version does not have yet: say so, don't call them unknown. */
-const LATER: Readonly<Record<string, string>> = {
-  explain: 'explaining which route would serve a request',
-  cutover: 'blue/green cutover',
-  weight: 'canary weights',
-  toggle: 'feature toggles',
-};
 
 const DEFAULT_ADMIN = 'http://127.0.0.1:9901';
 
@@ -86,6 +88,12 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     case 'check':
       return check(configPath('check', rest));
+    case 'explain':
+      return (await import('./explain/command.js')).runExplain(rest);
+    case 'cutover':
+    case 'weight':
+    case 'toggle':
+      return edit(command, rest);
     case 'schema': {
       parseArgs('schema', rest, []);
       const { routesJsonSchema } = await import('./config/schema.js');
@@ -118,13 +126,6 @@ async function main(argv: readonly string[]): Promise<number> {
     case '-h':
       return help(0);
     default:
-      if (Object.hasOwn(LATER, command)) {
-        process.stderr.write(
-          `ficus: "${command}" (${LATER[command]}) is not available in this version of ficus (${version()}); it comes in a later release.\n` +
-            'Run "ficus --help" for the commands this version has.\n',
-        );
-        return 2;
-      }
       throw new UsageError(`unknown command "${command}"`);
   }
 }
@@ -146,12 +147,66 @@ async function check(file: string): Promise<number> {
   return 0;
 }
 
+const EDIT_USAGE: Readonly<Record<EditCommand, string>> = {
+  cutover: 'ficus cutover SERVICE blue|green [-c FILE]',
+  weight: 'ficus weight ROUTE PCT [-c FILE]',
+  toggle: 'ficus toggle NAME on|off|PCT [-c FILE]',
+};
+
+/**
+ * `cutover`, `weight`, `toggle`: one value changed in the routes file, checked before it is
+ * written, printed as a one-line diff, and recorded in the file's audit log. Exit 1 (file
+ * untouched) when the target does not exist or the result would be invalid.
+ */
+async function edit(command: EditCommand, argv: readonly string[]): Promise<number> {
+  const parsed = parseArgs(command, argv, ['-c', '--config']);
+  const [target, value, ...extra] = parsed.positional;
+  if (target === undefined || value === undefined || extra.length > 0) throw new UsageError(`usage: ${EDIT_USAGE[command]}`);
+  const file = parsed.flags.get('-c') ?? parsed.flags.get('--config') ?? (process.env.FICUS_CONFIG || 'routes.yaml');
+  const { editRoutesFile } = await import('./config/edit.js');
+  const outcome = await editRoutesFile(file, { command, target, value });
+  if (outcome.result === 'refused') {
+    for (const issue of outcome.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+    process.stderr.write(`ficus: ${outcome.message}\n`);
+    return 1;
+  }
+  const { change } = outcome;
+  if (outcome.result === 'unchanged') {
+    process.stdout.write(`${file}:${change.line}: ${outcome.reason}; nothing to change\n`);
+    return 0;
+  }
+  process.stdout.write(`${file}:${change.line}: ${change.key}: ${change.fromText ?? '(not set)'} → ${change.toText}\n`);
+
+  const [{ AuditLog, auditPath }, { systemClock }, { userInfo }] = await Promise.all([import('./observe/audit.js'), import('./observe/clock.js'), import('node:os')]);
+  const audit = new AuditLog(() => auditPath(resolve(file), outcome.config.auditLog), {
+    clock: systemClock,
+    // The edit is made; a missing audit record is worth a warning, not a failed command.
+    onError: (error, path) => process.stderr.write(`ficus: warning: could not append to the audit log ${path} (${error.code ?? error.message})\n`),
+  });
+  let by: string | undefined;
+  try {
+    by = userInfo().username;
+  } catch {
+    // No user name for this uid (a container): the record is still worth making.
+  }
+  await audit.record('edit', { command, target, key: change.path, from: change.from, to: change.to, file: resolve(file), ...(by ? { by } : {}) });
+  return 0;
+}
+
 /** The parts of the admin `/status` document this command shows; read defensively. */
 interface StatusView {
   ready?: boolean;
   config?: { file?: string; hash?: string; loadedAt?: string; lastReload?: { result?: string; trigger?: string; at?: string; errors?: ConfigIssue[] } };
-  routes?: { name: string; match?: string[]; service?: string; migration?: string; respond?: number }[];
-  services?: { name: string; legacy?: boolean; endpoints?: { url: string; up?: boolean; ejectedUntil?: string }[] }[];
+  routes?: { name: string; match?: string[]; service?: string; migration?: string; canary?: string; weight?: number; state?: string; shadow?: string; respond?: number }[];
+  services?: {
+    name: string;
+    legacy?: boolean;
+    active?: string;
+    state?: string;
+    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string }[];
+  }[];
+  toggles?: { name: string; enabled?: boolean; audience?: string; percent?: number; users?: number; cohorts?: string[] }[];
+  migration?: { legacyShare?: number | null; requests?: number; windowSeconds?: number };
 }
 
 async function status(admin: string, json: boolean): Promise<number> {
@@ -183,19 +238,44 @@ function renderStatus(origin: string, s: StatusView): string {
 
   const routes = s.routes ?? [];
   lines.push('', 'routes (first match wins):');
-  const routeRows = routes.map((r) => [r.name, (r.match ?? []).join(' · ') || 'everything', r.service !== undefined ? `→ ${r.service}${r.migration ? ` (${r.migration})` : ''}` : `respond ${r.respond ?? '?'}`]);
+  const routeRows = routes.map((r) => [r.name, (r.match ?? []).join(' · ') || 'everything', r.service !== undefined ? `→ ${r.service}${migrationOf(r)}` : `respond ${r.respond ?? '?'}`]);
   lines.push(...columns(routeRows));
 
   lines.push('', 'services:');
-  const serviceRows = (s.services ?? []).flatMap((service) =>
-    (service.endpoints ?? []).map((e, i) => [i === 0 ? `${service.name}${service.legacy ? ' (legacy)' : ''}` : '', e.url, e.up === false ? `EJECTED until ${e.ejectedUntil ?? '?'}` : 'up']),
-  );
+  const serviceRows = (s.services ?? []).flatMap((service) => {
+    const colours = service.active !== undefined ? ` (blue/green, active ${service.active}${service.state && service.state !== 'stable' ? `, ${service.state}` : ''})` : '';
+    return (service.endpoints ?? []).map((e, i) => [
+      i === 0 ? `${service.name}${service.legacy ? ' (legacy)' : ''}${colours}` : '',
+      e.color ? `${e.color}: ${e.url}` : e.url,
+      `${e.up === false ? `EJECTED until ${e.ejectedUntil ?? '?'}` : 'up'}${e.color && e.color !== service.active ? ' (idle colour)' : ''}`,
+    ]);
+  });
   lines.push(...columns(serviceRows));
+
+  if (s.toggles && s.toggles.length > 0) {
+    lines.push('', 'toggles:');
+    lines.push(...columns(s.toggles.map((t) => [t.name, toggleState(t)])));
+  }
 
   const forwarding = routes.filter((r) => r.service !== undefined);
   const moved = forwarding.filter((r) => r.migration === 'new').length;
   lines.push('', `migration: ${moved} of ${forwarding.length} forwarding routes go to new services`);
+  const share = s.migration?.legacyShare;
+  if (typeof share === 'number') lines.push(`legacy share: ${(share * 100).toFixed(1)} % of ${s.migration?.requests ?? '?'} requests in the last ${s.migration?.windowSeconds ?? '?'} s`);
   return `${lines.join('\n')}\n`;
+}
+
+function migrationOf(r: NonNullable<StatusView['routes']>[number]): string {
+  if (r.migration === 'canary') return ` (canary ${r.weight ?? '?'} % → ${r.canary ?? '?'}${r.state && r.state !== 'running' ? `, ${r.state}` : ''})`;
+  if (r.migration === 'shadow') return ` (shadow → ${r.shadow ?? '?'})`;
+  return r.migration ? ` (${r.migration})` : '';
+}
+
+function toggleState(t: NonNullable<StatusView['toggles']>[number]): string {
+  if (t.enabled === false) return 'off';
+  if (t.audience !== 'some') return 'on';
+  const who = [t.percent !== undefined ? `${t.percent} % of users` : '', t.users ? `${t.users} user(s)` : '', ...(t.cohorts ?? []).map((c) => `cohort ${c}`)].filter(Boolean);
+  return `on for ${who.join(', ')}`;
 }
 
 function columns(rows: readonly string[][]): string[] {

@@ -17,6 +17,8 @@ export const EVENT = {
   drainExpired: 'drain.expired',
   stopped: 'stopped',
   internalError: 'internal_error',
+  auditWriteFailed: 'audit.write_failed',
+  cutover: 'service.cutover',
 } as const;
 
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */

@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, open, readFile, realpath, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Pair, type YAMLMap } from 'yaml';
+import type { ConfigIssue } from './issues.js';
+import { parseRoutes } from './load.js';
+import type { RoutesFile } from './schema.js';
+
+/**
+ * Operator edits of routes.yaml (`ficus cutover`, `ficus weight`, `ficus toggle`): one value
+ * changed in place, everything else byte for byte as the operator wrote it.
+ *
+ * The yaml Document API finds the node and is the reference the result is checked against, but
+ * the file is not re-serialised with `String(doc)`: that moves end-of-line comments after block
+ * keys onto their own lines, squeezes the spaces that align comments, adds spaces inside flow
+ * sequences and breaks long flow maps over several lines. Instead the new value is spliced into
+ * the node's source range (or one `key: value` is added to its map), and the result must parse
+ * to exactly what `doc.setIn` would have produced.
+ */
+
+export type EditCommand = 'cutover' | 'weight' | 'toggle';
+
+/** As given on the command line: `ficus cutover orders green` is { cutover, orders, green }. */
+export interface EditRequest {
+  command: EditCommand;
+  target: string;
+  value: string;
+}
+
+type Path = (string | number)[];
+type Value = string | number | boolean;
+
+export interface Change {
+  command: EditCommand;
+  target: string;
+  /** Dotted key path of the value, e.g. `services.orders.active`. */
+  path: string;
+  key: string;
+  /** 1-based line of the value in the new file. */
+  line: number;
+  /** Values as YAML reads them; `from` is null when the key was not written. */
+  from: Value | null;
+  to: Value;
+  /** As written in the file, for the one-line diff. */
+  fromText: string | undefined;
+  toText: string;
+}
+
+export type EditOutcome =
+  | { result: 'changed'; text: string; change: Change; config: RoutesFile }
+  | { result: 'unchanged'; change: Change; reason: string }
+  | { result: 'refused'; message: string; issues: readonly ConfigIssue[] };
+
+interface Plan {
+  path: Path;
+  value: Value;
+  /** The value the proxy assumes when the key is not written. */
+  implied?: Value;
+}
+
+class Refusal extends Error {}
+
+/** Applies one operator edit to the text of a routes file; pure, so every refusal is testable without files. */
+export function editRoutes(text: string, file: string, request: EditRequest, env: NodeJS.ProcessEnv = process.env): EditOutcome {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const parsed = parseRoutes(text, file, env);
+    return refused(`${file} is not valid YAML; fix it first (ficus check ${file})`, parsed.ok ? [] : parsed.issues);
+  }
+  let plan: Plan;
+  let splice: Splice;
+  try {
+    plan = planEdit(doc, request);
+    splice = spliceValue(text, doc, plan);
+  } catch (error) {
+    if (error instanceof Refusal) return refused(error.message);
+    throw error;
+  }
+  const key = String(plan.path.at(-1));
+  const change: Change = {
+    command: request.command,
+    target: request.target,
+    path: plan.path.join('.'),
+    key,
+    line: lineOf(splice.text, splice.at),
+    from: splice.from,
+    to: plan.value,
+    fromText: splice.fromText,
+    toText: splice.toText,
+  };
+  if (splice.from === plan.value) return { result: 'unchanged', change, reason: `${key} is already ${splice.toText}` };
+  if (splice.from === null && plan.implied === plan.value) {
+    // Nothing was inserted after all: point at the map the key would have joined.
+    const line = lineOf(text, (doc.getIn(plan.path.slice(0, -1), true) as YAMLMap).range?.[0] ?? 0);
+    return { result: 'unchanged', change: { ...change, line }, reason: `${key} is not written, which means ${splice.toText}` };
+  }
+
+  // The safety net: the spliced text must read exactly as the Document edit would.
+  const expected = parseDocument(text, { uniqueKeys: true });
+  expected.setIn(plan.path, plan.value);
+  const actual = parseDocument(splice.text, { uniqueKeys: true });
+  if (actual.errors.length > 0 || JSON.stringify(actual.toJS()) !== JSON.stringify(expected.toJS())) {
+    return refused(`cannot change ${change.path} in place without disturbing the rest of ${file}; edit it by hand`);
+  }
+  const validated = parseRoutes(splice.text, file, env);
+  if (!validated.ok) return refused(`the edited ${file} would be invalid, so it was not written`, validated.issues);
+  return { result: 'changed', text: splice.text, change, config: validated.config };
+}
+
+function refused(message: string, issues: readonly ConfigIssue[] = []): EditOutcome {
+  return { result: 'refused', message, issues };
+}
+
+function planEdit(doc: Document, request: EditRequest): Plan {
+  const { command, target, value } = request;
+  switch (command) {
+    case 'cutover': {
+      const service = entry(doc, ['services'], target, 'service');
+      if (value !== 'blue' && value !== 'green') throw new Refusal(`the colour must be "blue" or "green", not "${value}"`);
+      if (!isMap(service) || !service.has('blue') || !service.has('green')) {
+        throw new Refusal(`service "${target}" is not a blue/green service (it needs "blue", "green" and "active")`);
+      }
+      return { path: ['services', target, 'active'], value };
+    }
+    case 'weight': {
+      const percent = parsePercent(value, 'the weight');
+      const routes = doc.get('routes', true);
+      const index = isSeq(routes) ? routes.items.findIndex((route) => isMap(route) && route.get('name') === target) : -1;
+      if (index === -1) throw new Refusal(`no route named "${target}"${known(isSeq(routes) ? routes.items.map((route) => (isMap(route) ? route.get('name') : undefined)) : [], 'routes')}`);
+      if (!isMap(doc.getIn(['routes', index, 'canary'], true))) {
+        throw new Refusal(`route "${target}" has no canary; add one first, e.g. canary: { to: SERVICE, weight: ${percent} }`);
+      }
+      return { path: ['routes', index, 'canary', 'weight'], value: percent };
+    }
+    case 'toggle': {
+      const toggle = entry(doc, ['toggles'], target, 'toggle');
+      if (!isMap(toggle)) throw new Refusal(`toggle "${target}" is not a map of settings; edit it by hand`);
+      if (value === 'on' || value === 'off') return { path: ['toggles', target, 'enabled'], value: value === 'on', implied: true };
+      return { path: ['toggles', target, 'percent'], value: parsePercent(value, 'the percentage (or "on"/"off")') };
+    }
+  }
+}
+
+/** The node of `name` under the map at `at`, or a refusal listing the names there are. */
+function entry(doc: Document, at: Path, name: string, what: string): unknown {
+  const map = doc.getIn(at, true);
+  const names = isMap(map) ? map.items.map((pair) => (isScalar(pair.key) ? pair.key.value : undefined)) : [];
+  if (!isMap(map) || !map.has(name)) throw new Refusal(`no ${what} named "${name}"${known(names, `${what}s`)}`);
+  return map.get(name, true);
+}
+
+function known(names: readonly unknown[], what: string): string {
+  const strings = names.filter((name): name is string => typeof name === 'string');
+  return strings.length === 0 ? ` (the file has no ${what})` : ` (${what}: ${strings.join(', ')})`;
+}
+
+/** 0..100, decimals allowed, an optional `%`: the SPEC's percentages. */
+function parsePercent(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)%?$/.exec(text);
+  const percent = match ? Number(match[1]) : Number.NaN;
+  if (!(percent >= 0 && percent <= 100)) throw new Refusal(`${what} must be a number from 0 to 100, not "${text}"`);
+  return percent;
+}
+
+interface Splice {
+  text: string;
+  /** Offset of the value in the new text. */
+  at: number;
+  from: Value | null;
+  fromText: string | undefined;
+  toText: string;
+}
+
+function spliceValue(text: string, doc: Document, plan: Plan): Splice {
+  const parent = doc.getIn(plan.path.slice(0, -1), true) as YAMLMap;
+  const key = String(plan.path.at(-1));
+  const where = plan.path.join('.');
+  const pair = parent.items.find((item): item is Pair => isScalar(item.key) && String(item.key.value) === key);
+  if (!pair) return insertPair(text, parent, key, plan.value);
+
+  const node = pair.value;
+  if (isAlias(node) || (isScalar(node) && (node.anchor !== undefined || node.tag !== undefined))) {
+    throw new Refusal(`${where} uses a YAML anchor, alias or tag; edit it by hand`);
+  }
+  if (!isScalar(node) || !node.range || node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
+    throw new Refusal(`${where} is not a single value; edit it by hand`);
+  }
+  const fromText = text.slice(node.range[0], node.range[1]);
+  // The proxy reads the variable, so the value lives in its environment, not in this file.
+  if (typeof node.value === 'string' && node.value.includes('${env:')) {
+    throw new Refusal(`${where} is set from the environment (${fromText}); change the variable, or edit the file by hand`);
+  }
+  const from = typeof node.value === 'string' || typeof node.value === 'number' || typeof node.value === 'boolean' ? node.value : null;
+  const toText = render(plan.value, node.type);
+  return { text: text.slice(0, node.range[0]) + toText + text.slice(node.range[1]), at: node.range[0], from, fromText, toText };
+}
+
+/** Adds `key: value` as the map's last entry, in the map's own style and indentation. */
+function insertPair(text: string, map: YAMLMap, key: string, value: Value): Splice {
+  const toText = render(value, 'PLAIN');
+  const range = map.range;
+  if (!range) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
+  const last = map.items.at(-1);
+  if (map.flow) {
+    const lastNode: unknown = last ? (last.value ?? last.key) : undefined;
+    const lastEnd = isNode(lastNode) ? lastNode.range : undefined;
+    if (last && !lastEnd) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
+    const at = lastEnd ? lastEnd[1] : range[0] + 1;
+    const inserted = lastEnd ? `, ${key}: ${toText}` : ` ${key}: ${toText} `;
+    const valueAt = at + inserted.length - toText.length - (lastEnd ? 0 : 1);
+    return { text: text.slice(0, at) + inserted + text.slice(at), at: valueAt, from: null, fromText: undefined, toText };
+  }
+  const firstKey = map.items[0]?.key;
+  const keyStart = isScalar(firstKey) ? firstKey.range?.[0] : undefined;
+  if (keyStart === undefined) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
+  const indent = ' '.repeat(keyStart - (text.lastIndexOf('\n', keyStart - 1) + 1));
+  // After the map's last line (its trailing comment included), before whatever follows.
+  let end = range[1];
+  while (end > range[0] && /\s/.test(text[end - 1] ?? '')) end--;
+  const newline = text.indexOf('\n', end);
+  // A file written on Windows keeps its line ends.
+  const crlf = newline > 0 && text[newline - 1] === '\r';
+  const at = newline === -1 ? text.length : crlf ? newline - 1 : newline;
+  const inserted = `${crlf || (newline === -1 && text.includes('\r\n')) ? '\r\n' : '\n'}${indent}${key}: ${toText}`;
+  return { text: text.slice(0, at) + inserted + text.slice(at), at: at + inserted.length - toText.length, from: null, fromText: undefined, toText };
+}
+
+/** A new value written the way the old one was: quoted strings stay quoted. */
+function render(value: Value, style: string | undefined): string {
+  if (typeof value !== 'string') return String(value);
+  if (style === 'QUOTE_DOUBLE') return JSON.stringify(value);
+  if (style === 'QUOTE_SINGLE') return `'${value.replaceAll("'", "''")}'`;
+  return value;
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+  return line;
+}
+
+/**
+ * Edits the routes file on disk: read, edit, validate, then replace it atomically (a temp file
+ * in the same directory renamed over it), so a proxy watching the file reads the old or the new
+ * file and never half of one. The file keeps its mode (and, for root, its owner).
+ *
+ * A symbolic link is refused: in Kubernetes the file is a ConfigMap mount whose links the
+ * kubelet owns and rewrites; a change belongs in the ConfigMap. An operator who does mean the
+ * link's target can name it with -c.
+ */
+export async function editRoutesFile(file: string, request: EditRequest, env: NodeJS.ProcessEnv = process.env): Promise<EditOutcome> {
+  let stats;
+  try {
+    stats = await lstat(file);
+  } catch (error) {
+    return refused(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  if (stats.isSymbolicLink()) {
+    const target = await realpath(file).catch(() => 'a missing file');
+    return refused(
+      `${file} is a symbolic link (to ${target}), as a Kubernetes ConfigMap mount is, and cannot be edited in place. ` +
+        'Change its source (for a ConfigMap: kubectl edit configmap …), or name the real file with -c if it is yours to edit',
+    );
+  }
+  if (!stats.isFile()) return refused(`${file} is not a regular file`);
+  const text = await readFile(file, 'utf8');
+  const outcome = editRoutes(text, file, request, env);
+  if (outcome.result !== 'changed') return outcome;
+  // Another edit landed between our read and now: writing would silently undo it.
+  if ((await readFile(file, 'utf8')) !== text) return refused(`${file} changed while it was being edited; run the command again`);
+  await replaceAtomically(file, outcome.text, stats);
+  return outcome;
+}
+
+async function replaceAtomically(file: string, text: string, stats: { mode: number; uid: number; gid: number }): Promise<void> {
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const mode = stats.mode & 0o7777;
+  try {
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.writeFile(text, 'utf8');
+      // The umask narrowed the mode given to open().
+      await handle.chmod(mode);
+      if (process.getuid?.() === 0) await handle.chown(stats.uid, stats.gid).catch(() => undefined);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,200 @@
+import { describe, expect, test } from 'vitest';
+import { editRoutes, type EditOutcome, type EditRequest } from '../../../src/config/edit.js';
+import { formatIssue } from '../../../src/config/issues.js';
+import { parseRoutes } from '../../../src/config/load.js';
+
+/*
+ * `ficus cutover|weight|toggle` on the text of a routes file: one value changes, every other
+ * byte stays as the operator wrote it, and anything that would make the file wrong is refused.
+ */
+
+/** Comments everywhere, aligned and not; flow maps inside block maps and the reverse; env references. */
+const FILE = `# routes.yaml: the migration
+version: 1
+
+listen: { host: 127.0.0.1, port: 0 }          # changes need a restart
+admin:                                         # the admin API
+  host: 127.0.0.1
+  port: 0
+  token: "\${env:FICUS_ADMIN_TOKEN:-}"          # empty: no token
+
+identity: { header: x-user-id }
+
+services:
+  legacy:   { url: "\${env:LEGACY_URL:-http://127.0.0.1:3001}" }   # the monolith
+  search-v2: { url: http://127.0.0.1:3301 }
+  orders:
+    blue:   { url: http://127.0.0.1:3201 }     # release 41
+    green:  { url: http://127.0.0.1:3202 }     # release 42
+    active: blue                               # flip with: ficus cutover orders green
+  quoted:
+    blue:  { url: http://127.0.0.1:3203 }
+    green: { url: http://127.0.0.1:3204 }
+    active: "green"
+
+cohorts:
+  staff: { users: [alice, bob] }
+
+toggles:
+  invoices:     { enabled: true }              # kill switch
+  new-checkout: { percent: 10, cohorts: [staff] }
+  dark-mode:
+    users:
+      - alice   # she asked for it
+    # percent: 50 once it is ready
+  empty: {}
+
+routes:
+  - name: invoices-off                 # first match wins
+    match: { path: /invoices, toggle: "!invoices" }
+    respond: { status: 503, body: "Invoices are paused" }
+  - name: search
+    match: { path: /search }
+    to: legacy                          # the stable side
+    canary:
+      to: search-v2
+      weight: 5                         # percent of users
+  - name: rest
+    match: { path: / }
+    to: legacy
+`;
+
+const ENV = { LEGACY_URL: 'http://10.9.9.9:3001' };
+const edit = (command: EditRequest['command'], target: string, value: string, text = FILE): EditOutcome =>
+  editRoutes(text, 'routes.yaml', { command, target, value }, ENV);
+
+function changed(outcome: EditOutcome): Extract<EditOutcome, { result: 'changed' }> {
+  if (outcome.result !== 'changed') throw new Error(`expected a change, got ${JSON.stringify(outcome)}`);
+  return outcome;
+}
+
+test('the fixture is a valid routes file, so every refusal below is the edit\'s doing', () => {
+  const loaded = parseRoutes(FILE, 'routes.yaml', ENV);
+  expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([]);
+});
+
+describe('one line changes; every other line, comment and ${env:…} stays byte for byte', () => {
+  test.each([
+    { command: 'cutover', target: 'orders', value: 'green', line: 18, replace: ['active: blue', 'active: green'], diff: ['active', 'blue', 'green'] },
+    { command: 'cutover', target: 'quoted', value: 'blue', line: 22, replace: ['"green"', '"blue"'], diff: ['active', '"green"', '"blue"'] },
+    { command: 'weight', target: 'search', value: '25', line: 45, replace: ['weight: 5', 'weight: 25'], diff: ['weight', '5', '25'] },
+    { command: 'weight', target: 'search', value: '12.5%', line: 45, replace: ['weight: 5', 'weight: 12.5'], diff: ['weight', '5', '12.5'] },
+    { command: 'toggle', target: 'invoices', value: 'off', line: 28, replace: ['enabled: true', 'enabled: false'], diff: ['enabled', 'true', 'false'] },
+    { command: 'toggle', target: 'new-checkout', value: '30', line: 29, replace: ['percent: 10', 'percent: 30'], diff: ['percent', '10', '30'] },
+  ] as const)('$command $target $value', ({ command, target, value, line, replace, diff }) => {
+    const outcome = changed(edit(command, target, value));
+    const before = FILE.split('\n');
+    const lines = outcome.text.split('\n');
+    expect(lines).toHaveLength(before.length);
+    expect(lines.flatMap((text, i) => (text === before[i] ? [] : [i + 1]))).toEqual([line]);
+    // The rest of the line, its comment and the spaces before it included, is as it was.
+    expect(lines[line - 1]).toBe(before[line - 1]?.replace(replace[0], replace[1]));
+    expect(outcome.change).toMatchObject({ line, key: diff[0], fromText: diff[1], toText: diff[2], command, target });
+  });
+
+  test.each([
+    { name: 'a flow map gains the key at its end', target: 'new-checkout', value: 'off', line: 29, after: '  new-checkout: { percent: 10, cohorts: [staff], enabled: false }', inserted: false },
+    { name: 'an empty flow map gains it between its braces', target: 'empty', value: '5', line: 34, after: '  empty: { percent: 5 }', inserted: false },
+    { name: 'a block map gains a line after its last entry, at its indentation', target: 'dark-mode', value: '50', line: 33, after: '    percent: 50', inserted: true },
+  ])('a key not written yet: $name', ({ target, value, line, after, inserted }) => {
+    const outcome = changed(edit('toggle', target, value));
+    const expected = FILE.split('\n');
+    if (inserted) expected.splice(line - 1, 0, after);
+    else expected[line - 1] = after;
+    expect(outcome.text.split('\n')).toEqual(expected);
+    expect(outcome.change).toMatchObject({ line, fromText: undefined, from: null });
+  });
+
+  test('environment references are kept as written, never replaced by their values', () => {
+    const outcome = changed(edit('cutover', 'orders', 'green'));
+    expect(outcome.text).toContain('"${env:LEGACY_URL:-http://127.0.0.1:3001}"');
+    expect(outcome.text).toContain('"${env:FICUS_ADMIN_TOKEN:-}"');
+    expect(outcome.text).not.toContain(ENV.LEGACY_URL);
+    // The validated result is what the proxy will run: substituted there, not in the file.
+    expect(outcome.config.services.legacy?.url).toBe(ENV.LEGACY_URL);
+  });
+
+  test('the values as YAML reads them are reported for the audit log', () => {
+    expect(changed(edit('weight', 'search', '25')).change).toMatchObject({ path: 'routes.1.canary.weight', from: 5, to: 25 });
+    expect(changed(edit('toggle', 'invoices', 'off')).change).toMatchObject({ path: 'toggles.invoices.enabled', from: true, to: false });
+    expect(changed(edit('cutover', 'orders', 'green')).change).toMatchObject({ path: 'services.orders.active', from: 'blue', to: 'green' });
+  });
+
+  test('a file with Windows line ends keeps them, the added line too', () => {
+    const text = FILE.replaceAll('\n', '\r\n');
+    const outcome = changed(edit('toggle', 'dark-mode', '50', text));
+    expect(outcome.text.replaceAll('\r\n', '')).not.toContain('\n');
+    expect(outcome.text.split('\r\n')[32]).toBe('    percent: 50');
+  });
+
+  test('a block map at the very end of a file without a final newline', () => {
+    const text = 'version: 1\nservices:\n  legacy: { url: http://127.0.0.1:1 }\nroutes: []\ntoggles:\n  last:\n    users: [alice]';
+    expect(changed(edit('toggle', 'last', '20', text)).text).toBe(`${text}\n    percent: 20`);
+  });
+});
+
+describe('nothing to change: no new text', () => {
+  test.each([
+    { command: 'cutover', target: 'orders', value: 'blue', reason: 'active is already blue' },
+    { command: 'weight', target: 'search', value: '5', reason: 'weight is already 5' },
+    { command: 'toggle', target: 'invoices', value: 'on', reason: 'enabled is already true' },
+    { command: 'toggle', target: 'new-checkout', value: 'on', reason: 'enabled is not written, which means true' },
+  ] as const)('$command $target $value', ({ command, target, value, reason }) => {
+    expect(edit(command, target, value)).toMatchObject({ result: 'unchanged', reason });
+  });
+});
+
+describe('refused, with a message that says why', () => {
+  test.each([
+    { command: 'cutover', target: 'ordrs', value: 'green', says: 'no service named "ordrs" (services: legacy, search-v2, orders, quoted)' },
+    { command: 'cutover', target: 'legacy', value: 'green', says: 'service "legacy" is not a blue/green service' },
+    { command: 'cutover', target: 'orders', value: 'red', says: 'the colour must be "blue" or "green", not "red"' },
+    { command: 'weight', target: 'serch', value: '10', says: 'no route named "serch" (routes: invoices-off, search, rest)' },
+    { command: 'weight', target: 'rest', value: '10', says: 'route "rest" has no canary' },
+    { command: 'weight', target: 'search', value: '150', says: 'the weight must be a number from 0 to 100, not "150"' },
+    { command: 'weight', target: 'search', value: 'ten', says: 'the weight must be a number from 0 to 100, not "ten"' },
+    { command: 'weight', target: 'search', value: '1e2', says: 'the weight must be a number from 0 to 100, not "1e2"' },
+    { command: 'toggle', target: 'invoice', value: 'off', says: 'no toggle named "invoice" (toggles: invoices, new-checkout, dark-mode, empty)' },
+    { command: 'toggle', target: 'invoices', value: '101', says: 'the percentage (or "on"/"off") must be a number from 0 to 100, not "101"' },
+    { command: 'toggle', target: 'invoices', value: 'maybe', says: 'the percentage (or "on"/"off") must be a number from 0 to 100, not "maybe"' },
+  ] as const)('$command $target $value', ({ command, target, value, says }) => {
+    const outcome = edit(command, target, value);
+    expect(outcome.result).toBe('refused');
+    expect(outcome.result === 'refused' && outcome.message).toContain(says);
+  });
+
+  test('a value set from the environment is the environment\'s to change', () => {
+    const text = FILE.replace('weight: 5 ', 'weight: ${env:SEARCH_WEIGHT:-5}');
+    expect(edit('weight', 'search', '25', text)).toMatchObject({
+      result: 'refused',
+      message: 'routes.1.canary.weight is set from the environment (${env:SEARCH_WEIGHT:-5}); change the variable, or edit the file by hand',
+    });
+  });
+
+  test('an anchored or aliased value is left to a human', () => {
+    const text = FILE.replace('active: blue', 'active: &live blue');
+    expect(edit('cutover', 'orders', 'green', text)).toMatchObject({ result: 'refused', message: expect.stringContaining('anchor, alias or tag') });
+  });
+
+  test('a result that would not validate is refused with every error, positioned in the file', () => {
+    // The file is already wrong elsewhere: writing it would hand the proxy a file it rejects.
+    const text = FILE.replace('  - name: rest\n    match: { path: / }\n    to: legacy\n', '  - name: rest\n    match: { path: / }\n    to: legasy\n');
+    const outcome = edit('cutover', 'orders', 'green', text);
+    expect(outcome).toMatchObject({ result: 'refused', message: 'the edited routes.yaml would be invalid, so it was not written' });
+    expect(outcome.result === 'refused' && outcome.issues.map(formatIssue)).toEqual(['routes.yaml:48:9 routes.2.to: unknown service "legasy"']);
+  });
+
+  test('a missing environment variable in the edited file is reported, not written', () => {
+    const text = FILE.replace('${env:FICUS_ADMIN_TOKEN:-}', '${env:FICUS_EDIT_TEST_UNSET}');
+    const outcome = edit('cutover', 'orders', 'green', text);
+    expect(outcome.result === 'refused' && outcome.issues.map(formatIssue)).toEqual([
+      'routes.yaml:8:10 admin.token: environment variable FICUS_EDIT_TEST_UNSET is not set (write ${env:FICUS_EDIT_TEST_UNSET:-default} to allow that)',
+    ]);
+  });
+
+  test('a file that is not YAML', () => {
+    const outcome = edit('cutover', 'orders', 'green', 'version: 1\nservices: {\n');
+    expect(outcome).toMatchObject({ result: 'refused', message: 'routes.yaml is not valid YAML; fix it first (ficus check routes.yaml)' });
+    expect(outcome.result === 'refused' && outcome.issues.length).toBeGreaterThan(0);
+  });
+});
