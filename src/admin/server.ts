@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { Metrics } from '../observe/metrics.js';
+import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
 import { redactedConfig, statusDocument } from './status.js';
 
@@ -36,17 +37,22 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     case 'GET /readyz':
       return deps.isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'draining' });
     case 'GET /metrics': {
+      deps.metrics.publishConfig(deps.store.current.snapshot);
       const body = await deps.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(body);
       return;
     }
     case 'GET /status':
-      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady()));
+      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read()));
     case 'GET /config':
       return json(res, 200, redactedConfig(deps.store));
+    case 'GET /explain': {
+      const answer = explainQuery(deps.store.current.snapshot, url.searchParams);
+      return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
+    }
     case 'GET /': {
-      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady()));
+      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read()));
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;

@@ -1,8 +1,15 @@
+import type { Colour, ServiceDef } from '../config/snapshot.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
+import type { ShareReading } from '../observe/metrics.js';
+import type { ServiceRuntime } from '../upstream/service.js';
+import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
 
-/** The `/status` document: what is running, how it got there, and the health of every endpoint. */
-export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean) {
+/**
+ * The `/status` document: what is running, how it got there, the health of every endpoint, and
+ * the migration ledger (where each route stands, colours, toggles, the legacy share).
+ */
+export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading) {
   const { snapshot, services } = store.current;
   const last = store.lastReload;
   const now = clock.now();
@@ -21,27 +28,45 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean)
         errors: last.issues.map((i) => ({ file: i.file, line: i.line, col: i.col, path: i.path, message: i.message })),
       },
     },
+    migration: migrationSummary(snapshot, share),
     routes: snapshot.routes.map((route) => ({
       name: route.name,
       match: route.conditions.map((c) => c.describe),
-      ...(route.action.kind === 'proxy'
-        ? { service: route.action.service, migration: services.get(route.action.service)?.def.legacy ? 'legacy' : 'new' }
-        : { respond: route.action.status }),
+      ...(route.action.kind === 'proxy' ? { service: route.action.service, ...routeLedger(route, snapshot) } : { respond: route.action.status }),
     })),
+    toggles: toggleLedger(snapshot),
     services: [...services.values()].map((service) => ({
       name: service.def.name,
       legacy: service.def.legacy,
       balance: service.def.balance,
-      endpoints: service.endpoints.map((e) => ({
-        url: e.origin + e.def.basePath,
-        up: e.ejectedUntil <= now,
-        inflight: e.inflight,
-        consecutiveFailures: e.consecutiveFailures,
-        timesEjected: e.timesEjected,
-        ...(e.ejectedUntil > now ? { ejectedUntil: new Date(e.ejectedUntil).toISOString() } : {}),
-      })),
+      ...coloursOf(service.def),
+      endpoints: service.colours
+        ? [...endpointsOf(service.colours.blue, now, 'blue'), ...endpointsOf(service.colours.green, now, 'green')]
+        : endpointsOf(service, now, undefined),
     })),
   };
+}
+
+function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undefined) {
+  return runtime.endpoints.map((e) => ({
+    url: e.origin + e.def.basePath,
+    ...(color !== undefined ? { color } : {}),
+    up: e.ejectedUntil <= now,
+    inflight: e.inflight,
+    consecutiveFailures: e.consecutiveFailures,
+    timesEjected: e.timesEjected,
+    ...(e.ejectedUntil > now ? { ejectedUntil: new Date(e.ejectedUntil).toISOString() } : {}),
+  }));
+}
+
+/**
+ * A blue/green service's active colour and state. The rollback guard comes later, so a pair is
+ * always `stable`; whether a preview door is open is shown, never its token.
+ */
+function coloursOf(def: ServiceDef) {
+  const colours = def.colours;
+  if (colours === undefined) return {};
+  return { active: colours.active, state: 'stable' as const, preview: colours.preview !== undefined && colours.preview.token !== '' };
 }
 
 /** The effective configuration with every secret replaced, for `/config`. */

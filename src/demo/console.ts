@@ -56,9 +56,11 @@ export function render(line: Line, style: Paint): string | undefined {
       const status = Number(line.status ?? 0);
       const request = `${String(line.method ?? '')} ${String(line.path ?? '')}`;
       const route = String(line.route ?? '');
-      const service = String(line.service ?? '');
+      const colour = line.color ? `-${String(line.color)}` : '';
+      // Named as the demo's stand-ins name themselves, so a cutover shows in who answered.
+      const service = line.service ? `${String(line.service)}${colour}` : '';
       const who = service || (route ? 'ficus' : 'no route');
-      const why = route ? `route ${route}` : 'nothing matched';
+      const why = `${route ? `route ${route}` : 'nothing matched'}${line.side === 'canary' ? ' · canary' : ''}${line.preview ? ' · preview' : ''}`;
       const fault = line.fault ? ` · ${String(line.fault)}` : '';
       return `  ${style.status(status, String(status || '---').padStart(3))}  ${request.padEnd(28)} → ${style.bold(who.padEnd(12))} ${style.dim(`${why} · ${String(line.durationMs ?? '')} ms${fault}`)}`;
     }

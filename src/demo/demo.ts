@@ -7,6 +7,7 @@ import { ConfigError } from '../config/issues.js';
 import { loadRoutesFile } from '../config/load.js';
 import type { Snapshot } from '../config/snapshot.js';
 import { consoleLogger, paint } from './console.js';
+import { standIn } from './migration-examples.js';
 import { PortInUseError, startDemoService, type DemoService } from './services.js';
 import { reachableUrl, tour } from './tour.js';
 
@@ -107,21 +108,28 @@ interface Planned {
   port: number;
 }
 
-/** Which endpoints the demo can stand in for: those on loopback, one server per port. */
+/**
+ * Which endpoints the demo can stand in for: those on loopback, one server per port. Each
+ * colour of a blue/green service gets its own stand-in, named `service-colour`, so that a
+ * cutover or a preview shows in who answers.
+ */
 function plan(snapshot: Snapshot): { local: Planned[]; remote: string[] } {
   const local: Planned[] = [];
   const remote: string[] = [];
-  for (const service of snapshot.services.values()) {
-    for (const endpoint of service.endpoints) {
+  const groups = [...snapshot.services.values()].flatMap((service) =>
+    service.colours ? [service.colours.blue, service.colours.green].map((group) => ({ group, name: standIn(service.name, group.colour) })) : [{ group: service, name: service.name }],
+  );
+  for (const { group, name } of groups) {
+    for (const endpoint of group.endpoints) {
       const url = new URL(endpoint.origin);
       // The stand-ins speak plain HTTP; anything else is left to the operator to run.
       if (!LOCAL_HOSTS.has(url.hostname) || url.protocol !== 'http:') {
-        if (!remote.includes(service.name)) remote.push(service.name);
+        if (!remote.includes(name)) remote.push(name);
         continue;
       }
       const port = Number(url.port || 80);
       if (local.some((s) => s.port === port)) continue;
-      local.push({ name: service.name, legacy: service.legacy, host: url.hostname.replace(/^\[|\]$/g, ''), port });
+      local.push({ name, legacy: group.legacy, host: url.hostname.replace(/^\[|\]$/g, ''), port });
     }
   }
   return { local, remote };

@@ -4,6 +4,7 @@ import type { Snapshot } from '../config/snapshot.js';
 import { RequestView } from '../routing/request-view.js';
 import { firstMatch } from '../routing/route.js';
 import type { Paint } from './console.js';
+import { audienceExamplesFor, standIn, switchesFor } from './migration-examples.js';
 import type { DemoService } from './services.js';
 
 export interface TourInput {
@@ -61,8 +62,29 @@ export function tour(input: TourInput): string {
       [`${adminUrl}/`, style.dim('the status page, in a browser')],
       [`curl ${adminUrl}/status`, style.dim('the same, as JSON')],
       [`curl -s ${adminUrl}/metrics | grep ficus_requests_total`, ''],
+      [`curl -s ${adminUrl}/metrics | grep ficus_legacy_share`, style.dim("the share of traffic the monolith still serves: the migration's progress")],
     ]).map((row) => `  ${row}`),
   );
+
+  const audience = audienceExamplesFor(input.snapshot, proxyUrl);
+  const identity = input.snapshot.identity?.header;
+  const firstUser = audience.find((a) => identity !== undefined && a.headers[0]?.[0] === identity);
+  if (audience.length > 0) {
+    out.push('', `Users, cohorts and colours${identity ? ` (the user is read from the ${identity} header)` : ''}:`);
+    const rows = audience.map((a) => [`curl ${a.headers.map(([k, v]) => `-H '${k}: ${v}' `).join('')}${a.url}`, style.dim(a.says)]);
+    if (firstUser) {
+      const path = new URL(firstUser.url).pathname;
+      rows.push([`npx ficus explain GET ${path} -u ${firstUser.headers[0]?.[1] ?? ''} -c ${file}`, style.dim('why: the route, cohorts, toggles, side, colour and endpoints')]);
+    }
+    out.push(...table(rows).map((row) => `  ${row}`));
+  }
+
+  const switches = switchesFor(input.snapshot, proxyUrl);
+  if (switches.length > 0) {
+    out.push('', style.bold('Flip a switch') + ' (each command edits the file, keeping its comments; the proxy reloads it):');
+    out.push(...table(switches.map((s) => [`npx ficus ${s.args.join(' ')} -c ${file}`, 'then', `curl ${s.curl.local ? '-i ' : ''}${s.curl.url}`, style.dim(s.says)])).map((row) => `  ${row}`));
+    out.push(`  ${style.dim(`and back: ${switches.map((s) => `npx ficus ${s.undo.join(' ')} -c ${file}`).join(' · ')}`)}`);
+  }
 
   const move = moveFor(input.snapshot, input.text);
   out.push('', style.bold('Move traffic live, without a restart:'));
@@ -96,9 +118,11 @@ export function examplesFor(snapshot: Snapshot, proxyUrl: string): Example[] {
     if (action.kind === 'respond') {
       says = `ficus answers ${action.status} itself (route ${route.name})`;
     } else {
-      const legacy = snapshot.services.get(action.service)?.legacy ?? false;
+      const service = snapshot.services.get(action.service);
       const forwarded = action.rewrite(path);
-      says = `${action.service} answers${legacy ? ', the monolith' : ', the new service'}${forwarded !== path ? `, as ${forwarded}` : ''} (route ${route.name})`;
+      const colour = service?.colours ? 'the active colour' : '';
+      const what = colour || (service?.legacy ? 'the monolith' : 'the new service');
+      says = `${standIn(action.service, service?.colours?.active)} answers, ${what}${forwarded !== path ? `, as ${forwarded}` : ''} (route ${route.name})`;
     }
     examples.push({ command: `curl ${flags}${proxyUrl}${path}`, says, path });
   });

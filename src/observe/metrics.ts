@@ -1,4 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Snapshot } from '../config/snapshot.js';
+import { systemClock, type Clock } from './clock.js';
 
 /** Every metric ficus exports is defined here (SPEC §4). One registry per running proxy. */
 export class Metrics {
@@ -53,14 +55,39 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly #byRoute = new Map<string, RouteSeries>();
+  readonly toggleEnabled = new Gauge({
+    name: 'ficus_toggle_enabled',
+    help: "1 when the toggle's `enabled` is true in the running configuration (it may still be on for only some users), 0 when switched off.",
+    labelNames: ['toggle'] as const,
+    registers: [this.registry],
+  });
 
-  constructor() {
+  /** Requests forwarded to a service over the last few minutes, and how many went to legacy ones. */
+  readonly forwarded: ShareWindow;
+
+  readonly legacyShare = new Gauge({
+    name: 'ficus_legacy_share',
+    help: `Fraction of the requests forwarded to a service in the last ${LEGACY_SHARE_WINDOW_MS / 60_000} minutes that a legacy service served (the migration's progress; NaN with no traffic).`,
+    registers: [this.registry],
+    collect: () => {
+      this.legacyShare.set(this.forwarded.read().share);
+    },
+  });
+
+  readonly #byRoute = new Map<string, RouteSeries>();
+  #configHash = '';
+
+  constructor(clock: Clock = systemClock) {
+    this.forwarded = new ShareWindow(clock, LEGACY_SHARE_WINDOW_MS);
     collectDefaultMetrics({ register: this.registry, prefix: 'ficus_' });
   }
 
-  /** Counts one request; label children are cached so the hot path does one Map lookup. */
-  recordRequest(route: string, service: string, color: string, side: string, status: number, seconds: number): void {
+  /**
+   * Counts one request; label children are cached so the hot path does one Map lookup.
+   * `legacy` says the service that answered is one being migrated away from.
+   */
+  recordRequest(route: string, service: string, color: string, side: string, status: number, seconds: number, legacy = false): void {
+    if (service !== '') this.forwarded.add(legacy);
     const key = `${route}\0${service}\0${color}\0${side}`;
     let series = this.#byRoute.get(key);
     if (!series) {
@@ -79,6 +106,69 @@ export class Metrics {
   configLoaded(hash: string): void {
     this.configInfo.reset();
     this.configInfo.labels(hash).set(1);
+  }
+
+  /** Gauges read from the configuration itself; idempotent, so calling it at every scrape is cheap. */
+  publishConfig(snapshot: Snapshot): void {
+    if (snapshot.hash === this.#configHash) return;
+    this.#configHash = snapshot.hash;
+    this.toggleEnabled.reset();
+    for (const toggle of snapshot.audience.toggles) this.toggleEnabled.labels(toggle.name).set(toggle.enabled ? 1 : 0);
+  }
+}
+
+/**
+ * The legacy share is judged over a sliding window rather than since start: after a route is
+ * moved, the gauge should show the new split within minutes, not be diluted by days of history.
+ */
+export const LEGACY_SHARE_WINDOW_MS = 5 * 60_000;
+const SLOTS = 30;
+
+export interface ShareReading {
+  /** legacy / requests, or NaN when no request was forwarded in the window. */
+  share: number;
+  requests: number;
+  legacy: number;
+  windowMs: number;
+}
+
+/** Counts in time slots of window/30; a slot is reused once its time has left the window. */
+export class ShareWindow {
+  readonly #slotMs: number;
+  readonly #epoch = new Float64Array(SLOTS).fill(-1);
+  readonly #total = new Float64Array(SLOTS);
+  readonly #legacy = new Float64Array(SLOTS);
+
+  constructor(
+    private readonly clock: Clock,
+    readonly windowMs: number,
+  ) {
+    this.#slotMs = windowMs / SLOTS;
+  }
+
+  add(legacy: boolean): void {
+    const epoch = Math.floor(this.clock.now() / this.#slotMs);
+    const slot = epoch % SLOTS;
+    if (this.#epoch[slot] !== epoch) {
+      this.#epoch[slot] = epoch;
+      this.#total[slot] = 0;
+      this.#legacy[slot] = 0;
+    }
+    (this.#total[slot] as number)++;
+    if (legacy) (this.#legacy[slot] as number)++;
+  }
+
+  read(): ShareReading {
+    const now = Math.floor(this.clock.now() / this.#slotMs);
+    let requests = 0;
+    let legacy = 0;
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const epoch = this.#epoch[slot] as number;
+      if (epoch <= now - SLOTS || epoch > now) continue;
+      requests += this.#total[slot] as number;
+      legacy += this.#legacy[slot] as number;
+    }
+    return { share: requests === 0 ? Number.NaN : legacy / requests, requests, legacy, windowMs: this.windowMs };
   }
 }
 

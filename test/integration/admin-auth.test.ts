@@ -46,7 +46,7 @@ test('with admin.token set, an unknown POST is refused before it is routed', asy
 test('with admin.token set, GETs need no token', async () => {
   const upstream = await startUpstream('legacy');
   const proxy = await startProxy(config(upstream.url, '{ host: 127.0.0.1, port: 0, token: s3cret-token }'));
-  for (const path of ['/healthz', '/readyz', '/metrics', '/status', '/config', '/']) {
+  for (const path of ['/healthz', '/readyz', '/metrics', '/status', '/config', '/explain?url=/', '/']) {
     const res = await request(`${proxy.app.adminUrl}${path}`);
     expect(res.statusCode, path).toBe(200);
     expect(await res.body.text(), path).not.toContain('s3cret');

@@ -23,7 +23,8 @@ const READY = /ficus demo is ready: proxy (\S+), admin (\S+)/;
 interface Demo {
   output(): string;
   stderr(): string;
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** Resolves when `pattern` shows in the output written from offset `from` on. */
+  waitFor(pattern: RegExp, from?: number): Promise<RegExpMatchArray>;
   exit: Promise<number | null>;
   signal(name: NodeJS.Signals): void;
 }
@@ -46,10 +47,10 @@ function startDemo(args: string[], cwd: string): Demo {
     stderr: () => err,
     exit,
     signal: (name) => child.kill(name),
-    waitFor(pattern) {
+    waitFor(pattern, from = 0) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          const found = pattern.exec(out);
+          const found = pattern.exec(out.slice(from));
           if (!found) return false;
           child.stdout.off('data', check);
           resolve(found);
@@ -64,13 +65,27 @@ function startDemo(args: string[], cwd: string): Demo {
 }
 
 /** The shipped routes.yaml with every port replaced; each replaced text must exist exactly once. */
-async function demoCopy(ports: { legacy: number; v2: number; listen?: number }): Promise<{ dir: string; file: string }> {
+interface Ports {
+  legacy: number;
+  v2: number;
+  blue: number;
+  green: number;
+  listen?: number;
+}
+
+async function demoPorts(): Promise<Ports> {
+  return { legacy: await refusedPort(), v2: await refusedPort(), blue: await refusedPort(), green: await refusedPort() };
+}
+
+async function demoCopy(ports: Ports): Promise<{ dir: string; file: string }> {
   const text = await readFile(REPO_ROUTES, 'utf8');
   const swaps: [string, string][] = [
     ['port: 8080', `port: ${ports.listen ?? 0}`],
     ['port: 9901', 'port: 0'],
     ['http://127.0.0.1:3001', `http://127.0.0.1:${ports.legacy}`],
     ['http://127.0.0.1:3101', `http://127.0.0.1:${ports.v2}`],
+    ['http://127.0.0.1:3201', `http://127.0.0.1:${ports.blue}`],
+    ['http://127.0.0.1:3202', `http://127.0.0.1:${ports.green}`],
   ];
   let copy = text;
   for (const [from, to] of swaps) {
@@ -83,13 +98,33 @@ async function demoCopy(ports: { legacy: number; v2: number; listen?: number }):
   return { dir, file };
 }
 
-async function get(url: string) {
-  const res = await request(url);
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await request(url, { headers });
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
 }
 
-test('the demo serves the monolith and the new service, moves a route live as the tour says, and exits 0 on Ctrl-C', async () => {
-  const ports = { legacy: await refusedPort(), v2: await refusedPort() };
+/** `ficus answers 503 itself` or `orders-blue answers`: checks the response against what the tour says. */
+function expectAnswer(res: Awaited<ReturnType<typeof get>>, says: string, label: string): void {
+  const local = /ficus answers (\d{3}) itself/.exec(says);
+  if (local) {
+    expect(res.status, label).toBe(Number(local[1]));
+    expect(res.headers['x-served-by'], label).toBeUndefined();
+  } else {
+    expect(res.headers['x-served-by'], `${label}: ${says}`).toBe(/^(\S+) answers/.exec(says)?.[1]);
+  }
+}
+
+/** A command the tour prints as `npx ficus …`, run as the newcomer would, from the demo's directory. */
+function ficus(args: string, cwd: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, [BIN, ...args.split(/ +/)], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  return once(child, 'exit').then(([code]) => ({ code: code as number | null, out }));
+}
+
+test('the demo does what its tour says: the monolith, new services, a cohort, a preview, a kill switch, a cutover, a live move; Ctrl-C exits 0', async () => {
+  const ports = await demoPorts();
   const { dir, file } = await demoCopy(ports);
   const demo = startDemo(['-c', file], dir);
   const [, proxy = '', admin = ''] = await demo.waitFor(READY);
@@ -110,21 +145,52 @@ test('the demo serves the monolith and the new service, moves a route live as th
   const examples = [...trySection.matchAll(/^ {2}curl (-i )?(http\S+) +(.+)$/gm)];
   expect(examples.length).toBe(trySection.split('\n').length);
   expect(examples.length).toBeGreaterThanOrEqual(4);
-  for (const [, , url = '', says = ''] of examples) {
-    const res = await get(url);
-    const local = /ficus answers (\d{3}) itself/.exec(says);
-    if (local) {
-      expect(res.status, url).toBe(Number(local[1]));
-      expect(res.headers['x-served-by'], url).toBeUndefined();
-    } else {
-      expect(res.headers['x-served-by'], `${url}: ${says}`).toBe(/^(\S+) answers/.exec(says)?.[1]);
-    }
-  }
+  for (const [, , url = '', says = ''] of examples) expectAnswer(await get(url), says, url);
   expect((await get(`${proxy}/invoices/export`)).headers['retry-after']).toBe('120');
 
+  // Who asks changes the answer: a cohort member, a preview token. Each curl does what it says.
+  const audience = /Users, cohorts and colours.*:\n([\s\S]*?)\n\n/.exec(demo.output())?.[1] ?? '';
+  const curls = [...audience.matchAll(/^ {2}curl ((?:-H '[^']+' )+)(http\S+) +(.+)$/gm)];
+  expect(curls.map(([, , , says = '']) => /^(\S+) answers/.exec(says)?.[1])).toEqual(['catalog-v2', 'orders-green']);
+  for (const [, flags = '', url = '', says = ''] of curls) {
+    const headers = Object.fromEntries([...flags.matchAll(/-H '([^:]+): ([^']*)'/g)].map(([, k = '', v = '']) => [k, v]));
+    expectAnswer(await get(url, headers), says, `${flags}${url}`);
+    // Without the header, the same request is served as everyone else's.
+    expect((await get(url)).headers['x-served-by'], url).not.toBe(/^(\S+) answers/.exec(says)?.[1]);
+  }
+  const explainLine = /^ {2}npx ficus (explain .+?) {3,}/m.exec(audience)?.[1] ?? '';
+  const explained = await ficus(explainLine, dir);
+  expect(explained.code, explained.out).toBe(0);
+  expect(explained.out).toMatch(/^route: catalog-staff$/m);
+  expect(explained.out).toMatch(/^cohorts: staff$/m);
+
+  // Flip each switch with the command the tour prints; the watching proxy reloads the file.
+  const flips = [...demo.output().matchAll(/^ {2}npx ficus ((?:toggle|cutover) .+?) +then +curl (-i )?(http\S+) +(.+)$/gm)];
+  expect(flips.map(([, args = '']) => args.split(' ')[0])).toEqual(['toggle', 'cutover']);
+  const before = await Promise.all(flips.map(([, , , url = '']) => get(url)));
+  for (const [, args = '', , url = '', says = ''] of flips) {
+    const from = demo.output().length;
+    const edit = await ficus(args, dir);
+    expect(edit.code, edit.out).toBe(0);
+    await demo.waitFor(/routes reloaded/, from);
+    expectAnswer(await get(url), says, `after ${args}: ${url}`);
+  }
+  expect(before.map((r) => r.headers['x-served-by'])).toEqual(['legacy', 'orders-blue']);
+  // And back, as the tour says: each switch undone, the answers are the ones from before.
+  const undo = /and back: (.+)$/m.exec(demo.output())?.[1]?.split(' · ') ?? [];
+  expect(undo).toHaveLength(2);
+  for (const command of undo) {
+    const from = demo.output().length;
+    const edit = await ficus(command.replace(/^npx ficus /, ''), dir);
+    expect(edit.code, edit.out).toBe(0);
+    await demo.waitFor(/routes reloaded/, from);
+  }
+  for (const [i, [, , , url = '']] of flips.entries()) expect((await get(url)).headers['x-served-by'], url).toBe(before[i]?.headers['x-served-by']);
+
+  const logged = demo.output().length;
   const catalogBefore = await get(`${proxy}/catalog`);
   expect(catalogBefore.headers['x-served-by']).toBe('legacy');
-  await demo.waitFor(/GET \/catalog +→ legacy/);
+  await demo.waitFor(/GET \/catalog +→ legacy/, logged);
 
   // Follow the tour's instruction literally: the named line, `to: legacy` → `to: catalog-v2`.
   const [, line = '0', from = '', to = ''] = await demo.waitFor(/line (\d+) \(route catalog\), change {3}to: (\S+) {3}into {3}to: (\S+)/);
@@ -133,9 +199,10 @@ test('the demo serves the monolith and the new service, moves a route live as th
   const target = Number(line) - 1;
   expect(lines[target]).toMatch(/to: legacy/);
   lines[target] = (lines[target] as string).replace('to: legacy', 'to: catalog-v2');
+  const saved = demo.output().length;
   await writeFile(`${file}.tmp`, lines.join('\n'));
   await rename(`${file}.tmp`, file);
-  await demo.waitFor(/routes reloaded/);
+  await demo.waitFor(/routes reloaded/, saved);
 
   const catalogAfter = await get(`${proxy}/catalog`);
   expect(catalogAfter.headers['x-served-by']).toBe('catalog-v2');
@@ -145,7 +212,7 @@ test('the demo serves the monolith and the new service, moves a route live as th
   expect(await demo.exit).toBe(0);
   expect(demo.output()).toContain('stopped');
   // Everything the demo started is gone: its ports refuse connections again.
-  for (const url of [proxy, admin, `http://127.0.0.1:${ports.legacy}`, `http://127.0.0.1:${ports.v2}`]) {
+  for (const url of [proxy, admin, ...[ports.legacy, ports.v2, ports.blue, ports.green].map((port) => `http://127.0.0.1:${port}`)]) {
     await expect(request(url), url).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   }
 });
@@ -160,7 +227,7 @@ test.each([
   onTestFinished(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
   const port = (blocker.address() as { port: number }).port;
 
-  const ports = { legacy: busy === 'legacy' ? port : await refusedPort(), v2: await refusedPort(), listen: busy === 'listen' ? port : 0 };
+  const ports = { ...(await demoPorts()), ...(busy === 'legacy' ? { legacy: port } : {}), listen: busy === 'listen' ? port : 0 };
   const { dir, file } = await demoCopy(ports);
   const demo = startDemo(['-c', file], dir);
   expect(await demo.exit).toBe(1);

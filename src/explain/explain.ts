@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
+import { Audience } from '../routing/audience.js';
+import { bucketOf, inPercent } from '../routing/bucket.js';
+import { explainDecision } from '../routing/decide.js';
+import { identify, type Caller } from '../routing/identity.js';
+import { normalizeTarget } from '../routing/normalize.js';
+import { hostName, RequestView } from '../routing/request-view.js';
+import { chooseColour } from '../upstream/bluegreen.js';
+
+/** A request to explain: what a client would send, and optionally who it is. */
+export interface ExplainRequest {
+  method: string;
+  /** A path with its query (`/search?q=x`) or an absolute http URL, as a client would send it. */
+  url: string;
+  /** The user id, as if sent where `identity` reads it; without it the caller is anonymous. */
+  user?: string | undefined;
+  /** Lower-case names. */
+  headers?: IncomingHttpHeaders;
+}
+
+export interface BucketLine {
+  /** What the percentage belongs to: `cohort early`, `toggle new-checkout`, `canary search`. */
+  of: string;
+  seed: string;
+  bucket: number;
+  percent: number;
+  inside: boolean;
+}
+
+/**
+ * Why a request goes where it goes. Field names are the `key: value` lines `ficus explain`
+ * prints; absent fields do not apply (no `color` for a plain service, no `service` for respond).
+ */
+export interface ExplainReport {
+  request: string;
+  host: string;
+  user: string;
+  cohorts: string[];
+  toggles: string[];
+  buckets: BucketLine[];
+  skipped: { route: string; needs: string }[];
+  route: string | null;
+  respond?: number;
+  service?: string;
+  side?: 'stable' | 'canary';
+  color?: 'blue' | 'green';
+  preview?: boolean;
+  endpoints?: string[];
+  forward?: string;
+  notes: string[];
+}
+
+/**
+ * Runs the proxy's own decision (`explainDecision`, the function the handler calls) on a
+ * request that is never sent, and says why at each step. Offline and live explain both come
+ * here, so neither can disagree with where the proxy really sends the request.
+ */
+export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID): ExplainReport {
+  const method = request.method.toUpperCase();
+  const notes: string[] = [];
+  const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
+  const report: ExplainReport = { request: `${method} ${request.url}`, host: '', user: '', cohorts: [], toggles: [], buckets: [], skipped: [], route: null, notes };
+
+  const target = normalizeTarget(request.url);
+  if (!target.ok) {
+    report.respond = 400;
+    notes.push(`ficus refuses this request target: ${target.reason}`);
+    return report;
+  }
+  const host = hostName(target.host ?? (typeof headers.host === 'string' ? headers.host : ''));
+  report.host = host;
+  const view = new RequestView(method, target.path, target.query, host, headers);
+
+  // The caller is always described; the audience is built under the handler's own rule, so a
+  // file that uses no caller routes here exactly as it does in the proxy.
+  const caller = identify(snapshot.identity, headers, false, newId);
+  report.user = describeCaller(snapshot, headers, caller);
+  const randomDraw = !caller.known && (snapshot.identity?.anonymousCookie === undefined || caller.setCookie !== undefined);
+  if (snapshot.usesCaller || snapshot.identity?.anonymousCookie !== undefined) {
+    view.audience = new Audience(snapshot.audience, caller, headers);
+  }
+
+  const decision = explainDecision(snapshot, view);
+  report.skipped = decision.trace.skipped.map((s) => ({ route: s.route, needs: s.failed }));
+  const audience = view.audience;
+  if (audience !== undefined) {
+    report.cohorts = snapshot.audience.cohorts.filter((c) => audience.inCohort(c.index)).map((c) => c.name);
+    report.toggles = snapshot.audience.toggles.filter((t) => audience.toggleOn(t.index)).map((t) => t.name);
+    for (const c of snapshot.audience.cohorts) if (c.percent !== undefined) report.buckets.push(bucketLine(`cohort ${c.name}`, c.seed, caller.id, c.percent));
+    for (const t of snapshot.audience.toggles) if (t.percent !== undefined) report.buckets.push(bucketLine(`toggle ${t.name}`, t.seed, caller.id, t.percent));
+  }
+
+  const route = decision.route;
+  if (route?.action.kind === 'proxy' && route.action.canary !== undefined && audience !== undefined) {
+    const canary = route.action.canary;
+    report.buckets.push(bucketLine(`canary ${route.name} → ${canary.service}`, canary.seed, caller.id, canary.weight));
+  }
+  if (randomDraw && report.buckets.length > 0) notes.push(randomDrawNote(snapshot));
+  if (route === undefined) {
+    report.respond = 404;
+    notes.push('no route matched: ficus answers 404 itself');
+    return report;
+  }
+  report.route = route.name;
+  const action = route.action;
+  if (action.kind === 'respond') {
+    report.respond = action.status;
+    return report;
+  }
+  report.service = decision.service as string;
+  report.side = decision.side;
+  const service = snapshot.services.get(report.service) as ServiceDef;
+  let endpoints = service.endpoints;
+  if (service.colours !== undefined) {
+    const chosen = chooseColour(service.colours, headers);
+    report.color = chosen.colour;
+    report.preview = chosen.preview;
+    endpoints = service.colours[chosen.colour].endpoints;
+    if (chosen.preview) notes.push(`preview: the ${service.colours.preview?.header ?? ''} header carries the right token, so the inactive colour answers`);
+  }
+  report.endpoints = endpoints.map(endpointUrl);
+  report.forward = `${method} ${action.rewrite(target.path)}${target.query}`;
+  return report;
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/**
+ * Adds `name: value` (as curl's -H takes it) to `headers`; a repeated header combines as a
+ * client's would. Returns false when the text is not a header line.
+ */
+export function addHeaderLine(headers: IncomingHttpHeaders, line: string): boolean {
+  const colon = line.indexOf(':');
+  const name = colon === -1 ? '' : line.slice(0, colon).trim().toLowerCase();
+  if (!HEADER_NAME.test(name)) return false;
+  const value = line.slice(colon + 1).trim();
+  const before = headers[name];
+  headers[name] = typeof before === 'string' ? `${before}${name === 'cookie' ? '; ' : ', '}${value}` : value;
+  return true;
+}
+
+/** `-u alice` stands for the header (or cookie) that `identity` reads, as a client would send it. */
+function withUser(snapshot: Snapshot, headers: IncomingHttpHeaders, user: string | undefined, notes: string[]): IncomingHttpHeaders {
+  if (user === undefined) return headers;
+  const identity = snapshot.identity;
+  if (identity?.header !== undefined) {
+    headers[identity.header] = user;
+  } else if (identity?.cookie !== undefined) {
+    const cookie = `${identity.cookie}=${user}`;
+    headers.cookie = typeof headers.cookie === 'string' && headers.cookie !== '' ? `${cookie}; ${headers.cookie}` : cookie;
+  } else {
+    notes.push('the file has no identity.header or identity.cookie, so the proxy cannot know the user: the user given is ignored');
+  }
+  return headers;
+}
+
+function describeCaller(snapshot: Snapshot, headers: IncomingHttpHeaders, caller: Caller): string {
+  const identity = snapshot.identity;
+  if (caller.known) {
+    const viaHeader = identity?.header !== undefined && headers[identity.header] !== undefined && headers[identity.header] !== '';
+    return `${caller.id} (${viaHeader ? `header ${identity?.header}` : `cookie ${identity?.cookie}`})`;
+  }
+  if (identity?.anonymousCookie !== undefined && caller.setCookie === undefined) {
+    return `anonymous, sticky id ${caller.id} (cookie ${identity.anonymousCookie})`;
+  }
+  const where = [identity?.header && `header ${identity.header}`, identity?.cookie && `cookie ${identity.cookie}`].filter(Boolean).join(' or ');
+  return `anonymous (no ${where || 'identity configured'})`;
+}
+
+/** A fresh random id decides this caller's percentages: the buckets shown are one draw of many. */
+function randomDrawNote(snapshot: Snapshot): string {
+  return snapshot.identity?.anonymousCookie !== undefined
+    ? `an anonymous caller gets a random id, then kept in cookie ${snapshot.identity.anonymousCookie}: the buckets shown are one such draw`
+    : 'an anonymous caller is bucketed by a random draw per request: the buckets shown are one such draw';
+}
+
+function bucketLine(of: string, seed: string, user: string, percent: number): BucketLine {
+  return { of, seed, bucket: bucketOf(seed, user), percent, inside: inPercent(seed, user, percent) };
+}
+
+function endpointUrl(endpoint: EndpointDef): string {
+  return endpoint.origin + endpoint.basePath;
+}
