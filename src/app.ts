@@ -12,6 +12,8 @@ import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
+import type { CanaryChange, CanaryEvents, CanaryRuntime } from './rollout/canary.js';
+import { AnalysisLoop } from './rollout/loop.js';
 
 export interface AppOptions {
   configFile: string;
@@ -41,7 +43,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const clock = options.clock ?? systemClock;
   // The legacy-share window reads the same clock as everything else, so tests can advance it.
   const metrics = new Metrics(clock);
+  // Every decision of the analysis is logged with its numbers, counted, shown and audited.
+  const canaryEvents: CanaryEvents = {
+    changed: (canary, change) => announceCanary(canary, change, { logger, metrics, audit, hash: () => store.current.snapshot.hash }),
+  };
   const store = await ConfigStore.open(options.configFile, {
+    canaryEvents,
     clock,
     random: options.random ?? systemRandom,
     env: options.env,
@@ -66,6 +73,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
   publishEndpoints(store, metrics, clock);
+  metrics.publishCanaries(store.current.canaries);
+  const analysis = new AnalysisLoop(() => store.current.canaries, clock, undefined, (error, canary) =>
+    logger.error({ event: EVENT.internalError, route: canary.route, err: error }, `the analysis of canary ${canary.route} failed`),
+  );
 
   let ready = true;
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
@@ -103,6 +114,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     audited = now;
     metrics.configLoaded(now.hash);
     publishEndpoints(store, metrics, clock);
+    metrics.publishCanaries(store.current.canaries);
+    analysis.reschedule();
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
     if (JSON.stringify(now.listen) !== JSON.stringify(first.listen) || JSON.stringify(now.admin) !== JSON.stringify(first.admin)) {
       logger.warn({ event: EVENT.restartNeeded }, 'listen/admin changes take effect after a restart');
@@ -124,6 +137,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   // The first record says which configuration was in force from when.
   void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
+  analysis.start();
 
   const watchOptions = options.watch ?? true;
   const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, () => void reload('file'), watchOptions === true ? {} : watchOptions);
@@ -141,6 +155,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       ready = false;
       inflight.draining = true;
       stopWatching();
+      analysis.stop();
       const timeoutMs = store.current.snapshot.drainTimeoutMs;
       logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs }, 'draining');
       const closed = once(edge, 'close');
@@ -164,6 +179,39 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   return { proxyUrl, adminUrl, store, metrics, audit, reload, drain };
+}
+
+interface Announce {
+  logger: Logger;
+  metrics: Metrics;
+  audit: AuditLog;
+  hash: () => string;
+}
+
+const CANARY_EVENT = { ejection: EVENT.canaryEjected, readmission: EVENT.canaryReadmitted, step: EVENT.canaryStep, promotion: EVENT.canaryPromoted } as const;
+
+function announceCanary(canary: CanaryRuntime, change: CanaryChange, { logger, metrics, audit, hash }: Announce): void {
+  const route = canary.route;
+  const service = canary.def.service;
+  const details = { route, canary: service, trigger: change.trigger, reason: change.reason, fromWeight: change.fromWeight, toWeight: change.toWeight, message: change.message };
+  metrics.canaryWeight.labels(route).set(change.toWeight);
+  const line = { event: CANARY_EVENT[change.kind], ...details };
+  switch (change.kind) {
+    case 'ejection':
+      metrics.ejections.labels(route, change.reason ?? 'manual').inc();
+      logger.warn(line, `canary ${service} of route ${route} ejected (${change.reason ?? 'manual'}): ${change.message}; its users go back to the stable side`);
+      break;
+    case 'readmission':
+      logger.warn(line, `canary ${service} of route ${route} readmitted at ${change.toWeight} %: ${change.message}`);
+      break;
+    case 'step':
+      logger.info(line, `canary ${service} of route ${route}: ${change.message}`);
+      return;
+    case 'promotion':
+      logger.warn(line, `canary ${service} of route ${route} promoted: ${change.message}`);
+      break;
+  }
+  void audit.record(change.kind, { ...details, hash: hash() });
 }
 
 /** Blue/green services whose active colour differs between two snapshots. */

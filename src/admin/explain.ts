@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../config/snapshot.js';
+import type { EffectiveWeights } from '../routing/decide.js';
 import { addHeaderLine, explain, type ExplainReport } from '../explain/explain.js';
 
 export type ExplainAnswer = { ok: true; report: ExplainReport } | { ok: false; error: string };
@@ -8,9 +9,10 @@ const METHOD = /^[A-Za-z]+$/;
 
 /**
  * `GET /explain?method=GET&url=/catalog&user=alice&header=x-beta:%201`: the same report as
- * `ficus explain`, against the snapshot serving right now. `header` may be repeated.
+ * `ficus explain`, against the snapshot serving right now and its canaries' effective weights.
+ * `header` may be repeated.
  */
-export function explainQuery(snapshot: Snapshot, query: URLSearchParams): ExplainAnswer {
+export function explainQuery(snapshot: Snapshot, query: URLSearchParams, live?: EffectiveWeights): ExplainAnswer {
   const url = query.get('url');
   if (url === null || url === '') return { ok: false, error: 'give the request to explain: /explain?method=GET&url=/path&user=ID' };
   const method = query.get('method') || 'GET';
@@ -20,5 +22,5 @@ export function explainQuery(snapshot: Snapshot, query: URLSearchParams): Explai
     if (!addHeaderLine(headers, line)) return { ok: false, error: `header takes "name: value", not "${line}"` };
   }
   const user = query.get('user');
-  return { ok: true, report: explain(snapshot, { method, url, user: user === null || user === '' ? undefined : user, headers }) };
+  return { ok: true, report: explain(snapshot, { method, url, user: user === null || user === '' ? undefined : user, headers }, undefined, live) };
 }

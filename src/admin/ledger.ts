@@ -1,5 +1,6 @@
 import type { RouteDef, ServiceDef, Snapshot } from '../config/snapshot.js';
 import type { ShareReading } from '../observe/metrics.js';
+import type { CanaryState } from '../rollout/canary.js';
 
 /**
  * Where a route stands in the migration: still on a `legacy` service, moved to a `new` one,
@@ -9,20 +10,22 @@ export type Migration = 'legacy' | 'new' | 'canary' | 'shadow';
 
 export interface RouteLedger {
   migration: Migration;
-  /** For a canary: the service taking `weight` % of users, and the split's state. */
+  /** For a canary: the service taking `weight` % (effective: 0 while ejected) of users, and the split's state. */
   canary?: string;
   weight?: number;
-  state?: 'running';
+  state?: CanaryState;
   shadow?: string;
 }
 
-/** A canary or shadow says more about progress than the service's own flag, so it wins. */
-export function routeLedger(route: RouteDef, snapshot: Snapshot): RouteLedger | undefined {
+/**
+ * A canary or shadow says more about progress than the service's own flag, so it wins. `live`
+ * is the canary's runtime state; without it (offline) the file's weight is shown, running.
+ */
+export function routeLedger(route: RouteDef, snapshot: Snapshot, live?: { readonly state: CanaryState; readonly weight: number }): RouteLedger | undefined {
   const action = route.action;
   if (action.kind !== 'proxy') return undefined;
   if (action.canary !== undefined) {
-    // Analysis and ejection come later: until then the effective weight is the file's.
-    return { migration: 'canary', canary: action.canary.service, weight: action.canary.weight, state: 'running' };
+    return { migration: 'canary', canary: action.canary.service, weight: live?.weight ?? action.canary.weight, state: live?.state ?? 'running' };
   }
   const shadow = snapshot.source.routes[route.index]?.shadow;
   if (shadow !== undefined) return { migration: 'shadow', shadow: shadow.to };

@@ -5,18 +5,23 @@ type Status = ReturnType<typeof statusDocument>;
 const escape = (text: unknown) =>
   String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
+/** The migration cell, already escaped: an ejected or promoted canary is marked up. */
 function stage(route: Status['routes'][number]): string {
   if (!('migration' in route)) return '';
-  if (route.migration === 'canary') return `canary ${route.weight ?? '?'} % → ${route.canary ?? '?'}`;
-  if (route.migration === 'shadow') return `shadow → ${route.shadow ?? '?'}`;
-  return route.migration ?? '';
+  if (route.migration === 'canary') {
+    const state = route.state === 'ejected' ? ' · <b class="bad">ejected</b>' : route.state === 'promoted' ? ' · <b>promoted</b>' : '';
+    const why = 'reason' in route || route.state === 'promoted' ? `: ${escape('message' in route ? route.message : '')}` : '';
+    return `${escape(`canary ${route.weight ?? '?'} % → ${route.canary ?? '?'}`)}${state}${why}`;
+  }
+  if (route.migration === 'shadow') return escape(`shadow → ${route.shadow ?? '?'}`);
+  return escape(route.migration ?? '');
 }
 
 /** A small, dependency-free status page for humans; `/status` is the same data as JSON. */
 export function statusPage(status: Status): string {
   const last = status.config.lastReload;
   const routes = status.routes
-    .map((r) => `<tr><td>${escape(r.name)}</td><td>${escape(r.match.join(' · '))}</td><td>${escape('service' in r ? r.service : `respond ${r.respond}`)}</td><td>${escape(stage(r))}</td></tr>`)
+    .map((r) => `<tr><td>${escape(r.name)}</td><td>${escape(r.match.join(' · '))}</td><td>${escape('service' in r ? r.service : `respond ${r.respond}`)}</td><td>${stage(r)}</td></tr>`)
     .join('');
   const services = status.services
     .map((s) => {

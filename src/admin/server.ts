@@ -5,7 +5,7 @@ import type { Clock } from '../observe/clock.js';
 import type { Metrics } from '../observe/metrics.js';
 import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
-import { redactedConfig, statusDocument } from './status.js';
+import { canaryStatus, redactedConfig, statusDocument } from './status.js';
 
 export interface AdminDeps {
   store: ConfigStore;
@@ -48,7 +48,8 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     case 'GET /config':
       return json(res, 200, redactedConfig(deps.store));
     case 'GET /explain': {
-      const answer = explainQuery(deps.store.current.snapshot, url.searchParams);
+      const { snapshot, canaries } = deps.store.current;
+      const answer = explainQuery(snapshot, url.searchParams, canaries);
       return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
     }
     case 'GET /': {
@@ -64,11 +65,36 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     }
   }
   if (req.method === 'POST' && !authorized(deps.store.current.snapshot.admin.token, req)) return unauthorized(res);
+  const canaryAction = CANARY_ACTION.exec(url.pathname);
+  if (canaryAction) {
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return json(res, 405, { error: 'method not allowed' });
+    }
+    return canaryCommand(deps, canaryAction[1] as string, canaryAction[2] as 'eject' | 'readmit', res);
+  }
   if (url.pathname === '/reload') {
     res.setHeader('allow', 'POST');
     return json(res, 405, { error: 'method not allowed' });
   }
   return json(res, 404, { error: 'not found' });
+}
+
+const CANARY_ACTION = /^\/routes\/([^/]+)\/(eject|readmit)$/;
+
+/**
+ * `POST /routes/{name}/eject` and `/readmit`: an operator's word on a canary, announced like the
+ * analysis's own decisions. Repeating one changes nothing and says so (`changed: false`).
+ */
+function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit', res: ServerResponse): void {
+  const { snapshot, canaries } = deps.store.current;
+  const route = snapshot.routes.find((r) => r.name === name);
+  const canary = route === undefined ? undefined : canaries[route.index];
+  if (canary === undefined) {
+    return json(res, 404, { error: route === undefined ? `no route named "${name}"` : `route "${name}" has no canary` });
+  }
+  const changed = action === 'eject' ? canary.eject('admin') : canary.readmit('admin');
+  json(res, 200, { route: name, changed, ...canaryStatus(canary) });
 }
 
 function authorized(token: string, req: IncomingMessage): boolean {

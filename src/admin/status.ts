@@ -2,6 +2,7 @@ import type { Colour, ServiceDef } from '../config/snapshot.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { ShareReading } from '../observe/metrics.js';
+import type { CanaryRuntime } from '../rollout/canary.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
 
@@ -10,7 +11,7 @@ import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
  * the migration ledger (where each route stands, colours, toggles, the legacy share).
  */
 export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading) {
-  const { snapshot, services } = store.current;
+  const { snapshot, services, canaries } = store.current;
   const last = store.lastReload;
   const now = clock.now();
   return {
@@ -29,11 +30,14 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean,
       },
     },
     migration: migrationSummary(snapshot, share),
-    routes: snapshot.routes.map((route) => ({
-      name: route.name,
-      match: route.conditions.map((c) => c.describe),
-      ...(route.action.kind === 'proxy' ? { service: route.action.service, ...routeLedger(route, snapshot) } : { respond: route.action.status }),
-    })),
+    routes: snapshot.routes.map((route) => {
+      const canary = canaries[route.index];
+      return {
+        name: route.name,
+        match: route.conditions.map((c) => c.describe),
+        ...(route.action.kind === 'proxy' ? { service: route.action.service, ...routeLedger(route, snapshot, canary), ...(canary ? canaryStatus(canary) : {}) } : { respond: route.action.status }),
+      };
+    }),
     toggles: toggleLedger(snapshot),
     services: [...services.values()].map((service) => ({
       name: service.def.name,
@@ -44,6 +48,28 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean,
         ? [...endpointsOf(service.colours.blue, now, 'blue'), ...endpointsOf(service.colours.green, now, 'green')]
         : endpointsOf(service, now, undefined),
     })),
+  };
+}
+
+/**
+ * A canary route's live state (SPEC §6): `state` and the effective `weight`, the file's weight,
+ * the step reached, the reason and numbers of the last decision, and the last verdict.
+ */
+export function canaryStatus(canary: CanaryRuntime) {
+  const record = canary.toRecord();
+  const { def } = canary;
+  const verdict = canary.lastVerdict;
+  return {
+    canary: def.service,
+    state: record.state,
+    weight: record.weight,
+    fileWeight: def.weight,
+    ...(def.steps !== undefined ? { steps: def.steps, step: record.step + 1 } : {}),
+    ...(record.ejectedReason !== undefined ? { reason: record.ejectedReason } : {}),
+    message: record.message,
+    since: new Date(record.since).toISOString(),
+    ...(record.state === 'promoted' ? { action: `make ${def.service} the route's "to" (and remove the canary block)` } : {}),
+    verdict: verdict === undefined ? null : { outcome: verdict.outcome, message: verdict.message, at: new Date(verdict.at).toISOString() },
   };
 }
 

@@ -5,9 +5,9 @@ import type { IdentityDef } from '../routing/identity.js';
 import { compileMatch } from '../routing/match.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
-import { durationOr } from './duration.js';
-import type { RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
-import type { Colour, ColoursDef, EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
+import { durationOr, parseDuration } from './duration.js';
+import type { AnalysisSpec, RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
+import type { AnalysisDef, CanaryDef, Colour, ColoursDef, EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
 
 export const DEFAULTS = {
   connectMs: 5_000,
@@ -18,6 +18,9 @@ export const DEFAULTS = {
   maxHeaderCount: 100,
   drainTimeoutMs: 30_000,
   consecutiveFailures: 5,
+  analysisIntervalMs: 10_000,
+  analysisWindowMs: 60_000,
+  minRequests: 20,
 } as const;
 
 /** Builds the immutable snapshot from a file that `parseRoutes` has already validated. */
@@ -126,7 +129,37 @@ function compileAction(spec: RouteSpec): RouteAction {
     service: spec.to as string,
     rewrite: compileRewrite(spec.rewrite?.stripPrefix, spec.rewrite?.addPrefix),
     hostHeader: spec.rewrite?.host,
-    canary: spec.canary ? { service: spec.canary.to, weight: spec.canary.weight, seed: spec.canary.seed ?? spec.name } : undefined,
+    canary: compileCanary(spec),
+  };
+}
+
+function compileCanary(spec: RouteSpec): CanaryDef | undefined {
+  const canary = spec.canary;
+  if (canary === undefined) return undefined;
+  return {
+    service: canary.to,
+    weight: canary.weight,
+    seed: canary.seed ?? spec.name,
+    steps: canary.steps,
+    stepIntervalMs: canary.stepInterval === undefined ? undefined : parseDuration(canary.stepInterval),
+    analysis: compileAnalysis(canary.analysis),
+    fingerprint: JSON.stringify([spec.name, canary]),
+  };
+}
+
+/** `analysis` (or a blue/green `guard`, which takes the same keys) with the defaults of SPEC §1.0. */
+export function compileAnalysis(spec: AnalysisSpec | undefined): AnalysisDef {
+  return {
+    intervalMs: durationOr(spec?.interval, DEFAULTS.analysisIntervalMs),
+    windowMs: durationOr(spec?.window, DEFAULTS.analysisWindowMs),
+    thresholds: {
+      minRequests: spec?.minRequests ?? DEFAULTS.minRequests,
+      maxErrorRate: spec?.maxErrorRate,
+      maxP99Ms: spec?.maxP99 === undefined ? undefined : parseDuration(spec.maxP99),
+      maxErrorRateVsStable: spec?.maxErrorRateVsStable,
+      maxP99VsStable: spec?.maxP99VsStable,
+    },
+    consecutiveFailures: spec?.consecutiveFailures,
   };
 }
 

@@ -142,13 +142,15 @@ const Rewrite = z.strictObject({
   host: z.string().optional(),
 });
 
+const Analysis = z.strictObject(Thresholds);
+
 const Canary = z.strictObject({
   to: Name,
   weight: Percent,
   steps: z.array(Percent).min(1).optional(),
   stepInterval: Duration.optional(),
   seed: z.string().optional(),
-  analysis: z.strictObject(Thresholds).optional(),
+  analysis: Analysis.optional(),
 });
 
 const Shadow = z.strictObject({
@@ -200,6 +202,8 @@ export type RoutesFile = z.infer<typeof RoutesFile>;
 export type ServiceSpec = z.infer<typeof Service>;
 export type RouteSpec = z.infer<typeof Route>;
 export type MatchSpec = z.infer<typeof Match>;
+/** `canary.analysis` and a blue/green `guard` take the same keys. */
+export type AnalysisSpec = z.infer<typeof Analysis>;
 
 export function routesJsonSchema(): unknown {
   return z.toJSONSchema(RoutesFile, { io: 'input', target: 'draft-2020-12' });

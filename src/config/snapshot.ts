@@ -2,6 +2,7 @@ import type { AudienceDefs } from '../routing/audience.js';
 import type { IdentityDef } from '../routing/identity.js';
 import type { Condition } from '../routing/match.js';
 import type { PeerTrust } from '../proxy/cidr.js';
+import type { Thresholds } from '../rollout/analysis.js';
 import type { RoutesFile } from './schema.js';
 
 /** The compiled, immutable form of one routes.yaml. The hot path reads nothing else. */
@@ -98,9 +99,31 @@ export interface RouteDef {
   readonly fingerprint: string;
 }
 
-/** A sticky weighted split: `weight` % of callers (bucketed by `seed`) go to `service`. */
+/**
+ * A sticky weighted split: `weight` % of callers (bucketed by `seed`) go to `service`, watched
+ * by the analysis and, with `steps`, walked up to 100 % while healthy. The weight the proxy
+ * really uses is the canary's runtime state (rollout/canary.ts), which starts from this one.
+ */
 export interface CanaryDef {
   readonly service: string;
   readonly weight: number;
   readonly seed: string;
+  /** The weights of a progressive rollout, ascending; undefined: the weight stays as written. */
+  readonly steps: readonly number[] | undefined;
+  readonly stepIntervalMs: number | undefined;
+  readonly analysis: AnalysisDef;
+  /**
+   * The canary block as written, with its route's name: equal fingerprints across reloads mean
+   * the runtime state (windows, ejection, step) carries over; any edit starts a new release.
+   */
+  readonly fingerprint: string;
+}
+
+/** `analysis:` with its defaults filled in (SPEC §1.0); each threshold only when given. */
+export interface AnalysisDef {
+  readonly intervalMs: number;
+  readonly windowMs: number;
+  readonly thresholds: Thresholds;
+  /** Canary failures in a row that eject at once, without waiting for the interval. */
+  readonly consecutiveFailures: number | undefined;
 }

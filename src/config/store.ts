@@ -1,5 +1,6 @@
 import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
+import { CanaryRuntime, NO_CANARY_EVENTS, type CanaryEvents } from '../rollout/canary.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
 import { PoolRegistry } from '../upstream/pools.js';
 import { ServiceRuntime, type ColourRuntimes } from '../upstream/service.js';
@@ -12,6 +13,8 @@ import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
 export interface Generation {
   readonly snapshot: Snapshot;
   readonly services: ReadonlyMap<string, ServiceRuntime>;
+  /** The live state of each canary route, by route index (undefined for other routes). */
+  readonly canaries: readonly (CanaryRuntime | undefined)[];
 }
 
 export type ReloadTrigger = 'start' | 'file' | 'signal' | 'admin';
@@ -29,6 +32,8 @@ export interface StoreDeps {
   clock: Clock;
   random: Random;
   outlierEvents: (service: string) => OutlierEvents;
+  /** Told about every canary ejection, readmission, step and promotion. */
+  canaryEvents?: CanaryEvents;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -120,7 +125,30 @@ export class ConfigStore {
   #build(snapshot: Snapshot, previous: Generation | undefined): Generation {
     const services = new Map<string, ServiceRuntime>();
     for (const [name, def] of snapshot.services) services.set(name, this.#runtime(def, previous?.services.get(name)));
-    return Object.freeze({ snapshot, services });
+    return Object.freeze({ snapshot, services, canaries: Object.freeze(this.#canaries(snapshot, previous)) });
+  }
+
+  /**
+   * A canary's state (windows, ejection, step) carries over while its route keeps the same
+   * name and canary block; a changed block is a new release and starts afresh, ending an ejection.
+   */
+  #canaries(snapshot: Snapshot, previous: Generation | undefined): (CanaryRuntime | undefined)[] {
+    const before = new Map<string, CanaryRuntime>();
+    for (const runtime of previous?.canaries ?? []) if (runtime) before.set(runtime.route, runtime);
+    const canaries = snapshot.routes.map((route) => {
+      const def = route.action.kind === 'proxy' ? route.action.canary : undefined;
+      if (def === undefined) return undefined;
+      const old = before.get(route.name);
+      if (old && old.def.fingerprint === def.fingerprint) {
+        before.delete(route.name);
+        return old;
+      }
+      const fresh = new CanaryRuntime(route.name, def, this.deps.clock, this.deps.canaryEvents ?? NO_CANARY_EVENTS);
+      if (old) fresh.succeed(old);
+      return fresh;
+    });
+    for (const gone of before.values()) gone.retire();
+    return canaries;
   }
 
   #runtime(def: ServiceDef, kept: ServiceRuntime | undefined): ServiceRuntime {

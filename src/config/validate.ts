@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '../proxy/cidr.js';
 import { normalizePath } from '../routing/normalize.js';
-import { PathPrefix } from './schema.js';
+import { parseDuration } from './duration.js';
+import { Duration, PathPrefix } from './schema.js';
 
 export interface CrossProblem {
   path: (string | number)[];
@@ -103,7 +104,7 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
   }
 }
 
-/** The sticky split is built; its analysis, steps and ejection come with the immune system. */
+/** A canary's split, its steps and its analysis: what the schema alone cannot say. */
 function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (string | number)[], services: ReadonlySet<string>, problem: Report): void {
   if (!isRecord(route.canary)) return;
   const canary = route.canary;
@@ -112,9 +113,27 @@ function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (strin
     if (!services.has(canary.to)) problem(at('canary', 'to'), `unknown service "${canary.to}"`);
     else if (canary.to === route.to) problem(at('canary', 'to'), 'the canary is the same service as the route\'s "to"');
   }
-  for (const key of ['steps', 'stepInterval', 'analysis']) {
-    if (canary[key] !== undefined) problem(at('canary', key), `canary.${key} ${NOT_YET}`, true);
+  const steps = list(canary.steps);
+  steps.forEach((step, i) => {
+    const before = steps[i - 1];
+    if (i > 0 && typeof step === 'number' && typeof before === 'number' && step <= before) {
+      problem(at('canary', 'steps', i), `steps go up: ${step} after ${before}`);
+    }
+  });
+  if (canary.steps !== undefined && canary.stepInterval === undefined) {
+    problem(at('canary', 'steps'), 'steps need "stepInterval": how long each step lasts while the canary is healthy', true);
   }
+  if (canary.stepInterval !== undefined && canary.steps === undefined) {
+    problem(at('canary', 'stepInterval'), 'stepInterval without "steps" has nothing to step through', true);
+  }
+  checkPositive(canary.stepInterval, at('canary', 'stepInterval'), problem);
+  const analysis = fields(canary.analysis);
+  for (const key of ['interval', 'window']) checkPositive(analysis[key], at('canary', 'analysis', key), problem);
+}
+
+/** A zero interval would spin the analysis; a zero window would judge nothing. */
+function checkPositive(value: unknown, path: (string | number)[], problem: Report): void {
+  if (Duration.safeParse(value).success && parseDuration(value as string) === 0) problem(path, 'must be longer than 0');
 }
 
 function checkService(name: string, service: Fields, problem: Report): void {

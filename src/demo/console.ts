@@ -72,6 +72,14 @@ export function render(line: Line, style: Paint): string | undefined {
       const errors = Array.isArray(line.errors) ? line.errors.map((e) => `      ${String(e)}`) : [];
       return [`  ${style.status(500, '✗ routes file rejected')}; the previous routes keep serving:`, ...errors].join('\n');
     }
+    case EVENT.canaryEjected:
+      return `  ${style.status(500, `✗ canary ${String(line.canary ?? '')} ejected`)} from route ${String(line.route ?? '')} (${String(line.reason ?? '')}): ${String(line.message ?? '')}; its users are back on the stable side`;
+    case EVENT.canaryReadmitted:
+      return `  ${style.bold(`↺ canary ${String(line.canary ?? '')} readmitted`)} to route ${String(line.route ?? '')} at ${String(line.toWeight ?? '')} %`;
+    case EVENT.canaryStep:
+      return `  ↗ canary ${String(line.canary ?? '')} of route ${String(line.route ?? '')}: ${String(line.message ?? '')}`;
+    case EVENT.canaryPromoted:
+      return `  ${style.bold(`★ canary ${String(line.canary ?? '')} promoted`)} on route ${String(line.route ?? '')}: ${String(line.message ?? '')}`;
     case EVENT.draining:
       return `  draining: ${String(line.inflight ?? 0)} request(s) in flight`;
     case EVENT.started:

@@ -60,6 +60,7 @@ const PAGES: readonly { prefix: string; text: string }[] = [
   { prefix: '/catalog', text: 'The product catalog, rendered server-side the way it has been since 2009.' },
   { prefix: '/invoices', text: 'Your invoices. (Invoice export lives at /invoices/export.)' },
   { prefix: '/account', text: 'Account settings, one very long form.' },
+  { prefix: '/search', text: 'Search results, the slow way: a LIKE query over everything.' },
 ];
 
 function monolith(name: string): Handler {
@@ -76,9 +77,24 @@ function monolith(name: string): Handler {
   };
 }
 
+/** The path of a new service's fault switch: `POST` breaks it, `DELETE` mends it. */
+export const FAULT_PATH = '/fault';
+
+/**
+ * A new service, with a fault switch so that the demo can show a canary being ejected: once
+ * `POST /fault` has been called, every other request gets a 500 until `DELETE /fault`.
+ */
 function newService(name: string): Handler {
+  let faulty = false;
   return (req, res) => {
     req.resume();
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === FAULT_PATH && (req.method === 'POST' || req.method === 'DELETE')) {
+      faulty = req.method === 'POST';
+      const says = faulty ? `${name} now answers 500 to every request (DELETE ${FAULT_PATH} mends it)` : `${name} is healthy again`;
+      return reply(res, 200, name, 'text/plain; charset=utf-8', `${says}\n`);
+    }
+    if (faulty) return reply(res, 500, name, 'text/plain; charset=utf-8', `${name} is failing (its fault switch is on: DELETE ${FAULT_PATH} mends it)\n`);
     reply(res, 200, name, 'text/plain; charset=utf-8', `Hello from ${name}, a new service.\n${req.method} ${req.url}: answered by the new code, not the monolith.\n${trace(req)}`);
   };
 }

@@ -4,6 +4,7 @@ import type { Snapshot } from '../config/snapshot.js';
 import { RequestView } from '../routing/request-view.js';
 import { firstMatch } from '../routing/route.js';
 import type { Paint } from './console.js';
+import { canaryStoryFor } from './canary-examples.js';
 import { audienceExamplesFor, standIn, switchesFor } from './migration-examples.js';
 import type { DemoService } from './services.js';
 
@@ -86,6 +87,12 @@ export function tour(input: TourInput): string {
     out.push(`  ${style.dim(`and back: ${switches.map((s) => `npx ficus ${s.undo.join(' ')} -c ${file}`).join(' · ')}`)}`);
   }
 
+  const story = canaryStoryFor(input.snapshot, proxyUrl, adminUrl, input.services);
+  if (story) {
+    out.push('', `${style.bold('The immune system')}: route ${story.route} sends ${story.weight} % of users to the canary ${story.canary}, and watches it on live traffic:`);
+    story.steps.forEach((step, i) => out.push(`  ${i + 1}. ${step.command}`, `     ${style.dim(step.says)}`));
+  }
+
   const move = moveFor(input.snapshot, input.text);
   out.push('', style.bold('Move traffic live, without a restart:'));
   if (move) {
@@ -109,6 +116,8 @@ export function examplesFor(snapshot: Snapshot, proxyUrl: string): Example[] {
     const route = snapshot.routes[i];
     const match = spec.match;
     if (!route || match.regex || match.host || match.headers || match.query || match.cohort || match.toggle) return;
+    // Who answers a canary route depends on who asks: the immune-system story shows it.
+    if (route.action.kind === 'proxy' && route.action.canary !== undefined) return;
     const path = match.exact ?? match.path ?? '/';
     const method = !match.methods || match.methods.includes('GET') ? 'GET' : (match.methods[0] as string);
     if (firstMatch(snapshot.routes, new RequestView(method, path, '', '127.0.0.1', {})) !== route) return;

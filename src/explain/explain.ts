@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
 import { Audience } from '../routing/audience.js';
 import { bucketOf, inPercent } from '../routing/bucket.js';
-import { explainDecision } from '../routing/decide.js';
+import { effectiveWeight, explainDecision, type EffectiveWeights } from '../routing/decide.js';
 import { identify, type Caller } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
@@ -57,7 +57,7 @@ export interface ExplainReport {
  * request that is never sent, and says why at each step. Offline and live explain both come
  * here, so neither can disagree with where the proxy really sends the request.
  */
-export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID): ExplainReport {
+export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live?: EffectiveWeights): ExplainReport {
   const method = request.method.toUpperCase();
   const notes: string[] = [];
   const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
@@ -82,7 +82,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
     view.audience = new Audience(snapshot.audience, caller, headers);
   }
 
-  const decision = explainDecision(snapshot, view);
+  const decision = explainDecision(snapshot, view, live);
   report.skipped = decision.trace.skipped.map((s) => ({ route: s.route, needs: s.failed }));
   const audience = view.audience;
   if (audience !== undefined) {
@@ -95,7 +95,10 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const route = decision.route;
   if (route?.action.kind === 'proxy' && route.action.canary !== undefined && audience !== undefined) {
     const canary = route.action.canary;
-    report.buckets.push(bucketLine(`canary ${route.name} → ${canary.service}`, canary.seed, caller.id, canary.weight));
+    // Live explain splits as the proxy does right now: at the canary's effective weight.
+    const weight = effectiveWeight(route, live) ?? canary.weight;
+    report.buckets.push(bucketLine(`canary ${route.name} → ${canary.service}`, canary.seed, caller.id, weight));
+    if (weight !== canary.weight) notes.push(`canary ${route.name} runs at ${weight} % right now (the file says ${canary.weight} %): ejected, or on a step of its rollout`);
   }
   if (randomDraw && report.buckets.length > 0) notes.push(randomDrawNote(snapshot));
   if (route === undefined) {

@@ -19,6 +19,10 @@ export const EVENT = {
   internalError: 'internal_error',
   auditWriteFailed: 'audit.write_failed',
   cutover: 'service.cutover',
+  canaryEjected: 'canary.ejected',
+  canaryReadmitted: 'canary.readmitted',
+  canaryStep: 'canary.step',
+  canaryPromoted: 'canary.promoted',
 } as const;
 
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */

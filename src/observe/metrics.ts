@@ -62,6 +62,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly canaryWeight = new Gauge({
+    name: 'ficus_canary_weight',
+    help: "The percentage of users a canary route sends to its canary right now: the file's weight, the current step of a progressive rollout, or 0 while ejected.",
+    labelNames: ['route'] as const,
+    registers: [this.registry],
+  });
+
+  readonly ejections = new Counter({
+    name: 'ficus_ejections_total',
+    help: 'Canary ejections by route and reason (error_rate, p99, consecutive_failures, vs_stable, manual).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   /** Requests forwarded to a service over the last few minutes, and how many went to legacy ones. */
   readonly forwarded: ShareWindow;
 
@@ -101,6 +115,12 @@ export class Metrics {
     }
     counter.inc();
     series.duration.observe(seconds);
+  }
+
+  /** The effective weight of every canary route of the running configuration, and no other. */
+  publishCanaries(canaries: Iterable<{ readonly route: string; readonly weight: number } | undefined>): void {
+    this.canaryWeight.reset();
+    for (const canary of canaries) if (canary) this.canaryWeight.labels(canary.route).set(canary.weight);
   }
 
   configLoaded(hash: string): void {

@@ -119,7 +119,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
       }
 
-      const decision = decide(snapshot, view);
+      // The canaries' effective weights: 0 for an ejected one, whatever the file says.
+      const decision = decide(snapshot, view, generation.canaries);
       const route = decision.route;
       if (!route) {
         bytesOut = sendError(res, 404, requestId, false, extraHeaders);
@@ -133,6 +134,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       }
 
       side = decision.side;
+      // Set only on canary routes: every other route skips the windows at no cost.
+      const canary = generation.canaries[route.index];
       let service = generation.services.get(decision.service as string) as ServiceRuntime;
       serviceName = service.def.name;
       legacy = service.def.legacy;
@@ -152,6 +155,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const endpoint = service.pick();
       if (!endpoint) {
+        canary?.record(decision.side, true, performance.now() - started);
         bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
@@ -180,6 +184,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           upstreamMs = result.upstreamMs;
           bytesOut = result.bytesOut;
           const fault = result.fault;
+          if (canary !== undefined) {
+            const failed = fault === undefined ? result.status >= 500 : fault.upstream ? true : undefined;
+            // A client's abort or error, or a pool closed under a reload, says nothing of the service.
+            if (failed !== undefined) canary.record(decision.side, failed, performance.now() - started);
+          }
           faultKind = fault?.kind;
           if (!fault) return;
           // Stop taking the client's body: what is still on its way is read and dropped.

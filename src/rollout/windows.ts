@@ -8,7 +8,9 @@ const BOUNDS_MS: readonly number[] = Array.from({ length: BUCKETS }, (_, i) => F
 const LOG_GROWTH = Math.log(GROWTH);
 
 function bucketFor(latencyMs: number): number {
-  if (latencyMs <= FIRST_BOUND_MS) return 0;
+  // Written so that NaN lands here too: an index of NaN would count the request in no bucket,
+  // and the p99 would then read as the slowest bucket.
+  if (!(latencyMs > FIRST_BOUND_MS)) return 0;
   return Math.min(BUCKETS - 1, Math.ceil(Math.log(latencyMs / FIRST_BOUND_MS) / LOG_GROWTH));
 }
 

@@ -14,23 +14,38 @@ export interface Decision {
 }
 
 /**
- * The routing decision, shared by the proxy and by explain so that they can never disagree:
- * first matching route, then the canary split by the caller's bucket (seeded by the route).
- * `view.audience` must be set when the snapshot uses callers.
+ * The canaries' effective weights by route index (0 while ejected, the current step during a
+ * progressive rollout): the runtime state the analysis changes. Routes without an entry split
+ * by the weight written in the file, as offline explain does.
  */
-export function decide(snapshot: Snapshot, view: RequestView): Decision {
-  return decideFor(firstMatch(snapshot.routes, view), view);
+export type EffectiveWeights = readonly ({ readonly weight: number } | undefined)[];
+
+/**
+ * The routing decision, shared by the proxy and by explain so that they can never disagree:
+ * first matching route, then the canary split by the caller's bucket (seeded by the route) at
+ * the canary's effective weight. `view.audience` must be set when the snapshot uses callers.
+ */
+export function decide(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision {
+  return decideFor(firstMatch(snapshot.routes, view), view, live);
 }
 
-export function explainDecision(snapshot: Snapshot, view: RequestView): Decision & { trace: RouteTrace } {
+export function explainDecision(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision & { trace: RouteTrace } {
   const trace = traceMatch(snapshot.routes, view);
-  return { ...decideFor(trace.route, view), trace };
+  return { ...decideFor(trace.route, view, live), trace };
 }
 
-function decideFor(route: RouteDef | undefined, view: RequestView): Decision {
+/** The weight a canary route splits by right now: the runtime's, else the file's. */
+export function effectiveWeight(route: RouteDef, live: EffectiveWeights | undefined): number | undefined {
+  if (route.action.kind !== 'proxy' || route.action.canary === undefined) return undefined;
+  return live?.[route.index]?.weight ?? route.action.canary.weight;
+}
+
+function decideFor(route: RouteDef | undefined, view: RequestView, live: EffectiveWeights | undefined): Decision {
   if (route === undefined || route.action.kind !== 'proxy') return { route, service: undefined, side: 'stable' };
   const { canary, service } = route.action;
-  if (canary !== undefined && view.audience !== undefined && inPercent(canary.seed, view.audience.caller.id, canary.weight)) {
+  if (canary === undefined || view.audience === undefined) return { route, service, side: 'stable' };
+  const weight = live?.[route.index]?.weight ?? canary.weight;
+  if (inPercent(canary.seed, view.audience.caller.id, weight)) {
     return { route, service: canary.service, side: 'canary' };
   }
   return { route, service, side: 'stable' };

@@ -70,11 +70,12 @@ interface Ports {
   v2: number;
   blue: number;
   green: number;
+  search: number;
   listen?: number;
 }
 
 async function demoPorts(): Promise<Ports> {
-  return { legacy: await refusedPort(), v2: await refusedPort(), blue: await refusedPort(), green: await refusedPort() };
+  return { legacy: await refusedPort(), v2: await refusedPort(), blue: await refusedPort(), green: await refusedPort(), search: await refusedPort() };
 }
 
 async function demoCopy(ports: Ports): Promise<{ dir: string; file: string }> {
@@ -86,6 +87,7 @@ async function demoCopy(ports: Ports): Promise<{ dir: string; file: string }> {
     ['http://127.0.0.1:3101', `http://127.0.0.1:${ports.v2}`],
     ['http://127.0.0.1:3201', `http://127.0.0.1:${ports.blue}`],
     ['http://127.0.0.1:3202', `http://127.0.0.1:${ports.green}`],
+    ['http://127.0.0.1:3301', `http://127.0.0.1:${ports.search}`],
   ];
   let copy = text;
   for (const [from, to] of swaps) {
@@ -212,9 +214,64 @@ test('the demo does what its tour says: the monolith, new services, a cohort, a 
   expect(await demo.exit).toBe(0);
   expect(demo.output()).toContain('stopped');
   // Everything the demo started is gone: its ports refuse connections again.
-  for (const url of [proxy, admin, ...[ports.legacy, ports.v2, ports.blue, ports.green].map((port) => `http://127.0.0.1:${port}`)]) {
+  for (const url of [proxy, admin, ...[ports.legacy, ports.v2, ports.blue, ports.green, ports.search].map((port) => `http://127.0.0.1:${port}`)]) {
     await expect(request(url), url).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   }
+});
+
+test('the immune-system story of the tour: a user on the canary, the fault switch, the proxy ejecting it live, the status, the metrics, the readmission', async () => {
+  const ports = await demoPorts();
+  const { dir, file } = await demoCopy(ports);
+  const demo = startDemo(['-c', file], dir);
+  const [, , admin = ''] = await demo.waitFor(READY);
+
+  const section = /The immune system: route search sends 50 % of users to the canary search-v2, and watches it on live traffic:\n([\s\S]*?)\n\n/.exec(demo.output())?.[1] ?? '';
+  const steps = [...section.matchAll(/^ {2}\d\. (.+)\n {5}(.+)$/gm)].map(([, command = '', says = '']) => ({ command, says }));
+  expect(steps).toHaveLength(6);
+  const [look, breakIt, loop, status, metrics, mend] = steps;
+
+  // 1. The user the tour names is on the canary.
+  const [, header = '', user = '', url = ''] = /^curl -H '([^:]+): ([^']+)' (http\S+)$/.exec(look?.command ?? '') ?? [];
+  const asUser = { [header]: user };
+  expect(look?.says).toBe(`search-v2 answers: ${user} is among the 50 % of users on the canary`);
+  expect((await get(url, asUser)).headers['x-served-by']).toBe('search-v2');
+
+  // 2. The fault switch, on the canary service itself.
+  const [, faultUrl = ''] = /^curl -X POST (http:\/\/127\.0\.0\.1:\d+\/fault)$/.exec(breakIt?.command ?? '') ?? [];
+  expect(faultUrl).toBe(`http://127.0.0.1:${ports.search}/fault`);
+  expect((await request(faultUrl, { method: 'POST' })).statusCode).toBe(200);
+
+  // 3. The loop: each request answers what the tour says, and the console shows the ejection live.
+  const [, times = '0'] = /^for i in \$\(seq (\d+)\); do curl -s -o \/dev\/null -w '%\{http_code\} ' -H '[^']+' http\S+; done; echo$/.exec(loop?.command ?? '') ?? [];
+  const from = demo.output().length;
+  const codes: number[] = [];
+  for (let i = 0; i < Number(times); i++) codes.push((await get(url, asUser)).status);
+  const [, failures = ''] = /^((?:500 ?)+), then 200: after \d+ failures in a row ficus ejected search-v2, and \S+ is back on legacy$/.exec(loop?.says ?? '') ?? [];
+  const failed = failures.trim().split(' ').length;
+  expect(failed).toBeGreaterThan(0);
+  expect(codes).toEqual([...Array<number>(failed).fill(500), ...Array<number>(Number(times) - failed).fill(200)]);
+  await demo.waitFor(/✗ canary search-v2 ejected from route search \(consecutive_failures\)/, from);
+  expect((await get(url, asUser)).headers['x-served-by']).toBe('legacy');
+
+  // 4. The CLI's status and 5. the metrics, as the tour prints them.
+  const shown = await ficus(status?.command.replace(/^npx ficus /, '') ?? '', dir);
+  expect(shown.code, shown.out).toBe(0);
+  expect(shown.out).toMatch(/^ {2}search .*canary 0 % → search-v2, ejected/m);
+  expect(metrics?.command).toBe(`curl -s ${admin}/metrics | grep -E 'ficus_(canary_weight|ejections_total)'`);
+  const scraped = await (await request(`${admin}/metrics`)).body.text();
+  expect(scraped).toContain('ficus_canary_weight{route="search"} 0');
+  expect(scraped).toContain('ficus_ejections_total{route="search",reason="consecutive_failures"} 1');
+
+  // 6. Mended and readmitted: the user is back on the canary.
+  const [, mendUrl = '', readmitUrl = ''] = /^curl -X DELETE (\S+); curl -X POST (\S+)$/.exec(mend?.command ?? '') ?? [];
+  expect(mendUrl).toBe(faultUrl);
+  expect((await request(mendUrl, { method: 'DELETE' })).statusCode).toBe(200);
+  expect((await request(readmitUrl, { method: 'POST' })).statusCode).toBe(200);
+  expect((await get(url, asUser)).headers['x-served-by']).toBe('search-v2');
+  await demo.waitFor(/↺ canary search-v2 readmitted to route search at 50 %/, from);
+
+  demo.signal('SIGINT');
+  expect(await demo.exit).toBe(0);
 });
 
 test.each([
