@@ -14,6 +14,10 @@ import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import type { CanaryChange, CanaryEvents, CanaryRuntime } from './rollout/canary.js';
 import { AnalysisLoop } from './rollout/loop.js';
+import type { GuardEvent } from './rollout/guard.js';
+import { Guards } from './rollout/guards.js';
+import { emptyState, loadState, saveState, type StateRecord } from './rollout/persist.js';
+import type { CanaryRecord } from './rollout/canary.js';
 
 export interface AppOptions {
   configFile: string;
@@ -45,7 +49,10 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const metrics = new Metrics(clock);
   // Every decision of the analysis is logged with its numbers, counted, shown and audited.
   const canaryEvents: CanaryEvents = {
-    changed: (canary, change) => announceCanary(canary, change, { logger, metrics, audit, hash: () => store.current.snapshot.hash }),
+    changed: (canary, change) => {
+      announceCanary(canary, change, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
+      persist();
+    },
   };
   const store = await ConfigStore.open(options.configFile, {
     canaryEvents,
@@ -70,6 +77,32 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       logger.error({ event: EVENT.auditWriteFailed, path, kind, code: error.code }, `cannot append to the audit log ${path} (${error.code ?? error.message}); traffic is not affected`),
   });
   let audited = first;
+
+  // Runtime decisions (ejections, steps, rollbacks) kept across restarts (SPEC §1.4).
+  const statePath = () => auditPath(store.current.snapshot.file, store.current.snapshot.source.stateFile);
+  const guards = new Guards(clock);
+  const onGuardEvent = (event: GuardEvent) => {
+    announceGuard(event, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
+    persist();
+  };
+  // The newest save; drain waits for it so the last decision before exit is on disk.
+  let lastSave: Promise<unknown> = Promise.resolve();
+  function persist(): void {
+    const path = statePath();
+    if (path === undefined) return;
+    lastSave = saveState(path, { routes: canaryRecords(store.current.canaries), services: guards.toJSON() }).then((result) => {
+      if (!result.ok) logger.error({ event: EVENT.stateWriteFailed, path, problem: result.problem }, result.problem);
+    });
+  }
+  const firstPath = statePath();
+  const loaded = firstPath === undefined ? { ok: true as const, state: emptyState() } : await loadState(firstPath);
+  if (!loaded.ok) logger.warn({ event: EVENT.stateIgnored, path: firstPath, problem: loaded.problem }, loaded.problem);
+  for (const canary of store.current.canaries) {
+    const record = canary && loaded.state.routes[canary.route];
+    if (canary && record?.fingerprint === canary.def.fingerprint) canary.restore(record as unknown as CanaryRecord);
+  }
+  guards.reconcile(first, loaded.state.services);
+  if (firstPath !== undefined) persist();
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
   publishEndpoints(store, metrics, clock);
@@ -80,7 +113,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   let ready = true;
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
-  const edge = createEdgeServer(first.limits, createRequestHandler({ current: () => store.current, metrics, logger, inflight }));
+  const edge = createEdgeServer(first.limits, createRequestHandler({ current: () => store.current, metrics, logger, inflight, guards: { get: (name) => guards.get(name), onEvent: onGuardEvent } }));
 
   const reload = async (trigger: ReloadTrigger): Promise<ReloadReport> => {
     const report = await store.reload(trigger);
@@ -112,6 +145,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
     }
     audited = now;
+    for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
+    persist();
     metrics.configLoaded(now.hash);
     publishEndpoints(store, metrics, clock);
     metrics.publishCanaries(store.current.canaries);
@@ -124,7 +159,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     return report;
   };
 
-  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload });
+  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards });
   try {
     await listen(edge, first.listen.port, first.listen.host);
     await listen(admin, first.admin.port, first.admin.host);
@@ -138,6 +173,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // The first record says which configuration was in force from when.
   void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
   analysis.start();
+  guards.start(onGuardEvent);
 
   const watchOptions = options.watch ?? true;
   const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, () => void reload('file'), watchOptions === true ? {} : watchOptions);
@@ -156,6 +192,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       inflight.draining = true;
       stopWatching();
       analysis.stop();
+      guards.stop();
       const timeoutMs = store.current.snapshot.drainTimeoutMs;
       logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs }, 'draining');
       const closed = once(edge, 'close');
@@ -171,7 +208,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await new Promise<void>((resolve) => admin.close(() => resolve()));
       await store.close();
       // The last records must not be lost at exit, but a hung audit disk must not hold the exit either.
-      await settledWithin(audit, AUDIT_EXIT_WAIT_MS);
+      await settledWithin(audit, EXIT_WRITE_WAIT_MS);
+      await settledWithin({ settled: () => lastSave }, EXIT_WRITE_WAIT_MS);
       logger.info({ event: EVENT.stopped }, 'stopped');
       logger.flush();
     })();
@@ -214,6 +252,24 @@ function announceCanary(canary: CanaryRuntime, change: CanaryChange, { logger, m
   void audit.record(change.kind, { ...details, hash: hash() });
 }
 
+function announceGuard(event: GuardEvent, { logger, metrics, audit, hash }: Announce): void {
+  if (event.kind === 'passed') {
+    logger.info({ event: EVENT.guardPassed, service: event.service, color: event.colour, message: event.message }, `${event.service}: ${event.message}`);
+    return;
+  }
+  metrics.rollbacks.labels(event.service).inc();
+  const { requests, errorRate, p99Ms } = event.stats;
+  const details = { service: event.service, from: event.from, to: event.to, reason: event.reason, message: event.message, requests, errorRate, p99Ms };
+  logger.warn({ event: EVENT.rolledBack, ...details }, `${event.message}; live traffic is back on ${event.to} until the service changes in the file`);
+  void audit.record('rollback', { ...details, hash: hash() });
+}
+
+function canaryRecords(canaries: readonly (CanaryRuntime | undefined)[]): Record<string, StateRecord> {
+  const records: Record<string, StateRecord> = {};
+  for (const canary of canaries) if (canary) records[canary.route] = { fingerprint: canary.def.fingerprint, ...canary.toRecord() };
+  return records;
+}
+
 /** Blue/green services whose active colour differs between two snapshots. */
 function cutovers(before: Snapshot, after: Snapshot): { service: string; from: string; to: string }[] {
   const changed: { service: string; from: string; to: string }[] = [];
@@ -225,14 +281,15 @@ function cutovers(before: Snapshot, after: Snapshot): { service: string; from: s
   return changed;
 }
 
-const AUDIT_EXIT_WAIT_MS = 2_000;
+const EXIT_WRITE_WAIT_MS = 2_000;
 
-function settledWithin(audit: AuditLog, ms: number): Promise<void> {
+/** Waits for pending writes (audit records, the state file) at most `ms`: a hung disk must not hold the exit. */
+function settledWithin(writer: { settled(): Promise<unknown> }, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, ms);
   });
-  return Promise.race([audit.settled(), expired]).finally(() => clearTimeout(timer));
+  return Promise.race([writer.settled().then(() => undefined), expired]).finally(() => clearTimeout(timer));
 }
 
 /** Resolves true when no request is in flight any more, false when `timeoutMs` passed first. */

@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
+import type { Guards } from '../rollout/guards.js';
 import type { Metrics } from '../observe/metrics.js';
 import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
@@ -13,6 +14,7 @@ export interface AdminDeps {
   clock: Clock;
   isReady: () => boolean;
   reload: (trigger: 'admin') => Promise<ReloadReport>;
+  guards?: Guards;
 }
 
 /**
@@ -44,7 +46,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return;
     }
     case 'GET /status':
-      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read()));
+      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards));
     case 'GET /config':
       return json(res, 200, redactedConfig(deps.store));
     case 'GET /explain': {
@@ -53,7 +55,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
     }
     case 'GET /': {
-      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read()));
+      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards));
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;

@@ -1,4 +1,6 @@
 import type { Colour, ServiceDef } from '../config/snapshot.js';
+import type { Guard } from '../rollout/guard.js';
+import type { Guards } from '../rollout/guards.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { ShareReading } from '../observe/metrics.js';
@@ -10,7 +12,7 @@ import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
  * The `/status` document: what is running, how it got there, the health of every endpoint, and
  * the migration ledger (where each route stands, colours, toggles, the legacy share).
  */
-export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading) {
+export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading, guards?: Guards) {
   const { snapshot, services, canaries } = store.current;
   const last = store.lastReload;
   const now = clock.now();
@@ -43,7 +45,7 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean,
       name: service.def.name,
       legacy: service.def.legacy,
       balance: service.def.balance,
-      ...coloursOf(service.def),
+      ...coloursOf(service.def, guards?.get(service.def.name)),
       endpoints: service.colours
         ? [...endpointsOf(service.colours.blue, now, 'blue'), ...endpointsOf(service.colours.green, now, 'green')]
         : endpointsOf(service, now, undefined),
@@ -89,10 +91,13 @@ function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undef
  * A blue/green service's active colour and state. The rollback guard comes later, so a pair is
  * always `stable`; whether a preview door is open is shown, never its token.
  */
-function coloursOf(def: ServiceDef) {
+function coloursOf(def: ServiceDef, guard: Guard | undefined) {
   const colours = def.colours;
   if (colours === undefined) return {};
-  return { active: colours.active, state: 'stable' as const, preview: colours.preview !== undefined && colours.preview.token !== '' };
+  const preview = colours.preview !== undefined && colours.preview.token !== '';
+  if (guard === undefined) return { active: colours.active, state: 'stable' as const, preview };
+  // `active` is the colour serving live traffic; after a rollback the file still names the other.
+  return { ...guard.status(), configuredActive: colours.active, preview };
 }
 
 /** The effective configuration with every secret replaced, for `/config`. */

@@ -39,7 +39,6 @@ export function crossCheck(document: unknown): CrossProblem[] {
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
 
-  if (file.stateFile !== undefined) problem(['stateFile'], `stateFile ${NOT_YET}`, true);
   const cohorts = new Set(Object.keys(fields(file.cohorts)));
   const toggles = new Set(Object.keys(fields(file.toggles)));
   for (const [name, cohort] of Object.entries(fields(file.cohorts))) {
@@ -145,9 +144,12 @@ function checkService(name: string, service: Fields, problem: Report): void {
     if (direct.length !== 1) problem(at(), 'a service needs exactly one of "url" or "urls"', true);
     if (service.preview !== undefined) problem(at('preview'), 'preview needs a blue/green service ("blue", "green" and "active")', true);
   }
-  for (const key of ['guard', 'health']) {
-    if (service[key] !== undefined) problem(at(key), `${key} ${NOT_YET}`, true);
+  if (service.guard !== undefined) {
+    if (!COLOUR_KEYS.some((key) => service[key] !== undefined)) problem(at('guard'), 'guard needs a blue/green service ("blue", "green" and "active")', true);
+    const guard = fields(service.guard);
+    for (const key of ['interval', 'window']) checkPositive(guard[key], at('guard', key), problem);
   }
+  if (service.health !== undefined) problem(at('health'), `health ${NOT_YET}`, true);
 }
 
 const ENDPOINT_KEYS = ['url', 'urls'] as const;

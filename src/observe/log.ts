@@ -23,6 +23,11 @@ export const EVENT = {
   canaryReadmitted: 'canary.readmitted',
   canaryStep: 'canary.step',
   canaryPromoted: 'canary.promoted',
+  guardWatching: 'service.guarding',
+  guardPassed: 'service.guard_passed',
+  rolledBack: 'service.rolled_back',
+  stateIgnored: 'state.ignored',
+  stateWriteFailed: 'state.write_failed',
 } as const;
 
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */

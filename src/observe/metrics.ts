@@ -69,6 +69,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly rollbacks = new Counter({
+    name: 'ficus_rollbacks_total',
+    help: 'Automatic rollbacks of a blue/green cutover by its guard, by service.',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+
   readonly ejections = new Counter({
     name: 'ficus_ejections_total',
     help: 'Canary ejections by route and reason (error_rate, p99, consecutive_failures, vs_stable, manual).',

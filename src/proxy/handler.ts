@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ColoursDef } from '../config/snapshot.js';
+import type { Colour, ColoursDef } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -10,6 +10,7 @@ import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
+import type { Guard, GuardDecision, GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Fault } from './errors.js';
@@ -24,6 +25,8 @@ export interface HandlerDeps {
   logger: Logger;
   /** Requests being served; drain waits for it to reach zero. */
   inflight: { count: number; draining: boolean; onIdle?: (() => void) | undefined };
+  /** Guarded cutovers of blue/green services, and where their rollbacks are reported. */
+  guards?: { get(service: string): Guard | undefined; onEvent(event: GuardEvent): void } | undefined;
 }
 
 /** RFC 9110 §9.2.2: the methods a proxy may repeat on its own. POST and PATCH never are. */
@@ -38,6 +41,9 @@ const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
  */
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, inflight } = deps;
+  const report = (decision: GuardDecision) => {
+    if (decision.kind !== 'none') deps.guards?.onEvent(decision);
+  };
 
   return function handle(req, res) {
     const generation = deps.current();
@@ -140,8 +146,12 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       serviceName = service.def.name;
       legacy = service.def.legacy;
       const colours = service.colours;
+      let guard: Guard | undefined;
       if (colours !== undefined) {
-        const chosen = chooseColour(service.def.colours as ColoursDef, req.headers);
+        const def = service.def.colours as ColoursDef;
+        guard = deps.guards?.get(serviceName);
+        // After a rollback the guard names the previous colour until the file changes again.
+        const chosen = chooseColour(def, req.headers, guard ? guard.effectiveActive(def.active) : def.active);
         colour = chosen.colour;
         preview = chosen.preview;
         service = colours[chosen.colour];
@@ -156,6 +166,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       const endpoint = service.pick();
       if (!endpoint) {
         canary?.record(decision.side, true, performance.now() - started);
+        if (guard !== undefined) report(guard.record(colour as Colour, true, performance.now() - started));
         bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
@@ -188,6 +199,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
             const failed = fault === undefined ? result.status >= 500 : fault.upstream ? true : undefined;
             // A client's abort or error, or a pool closed under a reload, says nothing of the service.
             if (failed !== undefined) canary.record(decision.side, failed, performance.now() - started);
+          }
+          if (guard !== undefined) {
+            const failed = fault === undefined ? result.status >= 500 : fault.upstream ? true : undefined;
+            if (failed !== undefined) report(guard.record(colour as Colour, failed, performance.now() - started));
           }
           faultKind = fault?.kind;
           if (!fault) return;

@@ -22,15 +22,16 @@ const PREVIEW: Readonly<Record<Colour, ColourChoice>> = {
  * The colour that serves a request to a blue/green service: the active one, unless the request
  * bears the preview header with exactly the preview token, which opens the inactive one. A
  * wrong or missing token is ignored, never refused, so probing learns nothing; an empty token
- * disables the door. Pure: the proxy and `explain` both decide with it.
+ * disables the door. `active` is the colour live traffic goes to: the file's, unless a guard
+ * rolled the service back (rollout/guard.ts). Pure: the proxy and `explain` both decide with it.
  */
-export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders): ColourChoice {
+export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders, active: Colour = colours.active): ColourChoice {
   const preview = colours.preview;
   if (preview !== undefined && preview.token !== '') {
     const offered = headers[preview.header];
-    if (typeof offered === 'string' && sameToken(offered, preview)) return PREVIEW[colours.active];
+    if (typeof offered === 'string' && sameToken(offered, preview)) return PREVIEW[active];
   }
-  return ACTIVE[colours.active];
+  return ACTIVE[active];
 }
 
 /** The other colour of the pair. */

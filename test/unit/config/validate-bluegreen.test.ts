@@ -19,6 +19,8 @@ test.each([
   ['both colours and `active`', `${BLUE}${GREEN}${ACTIVE}`],
   ['`active: green`', `${BLUE}${GREEN}    active: green\n`],
   ['a preview door', `${BLUE}${GREEN}${ACTIVE}    preview: { header: x-ficus-preview, token: s3cret }\n`],
+  ['a guard (auto-rollback after a cutover)', `${BLUE}${GREEN}${ACTIVE}    guard: { window: 5m, maxErrorRate: 0.05 }\n`],
+  ['a guard with every key', `${BLUE}${GREEN}${ACTIVE}    guard: { interval: 1s, window: 1m, minRequests: 5, maxErrorRate: 0.05, maxP99: 800ms, maxErrorRateVsStable: 2, maxP99VsStable: 2, consecutiveFailures: 5 }\n`],
   ['a preview door closed by an empty token', `${BLUE}${GREEN}${ACTIVE}    preview: { header: x-ficus-preview, token: "" }\n`],
   ['service-wide settings beside the colours', `${BLUE}${GREEN}${ACTIVE}    timeouts: { response: 2s }\n    balance: least-request\n    outlier: { consecutiveFailures: 3 }\n    legacy: true\n`],
 ])('valid: %s', (_name, service) => {
@@ -44,8 +46,10 @@ test.each([
   ['preview without a header', `${BLUE}${GREEN}${ACTIVE}    preview: { token: t }\n`, ['r.yaml:7:14 services.orders.preview.header: "header" is required']],
   ['preview on a plain service', '    url: http://127.0.0.1:1\n    preview: { header: x-p, token: t }\n',
     ['r.yaml:5:5 services.orders.preview: preview needs a blue/green service ("blue", "green" and "active")']],
-  ['guard (auto-rollback) is still refused', `${BLUE}${GREEN}${ACTIVE}    guard: { window: 5m, maxErrorRate: 0.05 }\n`,
-    ['r.yaml:7:5 services.orders.guard: guard is not supported by this version of ficus yet']],
+  ['guard on a plain service', '    url: http://127.0.0.1:1\n    guard: { window: 5m }\n',
+    ['r.yaml:5:5 services.orders.guard: guard needs a blue/green service ("blue", "green" and "active")']],
+  ['a guard watching for no time', `${BLUE}${GREEN}${ACTIVE}    guard: { window: 0s, interval: 0ms }\n`,
+    ['r.yaml:7:22 services.orders.guard.window: must be longer than 0', 'r.yaml:7:36 services.orders.guard.interval: must be longer than 0']],
 ])('invalid: %s', (_name, service, expected) => {
   expect(errors(service)).toEqual(expected);
 });

@@ -1,0 +1,337 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { durationOr } from '../config/duration.js';
+import type { ServiceSpec } from '../config/schema.js';
+import type { Colour, ServiceDef } from '../config/snapshot.js';
+import type { Clock } from '../observe/clock.js';
+import { judge, type FailReason, type Thresholds } from './analysis.js';
+import { SlidingWindow, type WindowStats } from './windows.js';
+
+/** SPEC §1.0: every key of `guard` is optional. `window` is how long a new colour is watched. */
+export const GUARD_DEFAULTS = { intervalMs: 10_000, windowMs: 60_000, minRequests: 20 } as const;
+/**
+ * Longest span one verdict looks back over. A 30-minute guard judged over 30 minutes would let
+ * 29 good minutes hide a breakage in the last one.
+ */
+const MAX_ANALYSIS_WINDOW_MS = 60_000;
+/** A zero interval (validation refuses it) must not spin the loop. */
+const MIN_INTERVAL_MS = 10;
+
+export type GuardSpec = NonNullable<ServiceSpec['guard']>;
+
+/** `guard:` with its defaults filled in. */
+export interface GuardDef {
+  readonly intervalMs: number;
+  /** How long after a cutover the new colour is watched. */
+  readonly windowMs: number;
+  /** The span of the sliding windows each verdict reads. */
+  readonly analysisWindowMs: number;
+  readonly thresholds: Thresholds;
+  /** Failures of the new colour in a row that roll back at once, without waiting for the interval. */
+  readonly consecutiveFailures: number | undefined;
+}
+
+export function guardDef(spec: GuardSpec): GuardDef {
+  const windowMs = durationOr(spec.window, GUARD_DEFAULTS.windowMs);
+  return {
+    intervalMs: Math.max(MIN_INTERVAL_MS, durationOr(spec.interval, GUARD_DEFAULTS.intervalMs)),
+    windowMs,
+    analysisWindowMs: Math.max(1, Math.min(windowMs, MAX_ANALYSIS_WINDOW_MS)),
+    thresholds: {
+      minRequests: spec.minRequests ?? GUARD_DEFAULTS.minRequests,
+      maxErrorRate: spec.maxErrorRate,
+      maxP99Ms: spec.maxP99 === undefined ? undefined : durationOr(spec.maxP99, 0),
+      maxErrorRateVsStable: spec.maxErrorRateVsStable,
+      maxP99VsStable: spec.maxP99VsStable,
+    },
+    consecutiveFailures: spec.consecutiveFailures,
+  };
+}
+
+/** What one guard watches: a blue/green service, the colour its file makes active, and how. */
+export interface GuardConfig {
+  readonly service: string;
+  /** `active` as written in the file. */
+  readonly active: Colour;
+  readonly def: GuardDef;
+  /** Each colour's own fingerprint: a colour's window carries over while it is unchanged. */
+  readonly colours: Readonly<Record<Colour, string>>;
+  /**
+   * Blue, green and the guard itself, not `active` (a change of `active` is a cutover the same
+   * guard watches) nor the preview door (it serves no live traffic). A change here is "the file
+   * changed again": it ends a rollback. Persisted records carry it, so stale ones are ignored.
+   */
+  readonly fingerprint: string;
+}
+
+/** Undefined for a service that is not blue/green or has no `guard`. */
+export function guardConfigOf(def: ServiceDef, spec: GuardSpec | undefined): GuardConfig | undefined {
+  if (def.colours === undefined || spec === undefined) return undefined;
+  const gd = guardDef(spec);
+  const colours = { blue: def.colours.blue.fingerprint, green: def.colours.green.fingerprint };
+  const fingerprint = createHash('sha256').update(JSON.stringify([colours.blue, colours.green, gd])).digest('hex');
+  return { service: def.name, active: def.colours.active, def: gd, colours, fingerprint };
+}
+
+export type GuardPhase = 'stable' | 'guarding' | 'rolled-back';
+export type RollbackReason = FailReason | 'consecutive_failures';
+
+export type GuardDecision =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'rollback';
+      readonly service: string;
+      /** The colour that failed; live traffic leaves it. */
+      readonly from: Colour;
+      /** The previous colour, active again until the file changes. */
+      readonly to: Colour;
+      readonly reason: RollbackReason;
+      readonly message: string;
+      readonly stats: WindowStats;
+    }
+  | { readonly kind: 'passed'; readonly service: string; readonly colour: Colour; readonly message: string };
+
+/** A cutover the guard has started watching. */
+export interface GuardWatch {
+  readonly service: string;
+  readonly from: Colour;
+  readonly to: Colour;
+  /** Epoch ms: when the new colour is accepted if nothing failed. */
+  readonly until: number;
+  readonly message: string;
+}
+
+const NONE: GuardDecision = Object.freeze({ kind: 'none' });
+
+const ColourField = z.enum(['blue', 'green']);
+const Stats = z.strictObject({ requests: z.number(), failures: z.number(), errorRate: z.number(), p99Ms: z.number() });
+const StateSchema = z.strictObject({
+  fingerprint: z.string(),
+  state: z.enum(['stable', 'guarding', 'rolled-back']),
+  configured: ColourField,
+  active: ColourField,
+  fallback: ColourField.nullable(),
+  since: z.number(),
+  until: z.number().nullable(),
+  reason: z.enum(['error_rate', 'p99', 'vs_stable', 'consecutive_failures']).nullable(),
+  message: z.string().nullable(),
+  baseline: Stats.nullable(),
+});
+
+/** A guard's decisions as plain data: what the state file keeps across a restart. */
+export type GuardState = z.infer<typeof StateSchema>;
+
+/**
+ * The guarded cutover of one blue/green service (SPEC §1.1). After `active` changes, the new
+ * colour is judged like a canary for `window`; failing sends live traffic back to the previous
+ * colour until the service's definition changes in the file. Each colour has its own window,
+ * fed all the time, so a cutover can compare the new colour with what the old one did just
+ * before it.
+ */
+export class Guard {
+  #config: GuardConfig;
+  readonly #clock: Clock;
+  readonly #windows: Record<Colour, SlidingWindow>;
+  #state: GuardPhase = 'stable';
+  #configured: Colour;
+  #active: Colour;
+  #fallback: Colour | undefined;
+  #since: number;
+  #until = 0;
+  #lastVerdictAt = 0;
+  #reason: RollbackReason | undefined;
+  #message: string | undefined;
+  #baseline: WindowStats | undefined;
+
+  /** A guard with nothing to watch yet: stable on the file's active colour. */
+  constructor(config: GuardConfig, clock: Clock) {
+    this.#config = config;
+    this.#clock = clock;
+    const span = config.def.analysisWindowMs;
+    this.#windows = { blue: new SlidingWindow(span, clock), green: new SlidingWindow(span, clock) };
+    this.#configured = this.#active = config.active;
+    this.#since = clock.now();
+  }
+
+  /** The guard a saved state describes, or undefined when the record is malformed or stale. */
+  static restore(saved: unknown, config: GuardConfig, clock: Clock): Guard | undefined {
+    const parsed = StateSchema.safeParse(saved);
+    if (!parsed.success || parsed.data.fingerprint !== config.fingerprint || !consistent(parsed.data)) return undefined;
+    const s = parsed.data;
+    const guard = new Guard(config, clock);
+    guard.#state = s.state;
+    guard.#configured = s.configured;
+    guard.#active = s.active;
+    guard.#fallback = s.fallback ?? undefined;
+    guard.#since = s.since;
+    guard.#until = s.until ?? 0;
+    guard.#lastVerdictAt = clock.now();
+    guard.#reason = s.reason ?? undefined;
+    guard.#message = s.message ?? undefined;
+    guard.#baseline = s.baseline ?? undefined;
+    return guard;
+  }
+
+  /**
+   * The guard for a reloaded definition. Unchanged: the same guard, so a rollback holds. Only
+   * `active` changed: a cutover from the colour serving now. Anything else changed: a new guard
+   * that starts from the colour a rollback would return to, so a fix to a rolled-back colour is
+   * watched again, and keeps the window of each colour that did not change.
+   */
+  static carry(previous: Guard | undefined, config: GuardConfig, clock: Clock): { guard: Guard; watch: GuardWatch | undefined } {
+    if (previous === undefined) return { guard: new Guard(config, clock), watch: undefined };
+    if (previous.#config.fingerprint === config.fingerprint) {
+      previous.#config = config;
+      return { guard: previous, watch: previous.#configure(config.active, undefined) };
+    }
+    const guard = new Guard(config, clock);
+    const start = previous.#fallback ?? previous.#active;
+    guard.#configured = guard.#active = start;
+    for (const colour of ['blue', 'green'] as const) {
+      const same = previous.config.colours[colour] === config.colours[colour] && previous.config.def.analysisWindowMs === config.def.analysisWindowMs;
+      if (same) guard.#windows[colour] = previous.#windows[colour];
+    }
+    const baselineKept = previous.#state === 'guarding' && previous.config.colours[start] === config.colours[start];
+    return { guard, watch: guard.#configure(config.active, baselineKept ? previous.#baseline : undefined) };
+  }
+
+  /** The definition this guard watches, as of the last reload. */
+  get config(): GuardConfig {
+    return this.#config;
+  }
+
+  get state(): GuardPhase {
+    return this.#state;
+  }
+
+  /** The colour live traffic goes to, given the `active` of the snapshot a request started on. */
+  effectiveActive(fileActive: Colour): Colour {
+    return fileActive === this.#configured ? this.#active : fileActive;
+  }
+
+  /** When the next verdict is due (epoch ms); Infinity when there is nothing to judge. */
+  get dueAt(): number {
+    return this.#state === 'guarding' ? Math.min(this.#lastVerdictAt + this.config.def.intervalMs, this.#until) : Infinity;
+  }
+
+  /** Starts watching `to` for `window`, ready to return to `from`. */
+  cutover(from: Colour, to: Colour, baseline?: WindowStats): void {
+    const now = this.#clock.now();
+    this.#configured = to;
+    this.#settle(to, now);
+    if (from === to) return;
+    // The old colour's last window of live traffic is what the new one is compared with; after
+    // the cutover it sees only preview traffic. The new colour's preview traffic is forgotten.
+    this.#baseline = baseline ?? this.#windows[from].stats();
+    this.#windows[to].reset();
+    this.#state = 'guarding';
+    this.#fallback = from;
+    this.#until = now + this.config.def.windowMs;
+    this.#lastVerdictAt = now;
+  }
+
+  /** One outcome of a request served by `colour`. Failures in a row of a guarded colour roll back at once. */
+  record(colour: Colour, failed: boolean, latencyMs: number): GuardDecision {
+    const window = this.#windows[colour];
+    window.record(failed, latencyMs);
+    if (!failed || this.#state !== 'guarding' || colour !== this.#active) return NONE;
+    const limit = this.config.def.consecutiveFailures;
+    if (limit === undefined || window.consecutiveFailures < limit) return NONE;
+    // Past the window the colour is accepted; the next verdict only has to say so.
+    if (this.#clock.now() >= this.#until) return NONE;
+    return this.#rollBack('consecutive_failures', `${window.consecutiveFailures} failures in a row >= consecutiveFailures ${limit}`, window.stats());
+  }
+
+  /** The verdict of one interval: failing rolls back; the window over without failing, stable. */
+  tick(): GuardDecision {
+    if (this.#state !== 'guarding') return NONE;
+    const now = this.#clock.now();
+    this.#lastVerdictAt = now;
+    const colour = this.#active;
+    const stats = this.#windows[colour].stats();
+    const verdict = judge(stats, this.#baseline, this.config.def.thresholds);
+    if (verdict.outcome === 'failing') return this.#rollBack(verdict.reason ?? 'error_rate', verdict.message, stats);
+    if (now < this.#until) return NONE;
+    const from = this.#fallback;
+    this.#settle(colour, now);
+    const message = `${colour} held for ${formatMs(this.config.def.windowMs)} after the cutover from ${from}: ${verdict.message}`;
+    return { kind: 'passed', service: this.config.service, colour, message };
+  }
+
+  toJSON(): GuardState {
+    return {
+      fingerprint: this.config.fingerprint,
+      state: this.#state,
+      configured: this.#configured,
+      active: this.#active,
+      fallback: this.#fallback ?? null,
+      since: this.#since,
+      until: this.#state === 'guarding' ? this.#until : null,
+      reason: this.#reason ?? null,
+      message: this.#message ?? null,
+      baseline: this.#baseline ?? null,
+    };
+  }
+
+  /** For `/status`: where the service stands and since when. */
+  status() {
+    const base = { state: this.#state, active: this.#active, since: new Date(this.#since).toISOString() };
+    if (this.#state === 'guarding') return { ...base, guardingUntil: new Date(this.#until).toISOString(), rollbackTo: this.#fallback };
+    if (this.#state === 'rolled-back') return { ...base, rolledBackFrom: this.#configured, reason: this.#reason, message: this.#message };
+    return base;
+  }
+
+  /** The file's `active` as of a reload; a change is a cutover from the colour serving now. */
+  #configure(fileActive: Colour, baseline: WindowStats | undefined): GuardWatch | undefined {
+    if (fileActive === this.#configured) return undefined;
+    const from = this.#active;
+    this.cutover(from, fileActive, baseline);
+    if (from === fileActive) return undefined;
+    const message = `guarding ${fileActive} for ${formatMs(this.config.def.windowMs)} after the cutover from ${from}; failing rolls back to ${from}`;
+    return { service: this.config.service, from, to: fileActive, until: this.#until, message };
+  }
+
+  #rollBack(reason: RollbackReason, why: string, stats: WindowStats): GuardDecision {
+    const from = this.#active;
+    const to = this.#fallback as Colour;
+    this.#state = 'rolled-back';
+    this.#active = to;
+    this.#fallback = undefined;
+    this.#since = this.#clock.now();
+    this.#reason = reason;
+    this.#message = `${from} rolled back to ${to}: ${why}`;
+    this.#baseline = undefined;
+    return { kind: 'rollback', service: this.config.service, from, to, reason, message: this.#message, stats };
+  }
+
+  #settle(colour: Colour, now: number): void {
+    this.#state = 'stable';
+    this.#active = colour;
+    this.#fallback = undefined;
+    this.#since = now;
+    this.#reason = undefined;
+    this.#message = undefined;
+    this.#baseline = undefined;
+  }
+}
+
+/** A record that could have come from `toJSON`: anything else is ignored rather than obeyed. */
+function consistent(s: GuardState): boolean {
+  switch (s.state) {
+    case 'stable':
+      return s.active === s.configured && s.fallback === null;
+    case 'guarding':
+      return s.active === s.configured && s.fallback !== null && s.fallback !== s.active && s.until !== null;
+    case 'rolled-back':
+      return s.active !== s.configured && s.fallback === null && s.reason !== null;
+  }
+}
+
+function formatMs(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/** A decision worth acting on: a rollback or a passed guard. */
+export type GuardEvent = Exclude<GuardDecision, { kind: 'none' }>;

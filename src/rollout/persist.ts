@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+/** The layout of the state file; a file of another version is reported and ignored. */
+export const STATE_VERSION = 1;
+
+/**
+ * One route's or service's runtime decisions, as its owner wrote them. `fingerprint` names the
+ * definition they were taken for: a record whose definition has changed since is stale.
+ */
+export type StateRecord = { readonly fingerprint: string; readonly [key: string]: unknown };
+
+/** What survives a restart (SPEC §1.4): canary states by route, guard states by service. */
+export interface PersistedState {
+  readonly routes: Readonly<Record<string, StateRecord>>;
+  readonly services: Readonly<Record<string, StateRecord>>;
+}
+
+export type LoadResult =
+  | { readonly ok: true; readonly state: PersistedState; readonly missing: boolean }
+  /** `state` is empty: a bad state file costs the decisions it held, never the start. */
+  | { readonly ok: false; readonly state: PersistedState; readonly problem: string };
+
+export type SaveResult = { readonly ok: true } | { readonly ok: false; readonly problem: string };
+
+export function emptyState(): PersistedState {
+  return { routes: {}, services: {} };
+}
+
+const RecordShape = z.looseObject({ fingerprint: z.string() });
+const Document = z.strictObject({
+  version: z.literal(STATE_VERSION),
+  routes: z.record(z.string(), RecordShape),
+  services: z.record(z.string(), RecordShape),
+});
+
+/**
+ * Reads the state file. A missing file is an empty state (the first start); an unreadable,
+ * corrupt or foreign one is reported and treated as empty, so it can never keep ficus down.
+ */
+export async function loadState(path: string): Promise<LoadResult> {
+  const failed = (why: string): LoadResult => ({ ok: false, state: emptyState(), problem: `state file ${path} ${why}; starting without it` });
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { ok: true, state: emptyState(), missing: true };
+    return failed(`cannot be read (${code ?? (error as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return failed(`is not valid JSON (${(error as Error).message})`);
+  }
+  const version = (json as { version?: unknown } | null)?.version;
+  if (typeof version === 'number' && version !== STATE_VERSION) return failed(`has version ${version}, this ficus reads version ${STATE_VERSION}`);
+  const parsed = Document.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return failed(`does not hold a ficus state (${issue ? `${issue.path.join('.') || 'document'}: ${issue.message}` : 'unexpected shape'})`);
+  }
+  return { ok: true, state: { routes: parsed.data.routes as PersistedState['routes'], services: parsed.data.services as PersistedState['services'] }, missing: false };
+}
+
+/**
+ * Keeps only the records whose fingerprint is the current definition's: a decision about a
+ * canary block or a service that has since changed in the file, or is gone, does not come back.
+ */
+export function dropStale(
+  state: PersistedState,
+  live: { readonly routes: ReadonlyMap<string, string>; readonly services: ReadonlyMap<string, string> },
+): { state: PersistedState; dropped: string[] } {
+  const dropped: string[] = [];
+  const keep = (records: Readonly<Record<string, StateRecord>>, fingerprints: ReadonlyMap<string, string>, kind: string) =>
+    Object.fromEntries(
+      Object.entries(records).filter(([name, record]) => {
+        const current = fingerprints.get(name) === record.fingerprint;
+        if (!current) dropped.push(`${kind} ${name}`);
+        return current;
+      }),
+    );
+  return { state: { routes: keep(state.routes, live.routes, 'route'), services: keep(state.services, live.services, 'service') }, dropped };
+}
+
+/**
+ * Writes the state file atomically: a temporary file in the same directory, flushed to disk,
+ * then renamed over the old one, so a reader (or a crash) sees the old state or the new one,
+ * never half of either. Saves to one path are serialized; saves that queue up while a write is
+ * running coalesce into one write of the latest state. Never rejects: a failure is returned.
+ */
+export function saveState(path: string, state: PersistedState): Promise<SaveResult> {
+  let text: string;
+  try {
+    text = `${JSON.stringify({ version: STATE_VERSION, routes: state.routes, services: state.services }, null, 2)}\n`;
+  } catch (error) {
+    return Promise.resolve({ ok: false, problem: `cannot write state file ${path}: ${(error as Error).message}` });
+  }
+  const key = resolve(path);
+  let writer = writers.get(key);
+  if (writer === undefined) {
+    writer = new Writer(path, () => writers.delete(key));
+    writers.set(key, writer);
+  }
+  return writer.save(text);
+}
+
+const writers = new Map<string, Writer>();
+
+class Writer {
+  #next: string | undefined;
+  #waiting: ((result: SaveResult) => void)[] = [];
+  #running = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly onIdle: () => void,
+  ) {}
+
+  save(text: string): Promise<SaveResult> {
+    return new Promise((done) => {
+      this.#next = text;
+      this.#waiting.push(done);
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    while (this.#next !== undefined) {
+      const text = this.#next;
+      const waiting = this.#waiting;
+      this.#next = undefined;
+      this.#waiting = [];
+      const result = await writeAtomically(this.path, text);
+      for (const done of waiting) done(result);
+    }
+    this.#running = false;
+    this.onIdle();
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<SaveResult> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let tempExists = false;
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    tempExists = true;
+    try {
+      await handle.writeFile(text, 'utf8');
+      // Without the flush, a crash after the rename can leave an empty file under the new name.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    tempExists = false;
+    await syncDirectory(dir);
+    return { ok: true };
+  } catch (error) {
+    if (tempExists) await unlink(temp).catch(() => undefined);
+    const code = (error as NodeJS.ErrnoException).code;
+    return { ok: false, problem: `cannot write state file ${path} (${code ?? (error as Error).message}); runtime decisions will not survive a restart` };
+  }
+}
+
+/** Makes the rename itself durable. Best effort: some platforms cannot open a directory. */
+async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // The file is complete either way; only its survival of a power cut is less certain.
+  }
+}
