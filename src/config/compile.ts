@@ -3,6 +3,7 @@ import type { AudienceDefs, CohortDef, ToggleDef } from '../routing/audience.js'
 import { compileAudienceMatch, type AudienceIndex } from '../routing/audience-match.js';
 import type { IdentityDef } from '../routing/identity.js';
 import { compileMatch } from '../routing/match.js';
+import { RouteIndex } from '../routing/route.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
 import { durationOr, parseDuration } from './duration.js';
@@ -54,6 +55,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     accessLog: source.accessLog ?? true,
     services,
     routes,
+    routeIndex: new RouteIndex(routes),
     identity: compileIdentity(source),
     auditLog: source.auditLog,
     previewHeaders: previewHeaders(services),

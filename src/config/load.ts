@@ -25,12 +25,17 @@ export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = proc
   return parseRoutes(text, file, env);
 }
 
+/** The config hash: of the file's text, before env substitution. */
+export function contentHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
 /**
  * Parses, substitutes env, validates the schema and the cross references, and reports every
  * issue at once: an operator fixing a file should not discover its errors one reload at a time.
  */
 export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const hash = contentHash(text);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at: At = (offset, path, message) => {

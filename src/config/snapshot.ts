@@ -1,6 +1,7 @@
 import type { AudienceDefs } from '../routing/audience.js';
 import type { IdentityDef } from '../routing/identity.js';
 import type { Condition } from '../routing/match.js';
+import type { RouteIndex } from '../routing/route.js';
 import type { PeerTrust } from '../proxy/cidr.js';
 import type { Thresholds } from '../rollout/analysis.js';
 import type { RoutesFile } from './schema.js';
@@ -19,6 +20,8 @@ export interface Snapshot {
   readonly accessLog: boolean;
   readonly services: ReadonlyMap<string, ServiceDef>;
   readonly routes: readonly RouteDef[];
+  /** `routes` by first path segment: what the hot path matches against. */
+  readonly routeIndex: RouteIndex;
   readonly identity: IdentityDef | undefined;
   readonly audience: AudienceDefs;
   /** False when nothing reads the caller (no cohorts, toggles or canaries): identity is skipped. */

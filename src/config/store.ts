@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
 import { CanaryRuntime, NO_CANARY_EVENTS, type CanaryEvents } from '../rollout/canary.js';
@@ -6,7 +7,7 @@ import { PoolRegistry } from '../upstream/pools.js';
 import { ServiceRuntime, type ColourRuntimes } from '../upstream/service.js';
 import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
-import { loadRoutesFile } from './load.js';
+import { contentHash, loadRoutesFile } from './load.js';
 import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
 
 /** A snapshot plus the runtime state it routes to: what one request reads, once, at its start. */
@@ -96,7 +97,6 @@ export class ConfigStore {
   async #reload(trigger: ReloadTrigger, force: boolean): Promise<ReloadReport> {
     const before = this.#current.snapshot;
     const at = new Date(this.deps.clock.now());
-    const loaded = await loadRoutesFile(this.file, this.deps.env);
     const report = (result: ReloadReport['result'], hashAfter: string, issues: readonly ConfigIssue[]): ReloadReport => ({
       trigger,
       at,
@@ -105,6 +105,14 @@ export class ConfigStore {
       hashAfter,
       issues,
     });
+    // Any write in the config's directory (an audit log, a state file, an editor's swap file)
+    // is a file event; content already read is recognized by its hash before it is parsed and
+    // validated again, which costs ~30 ms of event-loop time for a 50-route file.
+    if (trigger === 'file' && !force) {
+      const text = await readFile(this.file, 'utf8').catch(() => undefined);
+      if (text !== undefined && contentHash(text) === this.#seen) return report('unchanged', this.#seen, []);
+    }
+    const loaded = await loadRoutesFile(this.file, this.deps.env);
     if (trigger === 'file' && !force && loaded.hash !== '' && loaded.hash === this.#seen) return report('unchanged', loaded.hash, []);
     this.#seen = loaded.hash;
     if (!loaded.ok) return (this.#last = report('failure', loaded.hash, loaded.issues));

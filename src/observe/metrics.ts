@@ -1,25 +1,36 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Snapshot } from '../config/snapshot.js';
 import { systemClock, type Clock } from './clock.js';
+import { RequestSeries, type Sample } from './request-series.js';
 
 /** Every metric ficus exports is defined here (SPEC §4). One registry per running proxy. */
 export class Metrics {
   readonly registry = new Registry();
+
+  /** Counted on the hot path in plain numbers; the two metrics below read it at scrape time. */
+  readonly #perRequest = new RequestSeries([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
 
   readonly requests = new Counter({
     name: 'ficus_requests_total',
     help: 'Requests answered, by route, service, colour, side and status code ("000": no response).',
     labelNames: ['route', 'service', 'color', 'side', 'code'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.requests.reset();
+      for (const [labels, code, n] of this.#perRequest.counts()) this.requests.labels({ ...labels, code }).inc(n);
+    },
   });
 
-  readonly duration = new Histogram({
-    name: 'ficus_request_duration_seconds',
-    help: 'Time from request received to response finished.',
-    labelNames: ['route', 'service', 'color', 'side'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [this.registry],
-  });
+  readonly duration = new SeriesHistogram(
+    {
+      name: 'ficus_request_duration_seconds',
+      help: 'Time from request received to response finished.',
+      labelNames: ['route', 'service', 'color', 'side'] as const,
+      buckets: [...this.#perRequest.bounds],
+      registers: [this.registry],
+    },
+    this.#perRequest,
+  );
 
   readonly upstreamErrors = new Counter({
     name: 'ficus_upstream_errors_total',
@@ -95,7 +106,6 @@ export class Metrics {
     },
   });
 
-  readonly #byRoute = new Map<string, RouteSeries>();
   #configHash = '';
 
   constructor(clock: Clock = systemClock) {
@@ -109,19 +119,7 @@ export class Metrics {
    */
   recordRequest(route: string, service: string, color: string, side: string, status: number, seconds: number, legacy = false): void {
     if (service !== '') this.forwarded.add(legacy);
-    const key = `${route}\0${service}\0${color}\0${side}`;
-    let series = this.#byRoute.get(key);
-    if (!series) {
-      series = { labels: { route, service, color, side }, duration: this.duration.labels(route, service, color, side), codes: new Map() };
-      this.#byRoute.set(key, series);
-    }
-    let counter = series.codes.get(status);
-    if (!counter) {
-      counter = this.requests.labels({ ...series.labels, code: status === 0 ? '000' : String(status) });
-      series.codes.set(status, counter);
-    }
-    counter.inc();
-    series.duration.observe(seconds);
+    this.#perRequest.record(route, service, color, side, status, seconds);
   }
 
   /** The effective weight of every canary route of the running configuration, and no other. */
@@ -199,8 +197,32 @@ export class ShareWindow {
   }
 }
 
-interface RouteSeries {
-  labels: { route: string; service: string; color: string; side: string };
-  duration: { observe(value: number): void };
-  codes: Map<number, { inc(): void }>;
+/**
+ * `ficus_request_duration_seconds`: a prom-client Histogram (name, help, registry, exposition)
+ * whose samples come from a RequestSeries instead of its own observe().
+ */
+class SeriesHistogram extends Histogram<'route' | 'service' | 'color' | 'side'> {
+  // Not a #private field: prom-client's constructor calls reset() before subclass fields exist.
+  private series: RequestSeries | undefined;
+
+  constructor(config: ConstructorParameters<typeof Histogram<'route' | 'service' | 'color' | 'side'>>[0], series: RequestSeries) {
+    super(config);
+    this.series = series;
+  }
+
+  /** What the registry reads for the text exposition. */
+  async getForPromString(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: string }> {
+    const self = this as unknown as { name: string; help: string; aggregator: string };
+    return { name: self.name, help: self.help, type: 'histogram', values: this.series?.histogram(self.name) ?? [], aggregator: self.aggregator };
+  }
+
+  override async get(): ReturnType<Histogram['get']> {
+    const data = await this.getForPromString();
+    const values = data.values.map(({ value, metricName, labels, sharedLabels }) => ({ value, metricName, labels: { ...labels, ...sharedLabels } }));
+    return { ...data, values } as unknown as Awaited<ReturnType<Histogram['get']>>;
+  }
+
+  override reset(): void {
+    this.series?.clear();
+  }
 }

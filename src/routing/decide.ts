@@ -26,7 +26,7 @@ export type EffectiveWeights = readonly ({ readonly weight: number } | undefined
  * the canary's effective weight. `view.audience` must be set when the snapshot uses callers.
  */
 export function decide(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision {
-  return decideFor(firstMatch(snapshot.routes, view), view, live);
+  return decideFor(firstMatch(snapshot.routeIndex.candidates(view.path), view), view, live);
 }
 
 export function explainDecision(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision & { trace: RouteTrace } {

@@ -6,6 +6,25 @@ export interface Condition {
   readonly key: string;
   readonly describe: string;
   readonly test: (request: RequestView) => boolean;
+  /**
+   * For `path` and `exact`: the first path segment (see `firstSegment`) of every path the
+   * condition accepts; undefined when it accepts paths under any first segment (`path: /`).
+   */
+  readonly segment?: string | undefined;
+}
+
+/**
+ * A path's first segment, cut where `pathPrefixTest` cuts segments (`/`, `;`, `%3B`), so that
+ * every path a prefix or exact path accepts has the same first segment as that prefix.
+ */
+export function firstSegment(path: string): string {
+  const length = path.length;
+  for (let i = 1; i < length; i++) {
+    const c = path.charCodeAt(i);
+    if (c === 47 /* / */ || c === 59 /* ; */) return path.slice(1, i);
+    if (c === 37 /* % */ && path.charCodeAt(i + 1) === 51 /* 3 */ && (path.charCodeAt(i + 2) | 0x20) === 98 /* b */) return path.slice(1, i);
+  }
+  return path.slice(1);
 }
 
 /** A path prefix on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`. */
@@ -53,12 +72,13 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
   }
   if (spec.exact !== undefined) {
     const exact = normalize(spec.exact);
-    conditions.push({ key: 'exact', describe: `path is ${exact}`, test: (r) => r.path === exact });
+    conditions.push({ key: 'exact', describe: `path is ${exact}`, test: (r) => r.path === exact, segment: firstSegment(exact) });
   }
   if (spec.path !== undefined) {
     const prefix = normalize(spec.path);
     const test = pathPrefixTest(prefix);
-    conditions.push({ key: 'path', describe: `path under ${prefix}`, test: (r) => test(r.path) });
+    const segment = prefix === '/' ? undefined : firstSegment(prefix);
+    conditions.push({ key: 'path', describe: `path under ${prefix}`, test: (r) => test(r.path), segment });
   }
   if (spec.host !== undefined) {
     const test = hostTest(spec.host);

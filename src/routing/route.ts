@@ -1,4 +1,5 @@
 import type { RouteDef } from '../config/snapshot.js';
+import { firstSegment } from './match.js';
 import type { RequestView } from './request-view.js';
 
 /** First route, in file order, whose every condition holds (SPEC §1.2). */
@@ -25,4 +26,27 @@ export function traceMatch(routes: readonly RouteDef[], request: RequestView): R
     skipped.push({ route: route.name, failed: failed.describe });
   }
   return { route: undefined, skipped };
+}
+
+/**
+ * The routes a path can possibly match, in file order: those whose `path`/`exact` pins the
+ * path's first segment, and every route that pins none. First match over that list is first
+ * match over all routes (a skipped route could never have matched), while a request under
+ * `/bench` no longer tests the dozens of rules written for `/api/…`, `/shop`, `/help`….
+ */
+export class RouteIndex {
+  readonly #bySegment = new Map<string, readonly RouteDef[]>();
+  readonly #unpinned: readonly RouteDef[];
+
+  constructor(routes: readonly RouteDef[]) {
+    const segments = routes.map((route) => route.conditions.find((c) => c.segment !== undefined)?.segment);
+    this.#unpinned = routes.filter((_, i) => segments[i] === undefined);
+    for (const segment of new Set(segments)) {
+      if (segment !== undefined) this.#bySegment.set(segment, routes.filter((_, i) => segments[i] === undefined || segments[i] === segment));
+    }
+  }
+
+  candidates(path: string): readonly RouteDef[] {
+    return this.#bySegment.get(firstSegment(path)) ?? this.#unpinned;
+  }
 }

@@ -1,0 +1,58 @@
+import fc from 'fast-check';
+import { expect, test } from 'vitest';
+import type { RouteDef } from '../../../src/config/snapshot.js';
+import { compileMatch, firstSegment } from '../../../src/routing/match.js';
+import { normalizePath } from '../../../src/routing/normalize.js';
+import { RequestView } from '../../../src/routing/request-view.js';
+import { firstMatch, RouteIndex } from '../../../src/routing/route.js';
+
+const normalize = (path: string): string => {
+  const out = normalizePath(path);
+  if (typeof out !== 'string') throw new Error(out.reason);
+  return out;
+};
+
+const piece = fc.constantFrom('a', 'ab', 'api', 'v2', 'b;x', 'a%3Bx', 'a;', '', 'x.y');
+const path = fc.array(piece, { minLength: 0, maxLength: 3 }).map((parts) => `/${parts.join('/')}`);
+const match = fc.record(
+  {
+    path: path,
+    exact: path,
+    regex: fc.constantFrom('^/a', 'b$', '^/(api|ab)/'),
+    methods: fc.constantFrom(['GET'], ['POST'], ['GET', 'POST']),
+  },
+  { requiredKeys: [] },
+);
+
+function routesOf(specs: Record<string, unknown>[]): RouteDef[] {
+  return specs.map((spec, index) => ({
+    name: `r${index}`,
+    index,
+    conditions: compileMatch(spec, normalize),
+    action: { kind: 'respond', status: 200, body: '', headers: {} },
+    fingerprint: String(index),
+  }));
+}
+
+test.each([
+  ['/api/v2/users', 'api'],
+  ['/api', 'api'],
+  ['/', ''],
+  ['/admin;jsessionid=1/x', 'admin'],
+  ['/admin%3Bx', 'admin'],
+  ['/admin%3bx', 'admin'],
+  ['/a%3/b', 'a%3'],
+])('firstSegment(%s) is %j', (input, segment) => {
+  expect(firstSegment(input)).toBe(segment);
+});
+
+test('matching over the index picks the same route as matching over every route', () => {
+  fc.assert(
+    fc.property(fc.array(match, { maxLength: 12 }), path, fc.constantFrom('GET', 'POST'), (specs, requestPath, method) => {
+      const routes = routesOf(specs);
+      const view = new RequestView(method, normalize(requestPath), '', 'example.com', {});
+      expect(firstMatch(new RouteIndex(routes).candidates(view.path), view)?.name).toBe(firstMatch(routes, view)?.name);
+    }),
+    { numRuns: 2000 },
+  );
+});
