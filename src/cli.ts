@@ -103,6 +103,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'status': {
       const parsed = parseArgs('status', rest, ['--admin'], ['--json']);
       if (parsed.positional.length > 0) throw new UsageError('"ficus status" takes no arguments (use --admin URL)');
+      const { status } = await import('./admin/status-command.js');
       return status(parsed.flags.get('--admin') ?? (process.env.FICUS_ADMIN || DEFAULT_ADMIN), parsed.flags.has('--json'));
     }
     case 'demo': {
@@ -191,97 +192,6 @@ async function edit(command: EditCommand, argv: readonly string[]): Promise<numb
   }
   await audit.record('edit', { command, target, key: change.path, from: change.from, to: change.to, file: resolve(file), ...(by ? { by } : {}) });
   return 0;
-}
-
-/** The parts of the admin `/status` document this command shows; read defensively. */
-interface StatusView {
-  ready?: boolean;
-  config?: { file?: string; hash?: string; loadedAt?: string; lastReload?: { result?: string; trigger?: string; at?: string; errors?: ConfigIssue[] } };
-  routes?: { name: string; match?: string[]; service?: string; migration?: string; canary?: string; weight?: number; state?: string; shadow?: string; respond?: number }[];
-  services?: {
-    name: string;
-    legacy?: boolean;
-    active?: string;
-    state?: string;
-    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string }[];
-  }[];
-  toggles?: { name: string; enabled?: boolean; audience?: string; percent?: number; users?: number; cohorts?: string[] }[];
-  migration?: { legacyShare?: number | null; requests?: number; windowSeconds?: number };
-}
-
-async function status(admin: string, json: boolean): Promise<number> {
-  const url = new URL('/status', admin);
-  let response: Response;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-    process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${cause}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
-    return 1;
-  }
-  if (!response.ok) {
-    process.stderr.write(`ficus: ${url.href} answered ${response.status}\n`);
-    return 1;
-  }
-  const body = (await response.json()) as StatusView;
-  process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : renderStatus(url.origin, body));
-  return 0;
-}
-
-function renderStatus(origin: string, s: StatusView): string {
-  const lines: string[] = [];
-  const last = s.config?.lastReload;
-  lines.push(`ficus at ${origin}: ${s.ready === false ? 'draining' : 'ready'}`);
-  lines.push(`config ${s.config?.hash ?? '?'} from ${s.config?.file ?? '?'}, loaded ${s.config?.loadedAt ?? '?'}`);
-  if (last) lines.push(`last reload: ${last.result ?? '?'} (${last.trigger ?? '?'}, ${last.at ?? '?'})`);
-  for (const issue of last?.errors ?? []) lines.push(`  ${formatIssue(issue)}`);
-
-  const routes = s.routes ?? [];
-  lines.push('', 'routes (first match wins):');
-  const routeRows = routes.map((r) => [r.name, (r.match ?? []).join(' · ') || 'everything', r.service !== undefined ? `→ ${r.service}${migrationOf(r)}` : `respond ${r.respond ?? '?'}`]);
-  lines.push(...columns(routeRows));
-
-  lines.push('', 'services:');
-  const serviceRows = (s.services ?? []).flatMap((service) => {
-    const colours = service.active !== undefined ? ` (blue/green, active ${service.active}${service.state && service.state !== 'stable' ? `, ${service.state}` : ''})` : '';
-    return (service.endpoints ?? []).map((e, i) => [
-      i === 0 ? `${service.name}${service.legacy ? ' (legacy)' : ''}${colours}` : '',
-      e.color ? `${e.color}: ${e.url}` : e.url,
-      `${e.up === false ? `EJECTED until ${e.ejectedUntil ?? '?'}` : 'up'}${e.color && e.color !== service.active ? ' (idle colour)' : ''}`,
-    ]);
-  });
-  lines.push(...columns(serviceRows));
-
-  if (s.toggles && s.toggles.length > 0) {
-    lines.push('', 'toggles:');
-    lines.push(...columns(s.toggles.map((t) => [t.name, toggleState(t)])));
-  }
-
-  const forwarding = routes.filter((r) => r.service !== undefined);
-  const moved = forwarding.filter((r) => r.migration === 'new').length;
-  lines.push('', `migration: ${moved} of ${forwarding.length} forwarding routes go to new services`);
-  const share = s.migration?.legacyShare;
-  if (typeof share === 'number') lines.push(`legacy share: ${(share * 100).toFixed(1)} % of ${s.migration?.requests ?? '?'} requests in the last ${s.migration?.windowSeconds ?? '?'} s`);
-  return `${lines.join('\n')}\n`;
-}
-
-function migrationOf(r: NonNullable<StatusView['routes']>[number]): string {
-  if (r.migration === 'canary') return ` (canary ${r.weight ?? '?'} % → ${r.canary ?? '?'}${r.state && r.state !== 'running' ? `, ${r.state}` : ''})`;
-  if (r.migration === 'shadow') return ` (shadow → ${r.shadow ?? '?'})`;
-  return r.migration ? ` (${r.migration})` : '';
-}
-
-function toggleState(t: NonNullable<StatusView['toggles']>[number]): string {
-  if (t.enabled === false) return 'off';
-  if (t.audience !== 'some') return 'on';
-  const who = [t.percent !== undefined ? `${t.percent} % of users` : '', t.users ? `${t.users} user(s)` : '', ...(t.cohorts ?? []).map((c) => `cohort ${c}`)].filter(Boolean);
-  return `on for ${who.join(', ')}`;
-}
-
-function columns(rows: readonly string[][]): string[] {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => `  ${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('   ')}`);
 }
 
 /**
