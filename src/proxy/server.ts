@@ -8,6 +8,9 @@ import type { Limits } from '../config/snapshot.js';
  * the header count limit is enforced by the handler because Node would silently truncate.
  */
 export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  // Connections refused for a missing Host. Node's own `requireHostHeader` answers 400 but keeps
+  // parsing: a request pipelined behind the refused one would still reach the upstream.
+  const refused = new WeakSet<Duplex>();
   const server = createServer(
     {
       insecureHTTPParser: false,
@@ -17,10 +20,23 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headerTimeoutMs / 4)),
       requestTimeout: 0,
       keepAliveTimeout: 65_000,
-      requireHostHeader: true,
+      requireHostHeader: false,
       joinDuplicateHeaders: false,
     },
-    handler,
+    (req, res) => {
+      if (refused.has(req.socket)) return;
+      if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+        // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
+        // connection after it, and any request parsed meanwhile is dropped above.
+        refused.add(req.socket);
+        const body = JSON.stringify({ error: 'bad request', status: 400 });
+        res.shouldKeepAlive = false;
+        res.writeHead(400, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
+        res.end(body);
+        return;
+      }
+      handler(req, res);
+    },
   );
   server.maxHeadersCount = 0;
   // A CONNECT never reaches the request handler: without this listener Node would just drop
