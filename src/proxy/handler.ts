@@ -17,6 +17,7 @@ import type { Fault } from './errors.js';
 import { Exchange, type ExchangeResult } from './forward.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { sendConfigured, sendError } from './local-response.js';
+import { onSocketClose } from './socket-close.js';
 import { RequestBody } from './request-body.js';
 
 export interface HandlerDeps {
@@ -68,8 +69,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     let preview = false;
     // Whether a legacy service answered: the migration ledger's legacy share counts it.
     let legacy = false;
-    // 'close' comes once per response; `on` spares the wrapper `once` would allocate.
-    res.on('close', () => {
+    // The upstream exchange in progress, to abort when the client goes away.
+    let abortUpstream: (() => void) | undefined;
+    let closed = false;
+    const onResponseClose = (): void => {
+      if (closed) return;
+      closed = true;
+      stopWaiting();
       inflight.count--;
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
@@ -95,7 +101,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         });
       }
       if (inflight.count === 0) inflight.onIdle?.();
-    });
+      abortUpstream?.();
+    };
+    // 'close' comes once per response, except for a pipelined one still queued when the client left.
+    res.on('close', onResponseClose);
+    const stopWaiting = onSocketClose(req.socket, onResponseClose);
 
     try {
       const method = req.method ?? 'GET';
@@ -184,7 +194,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         endpointOrigin = endpoint.origin;
         const exchange = new Exchange(res, endpoint, body, onDone, extraHeaders);
         function onDone(result: ExchangeResult): void {
-          res.off('close', onClose);
+          abortUpstream = undefined;
           const failed = settle(service, endpoint, result);
           if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
             // A reset on the only endpoint is most often a pooled connection the upstream had
@@ -213,8 +223,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           if (result.responseStarted || fault.status === 0) res.destroy();
           else bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
         }
-        const onClose = () => exchange.clientClosed();
-        res.on('close', onClose);
+        abortUpstream = () => exchange.clientClosed();
         exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);
       };
       attempt(endpoint, false);
