@@ -25,7 +25,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     },
     (req, res) => {
       if (refused.has(req.socket)) return;
-      if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+      if (!hostIsSound(req)) {
         // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
         // connection after it, and any request parsed meanwhile is dropped above.
         refused.add(req.socket);
@@ -55,6 +55,26 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     else socket.end(rawResponse(400, 'Bad Request'));
   });
   return server;
+}
+
+const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
+
+/**
+ * RFC 9112 §3.2: an HTTP/1.1 request without Host, with more than one Host line, or with a Host
+ * that is no host[:port] gets 400. Node keeps only the first of several, so the raw lines are
+ * counted: an upstream or a log must never see a host the routing did not.
+ */
+function hostIsSound(req: IncomingMessage): boolean {
+  const host = req.headers.host;
+  if (host === undefined) return !(req.httpVersionMajor === 1 && req.httpVersionMinor >= 1);
+  if (!HOST_VALUE.test(host)) return false;
+  const raw = req.rawHeaders;
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) return false;
+  }
+  return true;
 }
 
 /** A whole response for a connection that is about to close, written before any handler ran. */
