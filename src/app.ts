@@ -6,7 +6,7 @@ import { formatIssue } from './config/issues.js';
 import type { Snapshot } from './config/snapshot.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
-import { AuditLog, auditPath } from './observe/audit.js';
+import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
@@ -71,7 +71,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     }),
   });
   const first = store.current.snapshot;
-  const audit = new AuditLog(() => auditPath(store.current.snapshot.file, store.current.snapshot.auditLog), {
+  const audit = new AuditLog(() => store.current.snapshot.auditLog, {
     clock,
     onError: (error, path, kind) =>
       logger.error({ event: EVENT.auditWriteFailed, path, kind, code: error.code }, `cannot append to the audit log ${path} (${error.code ?? error.message}); traffic is not affected`),
@@ -79,7 +79,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   let audited = first;
 
   // Runtime decisions (ejections, steps, rollbacks) kept across restarts (SPEC §1.4).
-  const statePath = () => auditPath(store.current.snapshot.file, store.current.snapshot.source.stateFile);
+  const statePath = () => store.current.snapshot.stateFile;
   const guards = new Guards(clock);
   const onGuardEvent = (event: GuardEvent) => {
     announceGuard(event, { logger, metrics, audit, hash: () => store.current.snapshot.hash });

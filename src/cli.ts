@@ -178,8 +178,8 @@ async function edit(command: EditCommand, argv: readonly string[]): Promise<numb
   }
   process.stdout.write(`${file}:${change.line}: ${change.key}: ${change.fromText ?? '(not set)'} → ${change.toText}\n`);
 
-  const [{ AuditLog, auditPath }, { systemClock }, { userInfo }] = await Promise.all([import('./observe/audit.js'), import('./observe/clock.js'), import('node:os')]);
-  const audit = new AuditLog(() => auditPath(resolve(file), outcome.config.auditLog), {
+  const [{ AuditLog }, { besideConfig }, { systemClock }, { userInfo }] = await Promise.all([import('./observe/audit.js'), import('./config/paths.js'), import('./observe/clock.js'), import('node:os')]);
+  const audit = new AuditLog(() => besideConfig(resolve(file), outcome.config.auditLog), {
     clock: systemClock,
     // The edit is made; a missing audit record is worth a warning, not a failed command.
     onError: (error, path) => process.stderr.write(`ficus: warning: could not append to the audit log ${path} (${error.code ?? error.message})\n`),

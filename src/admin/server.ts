@@ -1,4 +1,4 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { matchesSecret, secretDigest } from '../config/secret.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
@@ -103,9 +103,7 @@ function authorized(token: string, req: IncomingMessage): boolean {
   if (token === '') return true;
   // The scheme name is case-insensitive (RFC 9110 §11.1).
   const given = /^bearer +(.*?) *$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
-  // Compare digests so that neither the length nor the content leaks through timing.
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(given), digest(token));
+  return matchesSecret(given, secretDigest(token));
 }
 
 function unauthorized(res: ServerResponse): void {

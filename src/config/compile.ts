@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { AudienceDefs, CohortDef, ToggleDef } from '../routing/audience.js';
 import { compileAudienceMatch, type AudienceIndex } from '../routing/audience-match.js';
 import type { IdentityDef } from '../routing/identity.js';
@@ -7,6 +6,8 @@ import { RouteIndex } from '../routing/route.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
 import { durationOr, parseDuration } from './duration.js';
+import { besideConfig } from './paths.js';
+import { secretDigest } from './secret.js';
 import type { AnalysisSpec, RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
 import type { AnalysisDef, CanaryDef, Colour, ColoursDef, EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
 
@@ -57,7 +58,8 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     routes,
     routeIndex: new RouteIndex(routes),
     identity: compileIdentity(source),
-    auditLog: source.auditLog,
+    auditLog: besideConfig(file, source.auditLog),
+    stateFile: besideConfig(file, source.stateFile),
     previewHeaders: previewHeaders(services),
     audience,
     usesCaller:
@@ -86,12 +88,14 @@ function compileService(name: string, spec: ServiceSpec, defaults: Timeouts): Se
 
   const blue = group(urlsOf(spec.blue), 'blue');
   const green = group(urlsOf(spec.green), 'green');
-  const preview = spec.preview ? { header: spec.preview.header.toLowerCase(), token: spec.preview.token } : undefined;
+  const preview = spec.preview
+    ? { header: spec.preview.header.toLowerCase(), token: spec.preview.token, tokenDigest: secretDigest(spec.preview.token) }
+    : undefined;
   const colours: ColoursDef = { active: spec.active, blue, green, preview };
   // Each colour's runtime state is keyed by the colour's own fingerprint, so `active` and
   // `preview` may change here without resetting either colour. The token is hashed: the
   // fingerprint is no place for a secret.
-  const door = preview && [preview.header, createHash('sha256').update(preview.token).digest('hex')];
+  const door = preview && [preview.header, preview.tokenDigest.toString('hex')];
   const fingerprint = JSON.stringify([blue.fingerprint, green.fingerprint, spec.active, door ?? null]);
   return { ...common, endpoints: [], colours, fingerprint };
 }
@@ -230,7 +234,7 @@ function mustNormalize(path: string): string {
  * change it in place. Maps cannot be frozen by Object.freeze; their mutators are disabled instead.
  */
 function deepFreeze<T>(value: T): T {
-  if (value === null || typeof value !== 'object' || Object.isFrozen(value) || value instanceof Date) return value;
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value) || value instanceof Date || ArrayBuffer.isView(value)) return value;
   if (value instanceof Map) {
     for (const inner of value.values()) deepFreeze(inner);
     for (const method of ['set', 'delete', 'clear'] as const) {

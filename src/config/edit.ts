@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, open, readFile, realpath, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { lstat, readFile, realpath } from 'node:fs/promises';
 import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Pair, type YAMLMap } from 'yaml';
+import { writeFileAtomically } from './atomic-write.js';
 import type { ConfigIssue } from './issues.js';
 import { parseRoutes } from './load.js';
 import type { RoutesFile } from './schema.js';
@@ -268,27 +267,6 @@ export async function editRoutesFile(file: string, request: EditRequest, env: No
   if (outcome.result !== 'changed') return outcome;
   // Another edit landed between our read and now: writing would silently undo it.
   if ((await readFile(file, 'utf8')) !== text) return refused(`${file} changed while it was being edited; run the command again`);
-  await replaceAtomically(file, outcome.text, stats);
+  await writeFileAtomically(file, outcome.text, { mode: stats.mode & 0o7777, owner: stats });
   return outcome;
-}
-
-async function replaceAtomically(file: string, text: string, stats: { mode: number; uid: number; gid: number }): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const mode = stats.mode & 0o7777;
-  try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(text, 'utf8');
-      // The umask narrowed the mode given to open().
-      await handle.chmod(mode);
-      if (process.getuid?.() === 0) await handle.chown(stats.uid, stats.gid).catch(() => undefined);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
 }

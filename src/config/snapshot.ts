@@ -26,8 +26,10 @@ export interface Snapshot {
   readonly audience: AudienceDefs;
   /** False when nothing reads the caller (no cohorts, toggles or canaries): identity is skipped. */
   readonly usesCaller: boolean;
-  /** Path of the JSON-lines audit file, when configured. */
+  /** Absolute path of the JSON-lines audit file, when configured. */
   readonly auditLog: string | undefined;
+  /** Absolute path of the runtime state file, when configured. */
+  readonly stateFile: string | undefined;
   /**
    * Lower-case names of the blue/green preview headers: they carry a secret token, so no
    * upstream ever receives them. Undefined when no service has a preview.
@@ -64,7 +66,7 @@ export interface ColoursDef {
    * A request bearing `header` (lower-case) with exactly `token` reaches the inactive colour.
    * An empty token disables the door; the header is still never forwarded.
    */
-  readonly preview: { readonly header: string; readonly token: string } | undefined;
+  readonly preview: { readonly header: string; readonly token: string; readonly tokenDigest: Buffer } | undefined;
 }
 
 export type Colour = 'blue' | 'green';

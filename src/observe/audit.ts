@@ -1,5 +1,4 @@
 import { appendFile } from 'node:fs/promises';
-import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Clock } from './clock.js';
 
 /** SPEC §6: the kinds of record an auditor can find in the audit log. */
@@ -99,8 +98,3 @@ function shrink(record: Record<string, unknown>): boolean {
   return true;
 }
 
-/** `auditLog` as written in routes.yaml: a relative path is relative to that file, wherever ficus was started. */
-export function auditPath(configFile: string, auditLog: string | undefined): string | undefined {
-  if (auditLog === undefined || auditLog === '') return undefined;
-  return isAbsolute(auditLog) ? auditLog : resolve(dirname(configFile), auditLog);
-}

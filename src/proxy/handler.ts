@@ -175,8 +175,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const endpoint = service.pick();
       if (!endpoint) {
-        canary?.record(decision.side, true, performance.now() - started);
-        if (guard !== undefined) report(guard.record(colour as Colour, true, performance.now() - started));
+        const ms = performance.now() - started;
+        canary?.record(decision.side, true, ms);
+        if (guard !== undefined) report(guard.record(colour as Colour, true, ms));
         bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
@@ -205,14 +206,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           upstreamMs = result.upstreamMs;
           bytesOut = result.bytesOut;
           const fault = result.fault;
-          if (canary !== undefined) {
-            const failed = fault === undefined ? result.status >= 500 : fault.upstream ? true : undefined;
-            // A client's abort or error, or a pool closed under a reload, says nothing of the service.
-            if (failed !== undefined) canary.record(decision.side, failed, performance.now() - started);
-          }
-          if (guard !== undefined) {
-            const failed = fault === undefined ? result.status >= 500 : fault.upstream ? true : undefined;
-            if (failed !== undefined) report(guard.record(colour as Colour, failed, performance.now() - started));
+          const verdict = serviceFailed(result);
+          if (verdict !== undefined && (canary !== undefined || guard !== undefined)) {
+            const ms = performance.now() - started;
+            canary?.record(decision.side, verdict, ms);
+            if (guard !== undefined) report(guard.record(colour as Colour, verdict, ms));
           }
           faultKind = fault?.kind;
           if (!fault) return;
@@ -237,19 +235,29 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
   /** Feeds the outcome to outlier detection and error counts; true when the attempt failed. */
   function settle(service: ServiceRuntime, endpoint: Endpoint, result: ExchangeResult): boolean {
     const fault = result.fault;
-    if (fault === undefined) {
-      if (result.status >= 500) service.outlier.failure(endpoint);
-      else service.outlier.success(endpoint);
-      return false;
-    }
+    const failed = serviceFailed(result);
+    if (failed === true) service.outlier.failure(endpoint);
+    else if (failed === false) service.outlier.success(endpoint);
+    if (fault === undefined) return false;
     if (fault.upstream) {
       metrics.upstreamErrors.labels(service.def.name, fault.kind).inc();
-      service.outlier.failure(endpoint);
       logger.debug({ event: EVENT.upstreamError, service: service.def.name, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
       return true;
     }
     return fault.kind === 'unavailable';
   }
+}
+
+/**
+ * What one exchange says of the service (SPEC §1.4): failed on a 5xx or an upstream fault
+ * (connect, reset, timeout, protocol), healthy otherwise; undefined when it says nothing — a
+ * client's abort or error, or a pool closed under a reload. Outlier detection, the canary
+ * windows and the cutover guard all count by this one rule.
+ */
+function serviceFailed(result: ExchangeResult): boolean | undefined {
+  const fault = result.fault;
+  if (fault === undefined) return result.status >= 500;
+  return fault.upstream ? true : undefined;
 }
 
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */

@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { durationOr } from '../config/duration.js';
+import { compileAnalysis } from '../config/compile.js';
 import type { ServiceSpec } from '../config/schema.js';
 import type { Colour, ServiceDef } from '../config/snapshot.js';
 import type { Clock } from '../observe/clock.js';
 import { judge, type FailReason, type Thresholds } from './analysis.js';
 import { SlidingWindow, type WindowStats } from './windows.js';
 
-/** SPEC §1.0: every key of `guard` is optional. `window` is how long a new colour is watched. */
-export const GUARD_DEFAULTS = { intervalMs: 10_000, windowMs: 60_000, minRequests: 20 } as const;
 /**
  * Longest span one verdict looks back over. A 30-minute guard judged over 30 minutes would let
  * 29 good minutes hide a breakage in the last one.
@@ -32,19 +30,12 @@ export interface GuardDef {
 }
 
 export function guardDef(spec: GuardSpec): GuardDef {
-  const windowMs = durationOr(spec.window, GUARD_DEFAULTS.windowMs);
+  // The same keys and defaults as a canary's `analysis` (SPEC §1.1): one compiler for both.
+  const analysis = compileAnalysis(spec);
   return {
-    intervalMs: Math.max(MIN_INTERVAL_MS, durationOr(spec.interval, GUARD_DEFAULTS.intervalMs)),
-    windowMs,
-    analysisWindowMs: Math.max(1, Math.min(windowMs, MAX_ANALYSIS_WINDOW_MS)),
-    thresholds: {
-      minRequests: spec.minRequests ?? GUARD_DEFAULTS.minRequests,
-      maxErrorRate: spec.maxErrorRate,
-      maxP99Ms: spec.maxP99 === undefined ? undefined : durationOr(spec.maxP99, 0),
-      maxErrorRateVsStable: spec.maxErrorRateVsStable,
-      maxP99VsStable: spec.maxP99VsStable,
-    },
-    consecutiveFailures: spec.consecutiveFailures,
+    ...analysis,
+    intervalMs: Math.max(MIN_INTERVAL_MS, analysis.intervalMs),
+    analysisWindowMs: Math.max(1, Math.min(analysis.windowMs, MAX_ANALYSIS_WINDOW_MS)),
   };
 }
 

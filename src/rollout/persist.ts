@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomically } from '../config/atomic-write.js';
 
 /** The layout of the state file; a file of another version is reported and ignored. */
 export const STATE_VERSION = 1;
@@ -144,40 +144,11 @@ class Writer {
 }
 
 async function writeAtomically(path: string, text: string): Promise<SaveResult> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let tempExists = false;
   try {
-    const handle = await open(temp, 'wx', 0o644);
-    tempExists = true;
-    try {
-      await handle.writeFile(text, 'utf8');
-      // Without the flush, a crash after the rename can leave an empty file under the new name.
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    tempExists = false;
-    await syncDirectory(dir);
+    await writeFileAtomically(path, text);
     return { ok: true };
   } catch (error) {
-    if (tempExists) await unlink(temp).catch(() => undefined);
     const code = (error as NodeJS.ErrnoException).code;
     return { ok: false, problem: `cannot write state file ${path} (${code ?? (error as Error).message}); runtime decisions will not survive a restart` };
-  }
-}
-
-/** Makes the rename itself durable. Best effort: some platforms cannot open a directory. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // The file is complete either way; only its survival of a power cut is less certain.
   }
 }

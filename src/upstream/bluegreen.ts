@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { matchesSecret } from '../config/secret.js';
 import type { Colour, ColoursDef } from '../config/snapshot.js';
 
 export interface ColourChoice {
@@ -29,7 +29,7 @@ export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders, 
   const preview = colours.preview;
   if (preview !== undefined && preview.token !== '') {
     const offered = headers[preview.header];
-    if (typeof offered === 'string' && sameToken(offered, preview)) return PREVIEW[active];
+    if (typeof offered === 'string' && matchesSecret(offered, preview.tokenDigest)) return PREVIEW[active];
   }
   return ACTIVE[active];
 }
@@ -37,24 +37,4 @@ export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders, 
 /** The other colour of the pair. */
 export function otherColour(colour: Colour): Colour {
   return colour === 'blue' ? 'green' : 'blue';
-}
-
-/** Digests of configured tokens, computed once per (immutable) preview definition. */
-const expected = new WeakMap<object, Buffer>();
-
-/**
- * Compares fixed-length digests in constant time, so neither the token's length nor the
- * position of the first wrong character shows in the response time.
- */
-function sameToken(offered: string, preview: NonNullable<ColoursDef['preview']>): boolean {
-  let digest = expected.get(preview);
-  if (digest === undefined) {
-    digest = sha256(preview.token);
-    expected.set(preview, digest);
-  }
-  return timingSafeEqual(sha256(offered), digest);
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text, 'utf8').digest();
 }

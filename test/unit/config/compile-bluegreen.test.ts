@@ -1,3 +1,4 @@
+import { secretDigest } from '../../../src/config/secret.js';
 import { describe, expect, test } from 'vitest';
 import { compile } from '../../../src/config/compile.js';
 import { parseRoutes } from '../../../src/config/load.js';
@@ -62,12 +63,12 @@ describe('a blue/green service compiles into two endpoint groups and the active 
 
   test('the preview header is matched in lower case; the token is kept exactly', () => {
     const def = orders({ preview: '{ header: X-Ficus-Preview, token: "Tok en" }' });
-    expect(def.colours?.preview).toEqual({ header: 'x-ficus-preview', token: 'Tok en' });
+    expect(def.colours?.preview).toEqual({ header: 'x-ficus-preview', token: 'Tok en', tokenDigest: secretDigest('Tok en') });
   });
 
   test('an empty token is kept (it disables the door, and the header is still never forwarded)', () => {
     const snapshot = snapshotOf(ordersYaml({ preview: '{ header: x-pv, token: "" }' }));
-    expect(snapshot.services.get('orders')?.colours?.preview).toEqual({ header: 'x-pv', token: '' });
+    expect(snapshot.services.get('orders')?.colours?.preview).toEqual({ header: 'x-pv', token: '', tokenDigest: secretDigest('') });
     expect(snapshot.previewHeaders).toEqual(['x-pv']);
   });
 

@@ -1,7 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { AuditLog, auditLine, auditPath, MAX_LINE_BYTES, type AuditKind } from '../../../src/observe/audit.js';
+import { besideConfig } from '../../../src/config/paths.js';
+import { AuditLog, auditLine, MAX_LINE_BYTES, type AuditKind } from '../../../src/observe/audit.js';
 import type { Clock } from '../../../src/observe/clock.js';
 import { tempDir } from '../../helpers/proxy.js';
 
@@ -134,6 +135,6 @@ test.each([
   { name: 'absolute', file: '/etc/ficus/routes.yaml', log: '/var/log/ficus/audit.jsonl', expected: '/var/log/ficus/audit.jsonl' },
   { name: 'not set', file: '/etc/ficus/routes.yaml', log: undefined, expected: undefined },
   { name: 'empty (an unset ${env:…:-})', file: '/etc/ficus/routes.yaml', log: '', expected: undefined },
-])('auditPath: $name', ({ file, log, expected }) => {
-  expect(auditPath(file, log)).toBe(expected);
+])('auditLog/stateFile paths: $name', ({ file, log, expected }) => {
+  expect(besideConfig(file, log)).toBe(expected);
 });

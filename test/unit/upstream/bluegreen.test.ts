@@ -1,3 +1,4 @@
+import { secretDigest } from '../../../src/config/secret.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, test } from 'vitest';
 import type { Colour, ColoursDef, ServiceDef } from '../../../src/config/snapshot.js';
@@ -17,7 +18,7 @@ function group(colour: Colour): ServiceDef {
 }
 
 function colours(active: Colour, token: string | undefined): ColoursDef {
-  return { active, blue: group('blue'), green: group('green'), preview: token === undefined ? undefined : { header: 'x-preview', token } };
+  return { active, blue: group('blue'), green: group('green'), preview: token === undefined ? undefined : { header: 'x-preview', token, tokenDigest: secretDigest(token) } };
 }
 
 const TOKEN = 's3cret-t0ken';
