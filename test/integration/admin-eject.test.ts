@@ -4,7 +4,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /*
@@ -21,18 +22,7 @@ async function setup(token = TOKEN) {
   const legacy = await startUpstream('legacy');
   const v2 = await startUpstream('search-v2');
   const proxy = await startProxy(
-    routesYaml(`identity: { header: x-user-id }
-auditLog: audit.jsonl
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary: { to: search-v2, weight: 30 }
-  - { name: rest, match: { path: / }, to: legacy }
-`).replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 127.0.0.1, port: 0, token: "${token}" }`),
+    canaryYaml(legacy.url, v2.url, '{ to: search-v2, weight: 30 }', { head: 'auditLog: audit.jsonl\n' }).replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 127.0.0.1, port: 0, token: "${token}" }`),
   );
   return { proxy, v2 };
 }

@@ -4,7 +4,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /*
@@ -49,21 +50,9 @@ test('a canary that starts answering 500s is ejected within one interval, and it
     res.end(faulty ? 'broken' : 'ok');
   });
   const proxy = await startProxy(
-    routesYaml(`identity: { header: x-user-id }
-auditLog: audit.jsonl
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary:
-      to: search-v2
-      weight: 50
-      analysis: { interval: ${INTERVAL_MS}ms, window: 2s, minRequests: 10, maxErrorRate: 0.2 }
-  - { name: rest, match: { path: / }, to: legacy }
-`),
+    canaryYaml(legacy.url, v2.url, `{ to: search-v2, weight: 50, analysis: { interval: ${INTERVAL_MS}ms, window: 2s, minRequests: 10, maxErrorRate: 0.2 } }`, {
+      head: 'auditLog: audit.jsonl\n',
+    }),
   );
   expect(onCanary.length).toBeGreaterThan(15);
 

@@ -2,7 +2,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /*
@@ -29,16 +30,7 @@ async function setup(canaryDelayMs: number, stableDelayMs: number, thresholds: s
   const legacy = await delayed('legacy', stableDelayMs);
   const v2 = await delayed('search-v2', canaryDelayMs);
   const proxy = await startProxy(
-    routesYaml(`identity: { header: x-user-id }
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary: { to: search-v2, weight: 50, analysis: { interval: 200ms, window: 5s, minRequests: 10, ${thresholds} } }
-`),
+    canaryYaml(legacy.url, v2.url, `{ to: search-v2, weight: 50, analysis: { interval: 200ms, window: 5s, minRequests: 10, ${thresholds} } }`, { rest: false }),
   );
   return { proxy, v2 };
 }

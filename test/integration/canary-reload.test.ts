@@ -4,7 +4,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /*
@@ -16,18 +17,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
 const USERS = Array.from({ length: 40 }, (_, i) => `user-${i}`);
 
 function config(legacy: Upstream, v2: Upstream, canary: string, extra = ''): string {
-  return routesYaml(`identity: { header: x-user-id }
-auditLog: audit.jsonl
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary: ${canary}
-${extra}  - { name: rest, match: { path: / }, to: legacy }
-`);
+  return canaryYaml(legacy.url, v2.url, canary, { head: 'auditLog: audit.jsonl\n', extraRoutes: extra });
 }
 
 async function onCanary(proxy: TestProxy): Promise<string[]> {

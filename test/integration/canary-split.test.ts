@@ -2,7 +2,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -12,17 +13,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
  */
 
 function config(legacy: Upstream, v2: Upstream, canary: string): string {
-  return routesYaml(`identity: { header: x-user-id }
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary: ${canary}
-  - { name: rest, match: { path: / }, to: legacy }
-`);
+  return canaryYaml(legacy.url, v2.url, canary);
 }
 
 const USERS = Array.from({ length: 120 }, (_, i) => `user-${i}`);

@@ -4,7 +4,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { bucketOf } from '../../src/routing/bucket.js';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /*
@@ -20,22 +21,12 @@ async function setup() {
   const legacy = await startUpstream('legacy');
   const v2 = await startUpstream('search-v2');
   const proxy = await startProxy(
-    routesYaml(`identity: { header: x-user-id }
-auditLog: audit.jsonl
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary:
-      to: search-v2
-      weight: 10
-      steps: [10, 40, 100]
-      stepInterval: ${STEP_MS}ms
-      analysis: { interval: 100ms, window: 2s, minRequests: 5, maxErrorRate: 0.01 }
-`),
+    canaryYaml(
+      legacy.url,
+      v2.url,
+      `{ to: search-v2, weight: 10, steps: [10, 40, 100], stepInterval: ${STEP_MS}ms, analysis: { interval: 100ms, window: 2s, minRequests: 5, maxErrorRate: 0.01 } }`,
+      { head: 'auditLog: audit.jsonl\n', rest: false },
+    ),
   );
   return { proxy, v2 };
 }

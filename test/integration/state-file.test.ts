@@ -2,7 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, onTestFinished, test } from 'vitest';
 import { startApp } from '../../src/app.js';
-import { memoryLogger, routesYaml, startProxy } from '../helpers/proxy.js';
+import { canaryYaml } from '../helpers/canary.js';
+import { memoryLogger, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** SPEC §1.4 and issue 4 item 7: with `stateFile`, runtime decisions survive a restart. */
@@ -18,20 +19,10 @@ async function routeStatus(adminUrl: string, name: string): Promise<RouteStatus 
   return status.routes.find((r) => r.name === name);
 }
 
-async function canaryYaml(weight: number): Promise<string> {
+async function stateFileYaml(weight: number): Promise<string> {
   const legacy = await startUpstream('legacy');
   const v2 = await startUpstream('search-v2');
-  return routesYaml(`stateFile: state.json
-identity: { header: x-user-id }
-services:
-  legacy: { url: ${legacy.url} }
-  search-v2: { url: ${v2.url} }
-routes:
-  - name: search
-    match: { path: /search }
-    to: legacy
-    canary: { to: search-v2, weight: ${weight}, analysis: { interval: 1h } }
-`);
+  return canaryYaml(legacy.url, v2.url, `{ to: search-v2, weight: ${weight}, analysis: { interval: 1h } }`, { head: 'stateFile: state.json\n', rest: false });
 }
 
 async function restart(file: string) {
@@ -42,7 +33,7 @@ async function restart(file: string) {
 }
 
 test('an ejected canary stays ejected after a restart, until its canary block changes', async () => {
-  const yaml = await canaryYaml(100);
+  const yaml = await stateFileYaml(100);
   const proxy = await startProxy(yaml);
   const eject = await fetch(`${proxy.app.adminUrl}/routes/search/eject`, { method: 'POST' });
   expect(eject.status).toBe(200);
@@ -65,7 +56,7 @@ test('an ejected canary stays ejected after a restart, until its canary block ch
 });
 
 test('a corrupt state file is reported and ignored, never fatal', async () => {
-  const proxy = await startProxy(await canaryYaml(100));
+  const proxy = await startProxy(await stateFileYaml(100));
   await proxy.app.drain();
   await writeFile(join(proxy.dir, 'state.json'), '{"version": 1, "routes": {"search": ');
   const again = await restart(proxy.file);
