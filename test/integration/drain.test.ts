@@ -1,18 +1,15 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { expect, onTestFinished, test, vi } from 'vitest';
-import { routesYaml, startProxy, tempDir, type LogLine } from '../helpers/proxy.js';
+import { expect, test, vi } from 'vitest';
+import { startFicus } from '../helpers/child.js';
+import { routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // Runs the built CLI (`npm test` builds first; run `npm run build` before running this file alone).
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 const until = (check: () => unknown) => vi.waitFor(check, { timeout: 5_000, interval: 10 });
 
 /** An upstream whose responses start at once and end when the test says so (or never). */
@@ -50,26 +47,6 @@ async function readyz(adminUrl: string): Promise<number> {
   return res.statusCode;
 }
 
-async function startFicus(file: string) {
-  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const lines: LogLine[] = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const started = new Promise<LogLine>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      const line = JSON.parse(text) as LogLine;
-      lines.push(line);
-      if (line.event === 'started') resolve(line);
-    });
-    void exited.then(() => reject(new Error(`ficus exited before starting: ${stderr}`)));
-  });
-  const line = await started;
-  return { child, exited, lines, proxyUrl: String(line.proxy), adminUrl: String(line.admin) };
-}
 
 test('app.drain(): not ready, stops accepting, lets the in-flight request finish, then resolves', async () => {
   const { upstream, held } = await slowUpstream();

@@ -1,37 +1,12 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { expect, onTestFinished, test, vi } from 'vitest';
-import { routesYaml, tempDir, type LogLine } from '../helpers/proxy.js';
+import { expect, test, vi } from 'vitest';
+import { startFicus } from '../helpers/child.js';
+import { routesYaml, tempDir } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 // Runs the built CLI (`npm test` builds first; run `npm run build` before running this file alone).
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
-
-async function startFicus(file: string) {
-  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit');
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const lines: LogLine[] = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const started = new Promise<LogLine>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (text) => {
-      const line = JSON.parse(text) as LogLine;
-      lines.push(line);
-      if (line.event === 'started') resolve(line);
-    });
-    void exited.then(() => reject(new Error(`ficus exited before starting: ${stderr}`)));
-  });
-  const line = await started;
-  return { child, lines, proxyUrl: String(line.proxy), adminUrl: String(line.admin) };
-}
 
 function config(a: Upstream, b: Upstream, to: string): string {
   return routesYaml(`services:\n  a: { url: ${a.url} }\n  b: { url: ${b.url} }\nroutes:\n  - name: rest\n    match: { path: / }\n    to: ${to}\n`);
