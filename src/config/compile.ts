@@ -62,8 +62,12 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     stateFile: besideConfig(file, source.stateFile),
     previewHeaders: previewHeaders(services),
     audience,
+    // An anonymous cookie must be handed out even when nothing reads the caller yet.
     usesCaller:
-      audience.cohorts.length > 0 || audience.toggles.length > 0 || routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined),
+      audience.cohorts.length > 0 ||
+      audience.toggles.length > 0 ||
+      routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined) ||
+      source.identity?.anonymousCookie !== undefined,
   });
 }
 

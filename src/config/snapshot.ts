@@ -24,7 +24,7 @@ export interface Snapshot {
   readonly routeIndex: RouteIndex;
   readonly identity: IdentityDef | undefined;
   readonly audience: AudienceDefs;
-  /** False when nothing reads the caller (no cohorts, toggles or canaries): identity is skipped. */
+  /** False when nothing reads the caller (no cohorts, toggles, canaries or anonymous cookie): identity is skipped. */
   readonly usesCaller: boolean;
   /** Absolute path of the JSON-lines audit file, when configured. */
   readonly auditLog: string | undefined;

@@ -78,7 +78,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const caller = identify(snapshot.identity, headers, false, newId);
   report.user = describeCaller(snapshot, headers, caller);
   const randomDraw = !caller.known && (snapshot.identity?.anonymousCookie === undefined || caller.setCookie !== undefined);
-  if (snapshot.usesCaller || snapshot.identity?.anonymousCookie !== undefined) {
+  if (snapshot.usesCaller) {
     view.audience = new Audience(snapshot.audience, caller, headers);
   }
 

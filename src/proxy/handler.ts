@@ -128,7 +128,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       const view = new RequestView(method, target.path, target.query, hostName(host), req.headers);
       const peer = req.socket.remoteAddress ?? '';
       const trusted = snapshot.trustsPeer(peer);
-      if (snapshot.usesCaller || snapshot.identity?.anonymousCookie !== undefined) {
+      if (snapshot.usesCaller) {
         const secure = trusted && req.headers['x-forwarded-proto'] === 'https';
         const caller = identify(snapshot.identity, req.headers, secure, randomUUID);
         view.audience = new Audience(snapshot.audience, caller, req.headers);
