@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
 import { formatIssue } from './config/issues.js';
@@ -12,12 +13,15 @@ import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics } from './observe/metrics.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
+import { Tunnels } from './proxy/tunnel.js';
 import type { CanaryChange, CanaryEvents, CanaryRuntime } from './rollout/canary.js';
 import { AnalysisLoop } from './rollout/loop.js';
 import type { GuardEvent } from './rollout/guard.js';
 import { Guards } from './rollout/guards.js';
+import { FALL, HealthChecks } from './upstream/health.js';
 import { emptyState, loadState, saveState, type StateRecord } from './rollout/persist.js';
 import type { CanaryRecord } from './rollout/canary.js';
+import { ShadowMirror } from './shadow/mirror.js';
 
 export interface AppOptions {
   configFile: string;
@@ -65,7 +69,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
         logger.warn({ event: EVENT.endpointEjected, service, endpoint: endpoint.origin, durationMs, timesEjected: endpoint.timesEjected }, 'endpoint ejected after consecutive failures');
       },
       returned(endpoint) {
-        metrics.endpointUp.labels(service, endpoint.origin).set(1);
+        metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.healthy ? 1 : 0);
         logger.info({ event: EVENT.endpointReturned, service, endpoint: endpoint.origin }, 'endpoint returned to service');
       },
     }),
@@ -107,13 +111,28 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   metrics.lastReloadSuccess.set(1);
   publishEndpoints(store, metrics, clock);
   metrics.publishCanaries(store.current.canaries);
+  const health = new HealthChecks({
+    unhealthy(service, endpoint, problem) {
+      metrics.endpointUp.labels(service, endpoint.origin).set(0);
+      logger.warn({ event: EVENT.endpointUnhealthy, service, endpoint: endpoint.origin, problem }, `endpoint out of service: its health check failed ${FALL} times in a row (${problem})`);
+    },
+    healthy(service, endpoint) {
+      metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.ejectedUntil > clock.now() ? 0 : 1);
+      logger.info({ event: EVENT.endpointHealthy, service, endpoint: endpoint.origin }, 'endpoint back in service: its health check passes');
+    },
+  });
   const analysis = new AnalysisLoop(() => store.current.canaries, clock, undefined, (error, canary) =>
     logger.error({ event: EVENT.internalError, route: canary.route, err: error }, `the analysis of canary ${canary.route} failed`),
   );
 
   let ready = true;
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
-  const edge = createEdgeServer(first.limits, createRequestHandler({ current: () => store.current, metrics, logger, inflight, guards: { get: (name) => guards.get(name), onEvent: onGuardEvent } }));
+  const current = () => store.current;
+  const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
+  const shadow = new ShadowMirror({ metrics, logger, random: options.random ?? systemRandom, clock });
+  const edge = createEdgeServer(first.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }));
+  const tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) });
+  edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(req, socket, head));
 
   const reload = async (trigger: ReloadTrigger): Promise<ReloadReport> => {
     const report = await store.reload(trigger);
@@ -145,6 +164,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
     }
     audited = now;
+    tunnels.reconcile(now);
+    health.reconcile(store.current);
     for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
     persist();
     metrics.configLoaded(now.hash);
@@ -152,7 +173,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     metrics.publishCanaries(store.current.canaries);
     analysis.reschedule();
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
-    if (JSON.stringify(now.listen) !== JSON.stringify(first.listen) || JSON.stringify(now.admin) !== JSON.stringify(first.admin)) {
+    // The admin token is read per request and needs no restart; addresses are bound once.
+    if (!sameAddress(now.listen, first.listen) || !sameAddress(now.admin, first.admin)) {
       logger.warn({ event: EVENT.restartNeeded }, 'listen/admin changes take effect after a restart');
     }
     if (now.limits.headerTimeoutMs !== first.limits.headerTimeoutMs) edge.headersTimeout = now.limits.headerTimeoutMs;
@@ -174,6 +196,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
   analysis.start();
   guards.start(onGuardEvent);
+  health.reconcile(store.current);
 
   const watchOptions = options.watch ?? true;
   const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, () => void reload('file'), watchOptions === true ? {} : watchOptions);
@@ -193,14 +216,18 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       stopWatching();
       analysis.stop();
       guards.stop();
+      health.stop();
       const timeoutMs = store.current.snapshot.drainTimeoutMs;
       logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs }, 'draining');
       const closed = once(edge, 'close');
       edge.close();
       edge.closeIdleConnections();
+      // WebSocket tunnels never end by themselves: they are asked to close while requests finish.
+      const tunnelsClosed = tunnels.close(timeoutMs);
       if (inflight.count > 0 && !(await idleWithin(inflight, timeoutMs))) {
         logger.warn({ event: EVENT.drainExpired, inflight: inflight.count, timeoutMs }, `drain timeout: cutting ${inflight.count} request(s) still in flight`);
       }
+      await tunnelsClosed;
       // Keep-alive connections that finished their last response are idle now; nothing else is.
       edge.closeAllConnections();
       await closed;
@@ -281,6 +308,10 @@ function cutovers(before: Snapshot, after: Snapshot): { service: string; from: s
   return changed;
 }
 
+function sameAddress(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
 const EXIT_WRITE_WAIT_MS = 2_000;
 
 /** Waits for pending writes (audit records, the state file) at most `ms`: a hung disk must not hold the exit. */
@@ -312,7 +343,7 @@ function publishEndpoints(store: ConfigStore, metrics: Metrics, clock: Clock): v
   const now = clock.now();
   // Colours carry their service's name, so a blue/green service's endpoints are listed under it.
   for (const runtime of runtimesOf(store.current)) {
-    for (const endpoint of runtime.endpoints) metrics.endpointUp.labels(runtime.def.name, endpoint.origin).set(endpoint.ejectedUntil > now ? 0 : 1);
+    for (const endpoint of runtime.endpoints) metrics.endpointUp.labels(runtime.def.name, endpoint.origin).set(endpoint.ejectedUntil > now || !endpoint.healthy ? 0 : 1);
   }
 }
 

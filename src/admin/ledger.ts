@@ -27,8 +27,7 @@ export function routeLedger(route: RouteDef, snapshot: Snapshot, live?: { readon
   if (action.canary !== undefined) {
     return { migration: 'canary', canary: action.canary.service, weight: live?.weight ?? action.canary.weight, state: live?.state ?? 'running' };
   }
-  const shadow = snapshot.source.routes[route.index]?.shadow;
-  if (shadow !== undefined) return { migration: 'shadow', shadow: shadow.to };
+  if (action.shadow !== undefined) return { migration: 'shadow', shadow: action.shadow.service };
   return { migration: isLegacy(snapshot.services.get(action.service)) ? 'legacy' : 'new' };
 }
 

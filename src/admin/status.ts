@@ -79,7 +79,8 @@ function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undef
   return runtime.endpoints.map((e) => ({
     url: e.origin + e.def.basePath,
     ...(color !== undefined ? { color } : {}),
-    up: e.ejectedUntil <= now,
+    up: e.ejectedUntil <= now && e.healthy,
+    ...(e.healthy ? {} : { healthCheck: 'failing' }),
     inflight: e.inflight,
     consecutiveFailures: e.consecutiveFailures,
     timesEjected: e.timesEjected,

@@ -9,7 +9,7 @@ import { durationOr, parseDuration } from './duration.js';
 import { besideConfig } from './paths.js';
 import { secretDigest } from './secret.js';
 import type { AnalysisSpec, RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
-import type { AnalysisDef, CanaryDef, Colour, ColoursDef, EndpointDef, RouteAction, RouteDef, ServiceDef, Snapshot, Timeouts } from './snapshot.js';
+import type { AnalysisDef, CanaryDef, Colour, ColoursDef, EndpointDef, GuardDef, HealthDef, RouteAction, RouteDef, ServiceDef, ShadowDef, Snapshot, Timeouts } from './snapshot.js';
 
 export const DEFAULTS = {
   connectMs: 5_000,
@@ -23,6 +23,11 @@ export const DEFAULTS = {
   analysisIntervalMs: 10_000,
   analysisWindowMs: 60_000,
   minRequests: 20,
+  healthIntervalMs: 10_000,
+  healthTimeoutMs: 2_000,
+  shadowMaxBodyBytes: 1_048_576,
+  shadowTimeoutMs: 5_000,
+  shadowMaxConcurrent: 32,
 } as const;
 
 /** Builds the immutable snapshot from a file that `parseRoutes` has already validated. */
@@ -82,10 +87,11 @@ function compileService(name: string, spec: ServiceSpec, defaults: Timeouts): Se
     balance: spec.balance ?? 'round-robin',
     consecutiveFailures: spec.outlier?.consecutiveFailures ?? DEFAULTS.consecutiveFailures,
     legacy: spec.legacy ?? name === 'legacy',
+    health: compileHealth(spec.health),
   } as const;
   const group = (urls: readonly string[], colour?: Colour): ServiceDef => {
     const endpoints = urls.map(endpointOf);
-    const fingerprint = JSON.stringify([endpoints, common.timeouts, common.balance, common.consecutiveFailures]);
+    const fingerprint = JSON.stringify([endpoints, common.timeouts, common.balance, common.consecutiveFailures, common.health ?? null]);
     return colour === undefined ? { ...common, endpoints, fingerprint } : { ...common, endpoints, colour, fingerprint };
   };
   if (spec.blue === undefined || spec.green === undefined || spec.active === undefined) return group(urlsOf(spec));
@@ -95,13 +101,25 @@ function compileService(name: string, spec: ServiceSpec, defaults: Timeouts): Se
   const preview = spec.preview
     ? { header: spec.preview.header.toLowerCase(), token: spec.preview.token, tokenDigest: secretDigest(spec.preview.token) }
     : undefined;
-  const colours: ColoursDef = { active: spec.active, blue, green, preview };
+  const colours: ColoursDef = { active: spec.active, blue, green, preview, guard: spec.guard && guardDef(spec.guard) };
   // Each colour's runtime state is keyed by the colour's own fingerprint, so `active` and
   // `preview` may change here without resetting either colour. The token is hashed: the
   // fingerprint is no place for a secret.
   const door = preview && [preview.header, preview.tokenDigest.toString('hex')];
   const fingerprint = JSON.stringify([blue.fingerprint, green.fingerprint, spec.active, door ?? null]);
   return { ...common, endpoints: [], colours, fingerprint };
+}
+
+function compileHealth(spec: ServiceSpec['health']): HealthDef | undefined {
+  if (spec === undefined) return undefined;
+  const intervalMs = durationOr(spec.interval, DEFAULTS.healthIntervalMs);
+  return {
+    path: spec.path,
+    intervalMs,
+    // A check still running when the next is due would overlap it.
+    timeoutMs: Math.min(durationOr(spec.timeout, DEFAULTS.healthTimeoutMs), intervalMs),
+    expect: spec.expect,
+  };
 }
 
 function urlsOf(spec: { url?: string | undefined; urls?: string[] | undefined }): readonly string[] {
@@ -140,6 +158,23 @@ function compileAction(spec: RouteSpec): RouteAction {
     rewrite: compileRewrite(spec.rewrite?.stripPrefix, spec.rewrite?.addPrefix),
     hostHeader: spec.rewrite?.host,
     canary: compileCanary(spec),
+    shadow: compileShadow(spec),
+  };
+}
+
+function compileShadow(spec: RouteSpec): ShadowDef | undefined {
+  const shadow = spec.shadow;
+  if (shadow === undefined) return undefined;
+  return {
+    service: shadow.to,
+    percent: shadow.percent ?? 100,
+    compare: shadow.compare ?? false,
+    methods: new Set(shadow.methods ?? ['GET', 'HEAD']),
+    ignoreHeaders: new Set((shadow.ignoreHeaders ?? []).map((name) => name.toLowerCase())),
+    ignoreJsonPaths: shadow.ignoreJsonPaths ?? [],
+    maxBodyBytes: shadow.maxBodyBytes ?? DEFAULTS.shadowMaxBodyBytes,
+    timeoutMs: durationOr(shadow.timeout, DEFAULTS.shadowTimeoutMs),
+    maxConcurrent: shadow.maxConcurrent ?? DEFAULTS.shadowMaxConcurrent,
   };
 }
 
@@ -154,6 +189,24 @@ function compileCanary(spec: RouteSpec): CanaryDef | undefined {
     stepIntervalMs: canary.stepInterval === undefined ? undefined : parseDuration(canary.stepInterval),
     analysis: compileAnalysis(canary.analysis),
     fingerprint: JSON.stringify([spec.name, canary]),
+  };
+}
+
+/**
+ * Longest span one guard verdict looks back over. A 30-minute guard judged over 30 minutes
+ * would let 29 good minutes hide a breakage in the last one.
+ */
+const MAX_GUARD_ANALYSIS_MS = 60_000;
+/** A zero interval (validation refuses it) must not spin the guard's loop. */
+const MIN_GUARD_INTERVAL_MS = 10;
+
+export function guardDef(spec: AnalysisSpec): GuardDef {
+  // The same keys and defaults as a canary's `analysis` (SPEC §1.1): one compiler for both.
+  const analysis = compileAnalysis(spec);
+  return {
+    ...analysis,
+    intervalMs: Math.max(MIN_GUARD_INTERVAL_MS, analysis.intervalMs),
+    analysisWindowMs: Math.max(1, Math.min(analysis.windowMs, MAX_GUARD_ANALYSIS_MS)),
   };
 }
 

@@ -153,14 +153,21 @@ const Canary = z.strictObject({
   analysis: Analysis.optional(),
 });
 
+// `a.b`, `items.*.id`, `items[0].id`, `$.a.b`: keys separated by dots, `*` for any key or index.
+const JsonPath = z
+  .string()
+  .regex(/^(\$\.?)?(?:[^.[\]\s]+|\[(?:\d+|\*)\])(?:\.[^.[\]\s]+|\[(?:\d+|\*)\])*$/, 'expected a JSON path such as meta.generatedAt, items.*.updatedAt or items[0].id');
+
 const Shadow = z.strictObject({
   to: Name,
   percent: Percent.optional(),
   compare: z.boolean().optional(),
-  methods: z.array(Method).optional(),
-  ignoreHeaders: z.array(z.string()).optional(),
-  ignoreJsonPaths: z.array(z.string()).optional(),
+  methods: z.array(Method).min(1).optional(),
+  ignoreHeaders: z.array(HeaderName).optional(),
+  ignoreJsonPaths: z.array(JsonPath).optional(),
   maxBodyBytes: z.number().int().positive().optional(),
+  timeout: Duration.optional(),
+  maxConcurrent: z.number().int().min(1).optional(),
 });
 
 export const Route = z.strictObject({

@@ -67,6 +67,20 @@ export interface ColoursDef {
    * An empty token disables the door; the header is still never forwarded.
    */
   readonly preview: { readonly header: string; readonly token: string; readonly tokenDigest: Buffer } | undefined;
+  /** How a cutover is watched and rolled back; undefined when the service has no `guard`. */
+  readonly guard: GuardDef | undefined;
+}
+
+/** `guard:` with its defaults filled in. */
+export interface GuardDef {
+  readonly intervalMs: number;
+  /** How long after a cutover the new colour is watched. */
+  readonly windowMs: number;
+  /** The span of the sliding windows each verdict reads. */
+  readonly analysisWindowMs: number;
+  readonly thresholds: Thresholds;
+  /** Failures of the new colour in a row that roll back at once, without waiting for the interval. */
+  readonly consecutiveFailures: number | undefined;
 }
 
 export type Colour = 'blue' | 'green';
@@ -82,8 +96,19 @@ export interface ServiceDef {
   readonly colours?: ColoursDef | undefined;
   /** Set on the endpoint group of one colour (`colours.blue`, `colours.green`); its name is the service's. */
   readonly colour?: Colour | undefined;
+  /** Active health checks of every endpoint; undefined when the file sets none. */
+  readonly health?: HealthDef | undefined;
   /** Equal fingerprints across reloads mean the runtime state (health, ejections) carries over. */
   readonly fingerprint: string;
+}
+
+/** `health:` with its defaults: a GET of `path` on every endpoint, every `intervalMs`. */
+export interface HealthDef {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** The one status that passes; undefined: any 2xx or 3xx passes. */
+  readonly expect: number | undefined;
 }
 
 export type RouteAction =
@@ -93,6 +118,7 @@ export type RouteAction =
       readonly rewrite: (path: string) => string;
       readonly hostHeader: string | undefined;
       readonly canary: CanaryDef | undefined;
+      readonly shadow: ShadowDef | undefined;
     }
   | { readonly kind: 'respond'; readonly status: number; readonly body: string; readonly headers: Readonly<Record<string, string>> };
 
@@ -122,6 +148,28 @@ export interface CanaryDef {
    * the runtime state (windows, ejection, step) carries over; any edit starts a new release.
    */
   readonly fingerprint: string;
+}
+
+/**
+ * `shadow:` with its defaults: a sample of the route's requests is copied to `service` and its
+ * answer thrown away (SPEC §1.5), optionally compared with the primary's.
+ */
+export interface ShadowDef {
+  readonly service: string;
+  readonly percent: number;
+  readonly compare: boolean;
+  /** Upper-case methods that are copied (GET and HEAD unless the file says otherwise). */
+  readonly methods: ReadonlySet<string>;
+  /** Lower-case response header names left out of the comparison, beyond the built-in ones. */
+  readonly ignoreHeaders: ReadonlySet<string>;
+  /** JSON paths left out of a structural comparison, as written (`items.*.updatedAt`). */
+  readonly ignoreJsonPaths: readonly string[];
+  /** Request bodies over this are not copied; response bodies over it are not compared. */
+  readonly maxBodyBytes: number;
+  /** The shadow's own deadline for its whole exchange. */
+  readonly timeoutMs: number;
+  /** Shadow exchanges of this route in flight at once; more are dropped and counted. */
+  readonly maxConcurrent: number;
 }
 
 /** `analysis:` with its defaults filled in (SPEC §1.0); each threshold only when given. */

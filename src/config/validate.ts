@@ -15,12 +15,6 @@ type Report = (path: (string | number)[], message: string, atKey?: boolean) => v
 type Fields = Readonly<Record<string, unknown>>;
 
 /**
- * Capabilities the file format names but this build does not enforce yet. Accepting them
- * silently would route traffic other than the operator asked, so they are errors until built.
- */
-const NOT_YET = 'is not supported by this version of ficus yet';
-
-/**
  * Checks that hold across keys: references resolve, names are unique, patterns compile. They
  * read the document as written (after env substitution), not the schema's output, so that they
  * run even when the schema failed elsewhere and every error is reported in one pass; each check
@@ -81,8 +75,8 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
   if ((route.to === undefined) === (route.respond === undefined)) problem(at(), 'a route needs exactly one of "to" or "respond"');
   if (typeof route.to === 'string' && !services.has(route.to)) problem(at('to'), `unknown service "${route.to}"`);
   if (route.respond !== undefined && route.rewrite !== undefined) problem(at('rewrite'), 'a "respond" route forwards nothing to rewrite', true);
-  if (route.shadow !== undefined) problem(at('shadow'), `shadow ${NOT_YET}`, true);
   checkCanary(route, at, services, problem);
+  checkShadow(route, at, services, problem);
   const match = fields(route.match);
   for (const [key, names] of [['cohort', known.cohorts], ['toggle', known.toggles]] as const) {
     const value = match[key];
@@ -130,6 +124,18 @@ function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (strin
   for (const key of ['interval', 'window']) checkPositive(analysis[key], at('canary', 'analysis', key), problem);
 }
 
+function checkShadow(route: Fields, at: (...rest: (string | number)[]) => (string | number)[], services: ReadonlySet<string>, problem: Report): void {
+  if (!isRecord(route.shadow)) return;
+  const shadow = route.shadow;
+  if (route.respond !== undefined) problem(at('shadow'), 'a "respond" route has no traffic to copy', true);
+  if (typeof shadow.to === 'string') {
+    if (!services.has(shadow.to)) problem(at('shadow', 'to'), `unknown service "${shadow.to}"`);
+    // The copy would land on the very service that answers the client, doubling its load.
+    else if (shadow.to === route.to) problem(at('shadow', 'to'), 'the shadow is the same service as the route\'s "to"');
+  }
+  checkPositive(shadow.timeout, at('shadow', 'timeout'), problem);
+}
+
 /** A zero interval would spin the analysis; a zero window would judge nothing. */
 function checkPositive(value: unknown, path: (string | number)[], problem: Report): void {
   if (Duration.safeParse(value).success && parseDuration(value as string) === 0) problem(path, 'must be longer than 0');
@@ -149,7 +155,8 @@ function checkService(name: string, service: Fields, problem: Report): void {
     const guard = fields(service.guard);
     for (const key of ['interval', 'window']) checkPositive(guard[key], at('guard', key), problem);
   }
-  if (service.health !== undefined) problem(at('health'), `health ${NOT_YET}`, true);
+  const health = fields(service.health);
+  for (const key of ['interval', 'timeout']) checkPositive(health[key], at('health', key), problem);
 }
 
 const ENDPOINT_KEYS = ['url', 'urls'] as const;

@@ -94,6 +94,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly shadowComparisons = new Counter({
+    name: 'ficus_shadow_comparisons_total',
+    help: "Shadow answers compared with the primary's, by route and result (match, mismatch, error, skipped).",
+    labelNames: ['route', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly shadowDropped = new Counter({
+    name: 'ficus_shadow_dropped_total',
+    help: 'Requests sampled for a shadow copy but not copied, by route and reason (saturated: the copies in flight reached maxConcurrent; body_too_large).',
+    labelNames: ['route', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly websocketTunnels = new Gauge({
+    name: 'ficus_websocket_tunnels',
+    help: 'WebSocket tunnels open now, by route and service.',
+    labelNames: ['route', 'service'] as const,
+    registers: [this.registry],
+  });
+
   /** Requests forwarded to a service over the last few minutes, and how many went to legacy ones. */
   readonly forwarded: ShareWindow;
 
@@ -118,7 +139,8 @@ export class Metrics {
    * `legacy` says the service that answered is one being migrated away from.
    */
   recordRequest(route: string, service: string, color: string, side: string, status: number, seconds: number, legacy = false): void {
-    if (service !== '') this.forwarded.add(legacy);
+    // A shadow copy serves no client: it says nothing of the migration's progress.
+    if (service !== '' && side !== 'shadow') this.forwarded.add(legacy);
     this.#perRequest.record(route, service, color, side, status, seconds);
   }
 

@@ -20,6 +20,17 @@ export interface ExchangeResult {
 const CLIENT_CLOSED = 'client closed';
 
 /**
+ * A reader of the response the client is being sent, without holding it up (a shadow's
+ * comparison reads the primary's answer through it). Called only for a response that started.
+ */
+export interface ResponseTap {
+  head(status: number, rawHeaders: readonly Buffer[]): void;
+  data(chunk: Buffer): void;
+  /** The exchange ended; `complete` when the whole response reached the client. */
+  end(complete: boolean): void;
+}
+
+/**
  * One attempt at one endpoint: streams the request body up and the response down with
  * backpressure both ways, and reports exactly once through `done`.
  *
@@ -44,6 +55,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly done: (result: ExchangeResult) => void,
     /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
     private readonly extraHeaders?: readonly string[],
+    private readonly tap?: ResponseTap,
   ) {}
 
   start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
@@ -79,8 +91,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.clientClosed();
       return false;
     }
+    if (!soundTransferEncoding(rawHeaders)) {
+      this.#abort?.(Object.assign(new Error('unsupported response Transfer-Encoding'), { code: 'FICUS_BAD_FRAMING' }));
+      return false;
+    }
     try {
       const headers = clientResponseHeaders(rawHeaders);
+      // RFC 9110 §8.6: never a Content-Length on a 204, which a lax client might read a body by.
+      if (statusCode === 204) dropContentLength(headers);
       if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
       res.writeHead(statusCode, statusText || undefined, headers);
     } catch (error) {
@@ -90,11 +108,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#responseStarted = true;
     this.#resume = resume;
+    this.tap?.head(statusCode, rawHeaders);
+    // RFC 9112 §6.3: a 204 or 304 ends with its head. undici would fail one that has a
+    // Content-Length (allowed on a 304, RFC 9110 §8.6) for want of a body that never comes.
+    if (statusCode === 204 || statusCode === 304) this.onComplete();
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
+    this.tap?.data(chunk);
     if (this.res.write(chunk)) return true;
     // Most responses fit in the socket buffer; hook 'drain' only for those that do not.
     if (!this.#drainHooked) {
@@ -105,6 +128,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    if (this.#finished) return;
     this.#finish(undefined);
     this.res.end();
   }
@@ -124,5 +148,30 @@ export class Exchange implements Dispatcher.DispatchHandler {
       bytesOut: this.#bytesOut,
       upstreamMs: this.#upstreamMs,
     });
+  }
+}
+
+const CHUNKED = /^chunked *$/i;
+
+/**
+ * A response may be chunked, once, and carry no other transfer coding: nginx answers 502 to
+ * anything else. undici reads any other Transfer-Encoding (or `chunked` followed by a tab) until
+ * the upstream closes, and ficus, stripping the header, would pass the coded bytes (chunk
+ * framing, gzip) on as the body.
+ */
+function soundTransferEncoding(raw: Buffer[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as Buffer;
+    if (name.length !== 17 || name.toString('latin1').toLowerCase() !== 'transfer-encoding') continue;
+    if (seen || !CHUNKED.test((raw[i + 1] as Buffer).toString('latin1'))) return false;
+    seen = true;
+  }
+  return true;
+}
+
+function dropContentLength(headers: string[]): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if ((headers[i] as string).toLowerCase() === 'content-length') headers.splice(i, 2);
   }
 }

@@ -1,24 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Colour, ColoursDef } from '../config/snapshot.js';
+import type { Colour } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
-import { Audience } from '../routing/audience.js';
-import { decide } from '../routing/decide.js';
-import { identify } from '../routing/identity.js';
-import { normalizeTarget } from '../routing/normalize.js';
-import { hostName, RequestView } from '../routing/request-view.js';
-import { chooseColour } from '../upstream/bluegreen.js';
+import type { Side } from '../routing/decide.js';
 import type { Guard, GuardDecision, GuardEvent } from '../rollout/guard.js';
+import type { ShadowMirror } from '../shadow/mirror.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Fault } from './errors.js';
 import { Exchange, type ExchangeResult } from './forward.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { sendConfigured, sendError } from './local-response.js';
+import { planRequest } from './plan.js';
+import { hasRequestBody, RequestBody } from './request-body.js';
 import { onSocketClose } from './socket-close.js';
-import { RequestBody } from './request-body.js';
 
 export interface HandlerDeps {
   current: () => Generation;
@@ -28,17 +25,17 @@ export interface HandlerDeps {
   inflight: { count: number; draining: boolean; onIdle?: (() => void) | undefined };
   /** Guarded cutovers of blue/green services, and where their rollbacks are reported. */
   guards?: { get(service: string): Guard | undefined; onEvent(event: GuardEvent): void } | undefined;
+  /** Copies of sampled requests to a route's shadow service. */
+  shadow?: ShadowMirror | undefined;
 }
 
 /** RFC 9110 §9.2.2: the methods a proxy may repeat on its own. POST and PATCH never are. */
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-/** CONNECT is answered by the edge server itself; TRACE would echo credentials back. */
-const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
 /**
- * One request, top to bottom: take the generation once → normalize the target → decide route
- * and side → respond locally, or choose the colour of a blue/green service and pick an endpoint
- * → forward (streaming) → classify → count and log.
+ * One request, top to bottom: take the generation once → plan it (normalize the target, decide
+ * route, side and colour) → respond locally, or pick an endpoint → forward (streaming), copying
+ * it to the route's shadow → classify → count and log.
  */
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, inflight } = deps;
@@ -63,9 +60,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     let bytesOut = 0;
     let faultKind: string | undefined;
     let extraHeaders: string[] | undefined;
-    let side = 'stable';
+    let side: Side = 'stable';
     // 'blue' or 'green' for a blue/green service; the metric label is '' for any other.
-    let colour = '';
+    let colour: Colour | '' = '';
     let preview = false;
     // Whether a legacy service answered: the migration ledger's legacy share counts it.
     let legacy = false;
@@ -108,64 +105,26 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     const stopWaiting = onSocketClose(req.socket, onResponseClose);
 
     try {
-      const method = req.method ?? 'GET';
-      if (REFUSED_METHODS.has(method)) {
-        bytesOut = sendError(res, 405, requestId);
+      const plan = planRequest(generation, req, deps.guards);
+      loggedPath = plan.path;
+      extraHeaders = plan.extraHeaders;
+      if (plan.kind === 'refuse') {
+        bytesOut = sendError(res, plan.status, requestId, plan.close, extraHeaders);
         return;
       }
-      if (req.rawHeaders.length / 2 > snapshot.limits.maxHeaderCount) {
-        bytesOut = sendError(res, 431, requestId, true);
-        return;
-      }
-
-      const target = normalizeTarget(req.url ?? '');
-      if (!target.ok) {
-        bytesOut = sendError(res, 400, requestId, true);
-        return;
-      }
-      loggedPath = target.path;
-      const host = target.host ?? req.headers.host ?? '';
-      const view = new RequestView(method, target.path, target.query, hostName(host), req.headers);
-      const peer = req.socket.remoteAddress ?? '';
-      const trusted = snapshot.trustsPeer(peer);
-      if (snapshot.usesCaller) {
-        const secure = trusted && req.headers['x-forwarded-proto'] === 'https';
-        const caller = identify(snapshot.identity, req.headers, secure, randomUUID);
-        view.audience = new Audience(snapshot.audience, caller, req.headers);
-        if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
-      }
-
-      // The canaries' effective weights: 0 for an ejected one, whatever the file says.
-      const decision = decide(snapshot, view, generation.canaries);
-      const route = decision.route;
-      if (!route) {
-        bytesOut = sendError(res, 404, requestId, false, extraHeaders);
-        return;
-      }
-      routeName = route.name;
-      const action = route.action;
-      if (action.kind === 'respond') {
-        bytesOut = sendConfigured(res, action, extraHeaders);
+      routeName = plan.route.name;
+      if (plan.kind === 'respond') {
+        bytesOut = sendConfigured(res, plan.action, extraHeaders);
         return;
       }
 
-      side = decision.side;
-      // Set only on canary routes: every other route skips the windows at no cost.
-      const canary = generation.canaries[route.index];
-      let service = generation.services.get(decision.service as string) as ServiceRuntime;
+      side = plan.side;
+      const { canary, guard, service } = plan;
       serviceName = service.def.name;
-      legacy = service.def.legacy;
-      const colours = service.colours;
-      let guard: Guard | undefined;
-      if (colours !== undefined) {
-        const def = service.def.colours as ColoursDef;
-        guard = deps.guards?.get(serviceName);
-        // After a rollback the guard names the previous colour until the file changes again.
-        const chosen = chooseColour(def, req.headers, guard ? guard.effectiveActive(def.active) : def.active);
-        colour = chosen.colour;
-        preview = chosen.preview;
-        service = colours[chosen.colour];
-      }
+      legacy = plan.legacy;
+      colour = plan.colour;
+      preview = plan.preview;
+      const method = req.method as string;
       const hasBody = hasRequestBody(req);
       const maxBody = snapshot.limits.maxBodyBytes;
       if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
@@ -176,24 +135,26 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       const endpoint = service.pick();
       if (!endpoint) {
         const ms = performance.now() - started;
-        canary?.record(decision.side, true, ms);
+        canary?.record(side, true, ms);
         if (guard !== undefined) report(guard.record(colour as Colour, true, ms));
         bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
 
-      const headers = upstreamRequestHeaders(req, { peer, trusted, host, requestId, hostOverride: action.hostHeader, secret: snapshot.previewHeaders });
+      const action = plan.action;
+      const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId, hostOverride: action.hostHeader, secret: snapshot.previewHeaders });
       // Services behind the facade take the same decisions as the facade did (SPEC §1.3).
-      const toggles = view.audience?.togglesHeader();
-      if (toggles !== undefined) headers.push('x-ficus-toggles', toggles);
-      const path = action.rewrite(target.path) + target.query;
+      if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
+      const path = action.rewrite(plan.path) + plan.query;
       // Only a bodyless request can be sent twice: a body is streamed once, never kept.
       const body = hasBody ? new RequestBody(req, maxBody) : null;
       const retryable = body === null && RETRYABLE_METHODS.has(method);
+      // The copy reads the primary's answer through the tap; the primary never waits for it.
+      const tap = action.shadow === undefined ? undefined : deps.shadow?.copy(generation, req, plan, action.shadow, headers, path, requestId);
 
       const attempt = (endpoint: Endpoint, retried: boolean): void => {
         endpointOrigin = endpoint.origin;
-        const exchange = new Exchange(res, endpoint, body, onDone, extraHeaders);
+        const exchange = new Exchange(res, endpoint, body, onDone, extraHeaders, tap);
         function onDone(result: ExchangeResult): void {
           abortUpstream = undefined;
           const failed = settle(service, endpoint, result);
@@ -203,13 +164,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
             const next = service.pick(endpoint) ?? (result.fault?.kind === 'reset' ? endpoint : undefined);
             if (next && !res.destroyed) return attempt(next, true);
           }
+          tap?.end(result.fault === undefined);
           upstreamMs = result.upstreamMs;
           bytesOut = result.bytesOut;
           const fault = result.fault;
           const verdict = serviceFailed(result);
           if (verdict !== undefined && (canary !== undefined || guard !== undefined)) {
             const ms = performance.now() - started;
-            canary?.record(decision.side, verdict, ms);
+            canary?.record(side, verdict, ms);
             if (guard !== undefined) report(guard.record(colour as Colour, verdict, ms));
           }
           faultKind = fault?.kind;
@@ -263,11 +225,6 @@ function serviceFailed(result: ExchangeResult): boolean | undefined {
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */
 function mayRetry(fault: Fault | undefined): boolean {
   return fault !== undefined && (fault.beforeSend || fault.kind === 'reset');
-}
-
-function hasRequestBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 /** The path of an origin-form target, without its query; nothing for any other form. */

@@ -1,6 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 
+/** A declared length other than 0, or any transfer coding: the request has a body to stream. */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
 /** Why a request body ended early on the client's side. */
 export type BodyFault = 'client_abort' | 'too_large';
 

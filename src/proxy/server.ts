@@ -11,6 +11,20 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   // Connections refused for a missing Host. Node's own `requireHostHeader` answers 400 but keeps
   // parsing: a request pipelined behind the refused one would still reach the upstream.
   const refused = new WeakSet<Duplex>();
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (refused.has(req.socket)) return;
+    if (!hostIsSound(req) || !framingIsSound(req)) {
+      // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
+      // connection after it, and any request parsed meanwhile is dropped above.
+      refused.add(req.socket);
+      const body = JSON.stringify({ error: 'bad request', status: 400 });
+      res.shouldKeepAlive = false;
+      res.writeHead(400, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
+      res.end(body);
+      return;
+    }
+    handler(req, res);
+  };
   const server = createServer(
     {
       insecureHTTPParser: false,
@@ -23,21 +37,18 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       requireHostHeader: false,
       joinDuplicateHeaders: false,
     },
-    (req, res) => {
-      if (refused.has(req.socket)) return;
-      if (!hostIsSound(req)) {
-        // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
-        // connection after it, and any request parsed meanwhile is dropped above.
-        refused.add(req.socket);
-        const body = JSON.stringify({ error: 'bad request', status: 400 });
-        res.shouldKeepAlive = false;
-        res.writeHead(400, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
-        res.end(body);
-        return;
-      }
-      handler(req, res);
-    },
+    onRequest,
   );
+  // RFC 9110 §10.1.1: Node would answer 100 Continue before any handler ran. It is sent once the
+  // body is wanted (whoever reads the request resumes it); a request refused on its head (413,
+  // 404, 400…) gets its final status instead, the client never sends the body, and Node closes
+  // the connection rather than guess whether the body follows.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    req.once('resume', () => {
+      if (!res.headersSent) res.writeContinue();
+    });
+    onRequest(req, res);
+  });
   server.maxHeadersCount = 0;
   // A CONNECT never reaches the request handler: without this listener Node would just drop
   // the connection. ficus is no forward proxy.
@@ -64,7 +75,7 @@ const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::\d*)
  * that is no host[:port] gets 400. Node keeps only the first of several, so the raw lines are
  * counted: an upstream or a log must never see a host the routing did not.
  */
-function hostIsSound(req: IncomingMessage): boolean {
+export function hostIsSound(req: IncomingMessage): boolean {
   const host = req.headers.host;
   if (host === undefined) return !(req.httpVersionMajor === 1 && req.httpVersionMinor >= 1);
   if (!HOST_VALUE.test(host)) return false;
@@ -75,6 +86,15 @@ function hostIsSound(req: IncomingMessage): boolean {
     if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) return false;
   }
   return true;
+}
+
+/**
+ * RFC 9112 §6.1: Transfer-Encoding on an HTTP/1.0 request is faulty framing; the server must
+ * refuse it and close, since a 1.0 hop before it may have read the body differently. Node
+ * accepts it. One header lookup, and only for 1.0 requests.
+ */
+export function framingIsSound(req: IncomingMessage): boolean {
+  return (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) || req.headers['transfer-encoding'] === undefined;
 }
 
 /** A whole response for a connection that is about to close, written before any handler ran. */

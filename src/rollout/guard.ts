@@ -1,43 +1,9 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { compileAnalysis } from '../config/compile.js';
-import type { ServiceSpec } from '../config/schema.js';
-import type { Colour, ServiceDef } from '../config/snapshot.js';
+import type { Colour, GuardDef, ServiceDef } from '../config/snapshot.js';
 import type { Clock } from '../observe/clock.js';
-import { judge, type FailReason, type Thresholds } from './analysis.js';
+import { judge, type FailReason } from './analysis.js';
 import { SlidingWindow, type WindowStats } from './windows.js';
-
-/**
- * Longest span one verdict looks back over. A 30-minute guard judged over 30 minutes would let
- * 29 good minutes hide a breakage in the last one.
- */
-const MAX_ANALYSIS_WINDOW_MS = 60_000;
-/** A zero interval (validation refuses it) must not spin the loop. */
-const MIN_INTERVAL_MS = 10;
-
-export type GuardSpec = NonNullable<ServiceSpec['guard']>;
-
-/** `guard:` with its defaults filled in. */
-export interface GuardDef {
-  readonly intervalMs: number;
-  /** How long after a cutover the new colour is watched. */
-  readonly windowMs: number;
-  /** The span of the sliding windows each verdict reads. */
-  readonly analysisWindowMs: number;
-  readonly thresholds: Thresholds;
-  /** Failures of the new colour in a row that roll back at once, without waiting for the interval. */
-  readonly consecutiveFailures: number | undefined;
-}
-
-export function guardDef(spec: GuardSpec): GuardDef {
-  // The same keys and defaults as a canary's `analysis` (SPEC §1.1): one compiler for both.
-  const analysis = compileAnalysis(spec);
-  return {
-    ...analysis,
-    intervalMs: Math.max(MIN_INTERVAL_MS, analysis.intervalMs),
-    analysisWindowMs: Math.max(1, Math.min(analysis.windowMs, MAX_ANALYSIS_WINDOW_MS)),
-  };
-}
 
 /** What one guard watches: a blue/green service, the colour its file makes active, and how. */
 export interface GuardConfig {
@@ -56,9 +22,9 @@ export interface GuardConfig {
 }
 
 /** Undefined for a service that is not blue/green or has no `guard`. */
-export function guardConfigOf(def: ServiceDef, spec: GuardSpec | undefined): GuardConfig | undefined {
-  if (def.colours === undefined || spec === undefined) return undefined;
-  const gd = guardDef(spec);
+export function guardConfigOf(def: ServiceDef): GuardConfig | undefined {
+  const gd = def.colours?.guard;
+  if (def.colours === undefined || gd === undefined) return undefined;
   const colours = { blue: def.colours.blue.fingerprint, green: def.colours.green.fingerprint };
   const fingerprint = createHash('sha256').update(JSON.stringify([colours.blue, colours.green, gd])).digest('hex');
   return { service: def.name, active: def.colours.active, def: gd, colours, fingerprint };

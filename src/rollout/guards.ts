@@ -23,7 +23,7 @@ export class Guards {
     const next = new Map<string, Guard>();
     const watches: GuardWatch[] = [];
     for (const def of snapshot.services.values()) {
-      const config = guardConfigOf(def, snapshot.source.services[def.name]?.guard);
+      const config = guardConfigOf(def);
       if (config === undefined) continue;
       const previous = this.#guards.get(def.name) ?? (saved ? Guard.restore(saved[def.name], config, this.clock) : undefined);
       const { guard, watch } = Guard.carry(previous, config, this.clock);

@@ -8,6 +8,8 @@ export class Endpoint {
   timesEjected = 0;
   /** Epoch ms until which the endpoint is ejected; 0 when in service. */
   ejectedUntil = 0;
+  /** False while active health checks fail (services with `health:` only). */
+  healthy = true;
 
   constructor(
     readonly def: EndpointDef,

@@ -23,6 +23,8 @@ export class ServiceRuntime {
   /** Pools of a colour are its own (see PoolRegistry.key); '' shares them by origin. */
   readonly #scope: string;
   #next = 0;
+  /** Endpoints failing their health checks. When all are, they are all used anyway (panic). */
+  #unhealthy = 0;
 
   constructor(
     readonly def: ServiceDef,
@@ -55,6 +57,22 @@ export class ServiceRuntime {
     for (const endpoint of this.endpoints) endpoint.pool = pools.acquire(endpoint.origin, this.def.timeouts, this.#scope);
   }
 
+  /** Health checks put an endpoint out of service, or back; the count spares `pick` a scan. */
+  setHealthy(endpoint: Endpoint, healthy: boolean): void {
+    if (endpoint.healthy === healthy) return;
+    endpoint.healthy = healthy;
+    this.#unhealthy += healthy ? -1 : 1;
+  }
+
+  /**
+   * Not ejected, and passing its health checks — unless every endpoint fails them: a wrong
+   * health path must not take a whole service down, so then the checks are ignored (Envoy's
+   * panic routing).
+   */
+  inService(endpoint: Endpoint, now: number): boolean {
+    return endpoint.ejectedUntil <= now && (endpoint.healthy || this.#unhealthy === this.endpoints.length);
+  }
+
   /** Picks an endpoint in service, other than `exclude` when there is a choice. */
   pick(exclude?: Endpoint): Endpoint | undefined {
     const endpoints = this.endpoints;
@@ -68,7 +86,7 @@ export class ServiceRuntime {
     const n = this.endpoints.length;
     for (let tries = 0; tries < n; tries++) {
       const endpoint = this.endpoints[this.#next++ % n] as Endpoint;
-      if (endpoint !== exclude && endpoint.ejectedUntil <= now) return endpoint;
+      if (endpoint !== exclude && this.inService(endpoint, now)) return endpoint;
     }
     return undefined;
   }
@@ -79,7 +97,7 @@ export class ServiceRuntime {
    */
   #leastRequest(now: number, exclude: Endpoint | undefined): Endpoint | undefined {
     let available = 0;
-    for (const endpoint of this.endpoints) if (endpoint !== exclude && endpoint.ejectedUntil <= now) available++;
+    for (const endpoint of this.endpoints) if (endpoint !== exclude && this.inService(endpoint, now)) available++;
     if (available <= 1) return this.#nthAvailable(0, now, exclude);
     const i = Math.floor(this.random() * available);
     let j = Math.floor(this.random() * (available - 1));
@@ -92,7 +110,7 @@ export class ServiceRuntime {
   #nthAvailable(n: number, now: number, exclude: Endpoint | undefined): Endpoint | undefined {
     let seen = 0;
     for (const endpoint of this.endpoints) {
-      if (endpoint === exclude || endpoint.ejectedUntil > now) continue;
+      if (endpoint === exclude || !this.inService(endpoint, now)) continue;
       if (seen++ === n) return endpoint;
     }
     return undefined;

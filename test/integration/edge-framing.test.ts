@@ -36,7 +36,6 @@ describe('ambiguous or malformed framing is refused with 400 and the connection 
     ['obs-fold continuation of Transfer-Encoding', post(['Transfer-Encoding:', ' chunked']) + '0\r\n\r\n' + SMUGGLED],
     ['obs-fold line that looks like Transfer-Encoding', post(['X-A: 1', ' Transfer-Encoding: chunked']) + '0\r\n\r\n' + SMUGGLED],
     ['Transfer-Encoding twice', post(['Transfer-Encoding: chunked', 'Transfer-Encoding: chunked']) + '0\r\n\r\n' + SMUGGLED],
-    ['Transfer-Encoding on HTTP/1.0', post(['Transfer-Encoding: chunked'], '1.0') + '0\r\n\r\n' + SMUGGLED],
     ['chunk size zz', chunked + 'zz\r\nhello\r\n0\r\n\r\n' + SMUGGLED],
     ['chunk size -1', chunked + '-1\r\nhello\r\n0\r\n\r\n' + SMUGGLED],
     ['chunk size over 64 bits', chunked + 'fffffffffffffffff1\r\nhello\r\n0\r\n\r\n' + SMUGGLED],

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { compile } from '../../../src/config/compile.js';
-import { RoutesFile } from '../../../src/config/schema.js';
+import { compile, guardDef } from '../../../src/config/compile.js';
+import { RoutesFile, type AnalysisSpec } from '../../../src/config/schema.js';
 import type { Colour, ServiceDef, Snapshot } from '../../../src/config/snapshot.js';
 import type { Clock } from '../../../src/observe/clock.js';
-import { guardConfigOf, guardDef, type Guard, type GuardEvent, type GuardSpec } from '../../../src/rollout/guard.js';
+import { guardConfigOf, type Guard, type GuardEvent } from '../../../src/rollout/guard.js';
 import { Guards } from '../../../src/rollout/guards.js';
 
 /**
@@ -13,11 +13,11 @@ import { Guards } from '../../../src/rollout/guards.js';
  */
 const BLUE = 'http://127.0.0.1:3201';
 const GREEN = 'http://127.0.0.1:3202';
-const GUARD: GuardSpec = { interval: '10s', window: '1m', minRequests: 20, maxErrorRate: 0.05, consecutiveFailures: 5 };
+const GUARD: AnalysisSpec = { interval: '10s', window: '1m', minRequests: 20, maxErrorRate: 0.05, consecutiveFailures: 5 };
 
 interface Shape {
   active?: Colour;
-  guard?: GuardSpec | null;
+  guard?: AnalysisSpec | null;
   blue?: string;
   green?: string;
   preview?: string;
@@ -69,7 +69,7 @@ describe('settings', () => {
     ['a short guard judges over its whole window', { window: '2s', interval: '200ms' }, { intervalMs: 200, windowMs: 2_000, analysisWindowMs: 2_000, minRequests: 20 }],
     ['a long guard judges over the last minute', { window: '5m' }, { intervalMs: 10_000, windowMs: 300_000, analysisWindowMs: 60_000, minRequests: 20 }],
     ['minRequests as given', { minRequests: 3 }, { intervalMs: 10_000, windowMs: 60_000, analysisWindowMs: 60_000, minRequests: 3 }],
-  ] as const)('%s', (_name, spec: GuardSpec, expected) => {
+  ] as const)('%s', (_name, spec: AnalysisSpec, expected) => {
     const def = guardDef(spec);
     expect({ intervalMs: def.intervalMs, windowMs: def.windowMs, analysisWindowMs: def.analysisWindowMs, minRequests: def.thresholds.minRequests }).toEqual(expected);
   });
@@ -83,14 +83,14 @@ describe('settings', () => {
 
   test('only a blue/green service with a guard is guarded', () => {
     const snap = snapshot();
-    expect(guardConfigOf(snap.services.get('legacy') as ServiceDef, GUARD)).toBeUndefined();
-    expect(guardConfigOf(snap.services.get('orders') as ServiceDef, undefined)).toBeUndefined();
-    expect(guardConfigOf(snap.services.get('orders') as ServiceDef, GUARD)).toMatchObject({ service: 'orders', active: 'blue' });
+    expect(guardConfigOf(snap.services.get('legacy') as ServiceDef)).toBeUndefined();
+    expect(guardConfigOf(snapshot({ guard: null }).services.get('orders') as ServiceDef)).toBeUndefined();
+    expect(guardConfigOf(snap.services.get('orders') as ServiceDef)).toMatchObject({ service: 'orders', active: 'blue' });
   });
 
   const fingerprint = (shape: Shape) => {
     const snap = snapshot(shape);
-    return guardConfigOf(snap.services.get('orders') as ServiceDef, snap.source.services.orders?.guard)?.fingerprint;
+    return guardConfigOf(snap.services.get('orders') as ServiceDef)?.fingerprint;
   };
   test.each([
     ['active', { active: 'green' }, true],
@@ -113,7 +113,7 @@ describe('verdicts after a cutover', () => {
     { name: 'too few requests to judge', guard: { maxErrorRate: 0.05 }, blue: [100, 0, 10], green: [19, 19, 10], reason: undefined, says: undefined },
     { name: 'no comparison while the previous colour had too little traffic', guard: { maxErrorRateVsStable: 2 }, blue: [5, 0, 10], green: [40, 4, 10], reason: undefined, says: undefined },
   ])('$name', ({ guard, blue, green, reason, says }) => {
-    const spec = { interval: '10s', window: '1m', ...guard } as GuardSpec;
+    const spec = { interval: '10s', window: '1m', ...guard } as AnalysisSpec;
     const t = setup({ guard: spec });
     t.feed('blue', ...(blue as [number, number, number]));
     const watches = t.reload({ guard: spec, active: 'green' });

@@ -18,7 +18,7 @@ function group(colour: Colour): ServiceDef {
 }
 
 function colours(active: Colour, token: string | undefined): ColoursDef {
-  return { active, blue: group('blue'), green: group('green'), preview: token === undefined ? undefined : { header: 'x-preview', token, tokenDigest: secretDigest(token) } };
+  return { active, blue: group('blue'), green: group('green'), guard: undefined, preview: token === undefined ? undefined : { header: 'x-preview', token, tokenDigest: secretDigest(token) } };
 }
 
 const TOKEN = 's3cret-t0ken';

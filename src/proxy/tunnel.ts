@@ -1,0 +1,562 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Colour, RouteAction, Snapshot } from '../config/snapshot.js';
+import type { Generation } from '../config/store.js';
+import { EVENT, type Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { GuardEvent } from '../rollout/guard.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { classify, STATUS_TEXT, type Fault } from './errors.js';
+import { acceptRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { planRequest, type ForwardPlan, type Guards } from './plan.js';
+import { hostIsSound } from './server.js';
+import { FrameCursor, goingAwayFrame, OPCODE_CLOSE } from './ws-frames.js';
+
+export interface TunnelDeps {
+  current: () => Generation;
+  metrics: Metrics;
+  logger: Logger;
+  /** Guarded cutovers: the handshake's outcome counts in the guard's window like a request's. */
+  guards?: (Guards & { onEvent?(event: GuardEvent): void }) | undefined;
+  /** Hands a socket back to the edge server, to be read as plain HTTP from its next byte. */
+  replay: (socket: Duplex) => void;
+}
+
+/** How long a tunnel asked to close waits for both peers to answer its Close before ending the sockets. */
+const CLOSE_GRACE_MS = 1_000;
+/** After a reload moved a tunnel's route: when whatever is left of it is destroyed. */
+const RECONCILE_DEADLINE_MS = 5_000;
+/** Once one side is gone, how long the other may take to finish closing. */
+const HALF_CLOSED_MS = 5_000;
+
+const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
+const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
+const CLIENT_GONE: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
+const DRAINING: Fault = Object.freeze({ kind: 'unavailable', status: 503, upstream: false, beforeSend: false, message: 'draining' });
+
+/** What one upgrade request was and where it went, for its metric and access log line. */
+interface Handshake {
+  readonly requestId: string;
+  readonly started: number;
+  readonly accessLog: boolean;
+  path: string;
+  route: string;
+  service: string;
+  side: string;
+  colour: Colour | '';
+  preview: boolean;
+  legacy: boolean;
+  endpoint: string;
+  fault: string | undefined;
+}
+
+/**
+ * WebSocket upgrades (SPEC §1.7): planned by the same decision as plain requests, tunnelled
+ * byte for byte to one endpoint, closed with 1001 on drain or when a reload moves their route.
+ * Any other upgrade (h2c…) is not tunnelled: the request is served as plain HTTP/1.1.
+ */
+export class Tunnels {
+  readonly #open = new Set<Tunnel>();
+  /** Upgrades waiting for their upstream's answer, aborted by `close`. */
+  readonly #pending = new Set<() => void>();
+  #closing = false;
+  #onEmpty: (() => void) | undefined;
+
+  constructor(private readonly deps: TunnelDeps) {}
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    this.#dispatch(req, socket, head);
+  }
+
+  #dispatch(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node hands the upgrade over while responses to requests pipelined before it may still be
+    // on their way: anything written now would overtake them, and they would land in the tunnel.
+    const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
+    if (!hostIsSound(req)) return void socket.end(errorResponse(400, randomUUID()));
+    if (!isWebSocket(req)) return this.#replay(req, socket, head);
+    try {
+      this.#websocket(req, socket, head);
+    } catch (error) {
+      this.deps.logger.error({ event: EVENT.internalError, err: error }, 'websocket upgrade failed');
+      socket.end(errorResponse(500, randomUUID()));
+    }
+  }
+
+  /** Holds the upgrade (and whatever the client sends meanwhile) until the earlier response is out. */
+  #afterEarlier(earlier: ServerResponse, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const chunks = [head];
+    const keep = (chunk: Buffer): number => chunks.push(chunk);
+    socket.on('data', keep);
+    earlier.once('finish', () =>
+      // Node moves the next queued response onto the socket in its own 'finish' listener.
+      setImmediate(() => {
+        socket.off('data', keep);
+        socket.pause();
+        if (!socket.destroyed) this.#dispatch(req, socket, Buffer.concat(chunks));
+      }),
+    );
+  }
+
+  /** Closes every tunnel whose route is gone or changed, or whose endpoint left its service. */
+  reconcile(snapshot: Snapshot): void {
+    for (const tunnel of this.#open) {
+      const route = snapshot.routes.find((r) => r.name === tunnel.route);
+      const service = snapshot.services.get(tunnel.service);
+      const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
+      const kept = route?.fingerprint === tunnel.fingerprint && groups.some((group) => group.endpoints.some((e) => e.origin === tunnel.origin));
+      if (!kept) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
+    }
+  }
+
+  /** Drain: no new tunnels; each open one is closed with 1001; resolves when all are gone. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#closing = true;
+    for (const abort of [...this.#pending]) abort();
+    if (this.#open.size === 0) return;
+    const emptied = new Promise<void>((resolve) => (this.#onEmpty = resolve));
+    for (const tunnel of this.#open) tunnel.shutdown(Math.min(CLOSE_GRACE_MS, timeoutMs / 2), timeoutMs);
+    await emptied;
+  }
+
+  /**
+   * Serves a non-WebSocket upgrade as the plain request it also is (RFC 9110 §7.8 lets a server
+   * ignore Upgrade): the head is rebuilt without the upgrade's fields and read again by the edge
+   * server, with whatever followed it (a body, a pipelined request) behind it.
+   */
+  #replay(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.unshift(Buffer.concat([Buffer.from(plainHead(req), 'latin1'), head]));
+    this.deps.replay(socket);
+    // Paused when the upgrade had to wait for an earlier response.
+    socket.resume();
+  }
+
+  #websocket(req: IncomingMessage, client: Duplex, head: Buffer): void {
+    const { metrics, logger } = this.deps;
+    const generation = this.deps.current();
+    const hs: Handshake = {
+      requestId: acceptRequestId(req.headers['x-request-id']) ?? randomUUID(),
+      started: performance.now(),
+      accessLog: generation.snapshot.accessLog,
+      path: '',
+      route: '',
+      service: '',
+      side: '',
+      colour: '',
+      preview: false,
+      legacy: false,
+      endpoint: '',
+      fault: undefined,
+    };
+    const answer = (status: number, response: string | Buffer): void => {
+      client.end(response);
+      this.#answered(hs, status);
+    };
+
+    if (this.#closing) return answer(503, errorResponse(503, hs.requestId));
+    // RFC 6455 §4.1: the opening handshake is a GET with no content; a body would be read as frames.
+    if (hasBody(req)) return answer(400, errorResponse(400, hs.requestId));
+    const plan = planRequest(generation, req, this.deps.guards);
+    hs.path = plan.path;
+    if (plan.kind === 'refuse') return answer(plan.status, errorResponse(plan.status, hs.requestId, plan.extraHeaders));
+    hs.route = plan.route.name;
+    // A `respond` route answers an upgrade as it answers the plain request: a kill switch holds for both.
+    if (plan.kind === 'respond') return answer(plan.action.status, configuredResponse(plan.action, plan.extraHeaders));
+
+    hs.service = plan.service.def.name;
+    hs.side = plan.side;
+    hs.colour = plan.colour;
+    hs.preview = plan.preview;
+    hs.legacy = plan.legacy;
+    const endpoint = plan.service.pick();
+    if (endpoint === undefined) {
+      this.#judge(plan, true, performance.now() - hs.started);
+      return answer(503, errorResponse(503, hs.requestId, plan.extraHeaders));
+    }
+    hs.endpoint = endpoint.origin;
+
+    const snapshot = generation.snapshot;
+    const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId: hs.requestId, hostOverride: plan.action.hostHeader, secret: snapshot.previewHeaders });
+    if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
+    headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
+    const origin = new URL(endpoint.origin);
+    const send = origin.protocol === 'https:' ? httpsRequest : httpRequest;
+    const upstream: ClientRequest = send({
+      host: origin.hostname.replace(/^\[|\]$/g, ''),
+      port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
+      method: 'GET',
+      path: endpoint.def.basePath + plan.action.rewrite(plan.path) + plan.query,
+      headers,
+      setHost: false,
+      agent: false,
+    });
+
+    const { connectMs, responseMs } = plan.service.def.timeouts;
+    let settled = false;
+    let timer = setTimeout(() => fail(CONNECT_TIMEOUT), connectMs);
+    const settle = (): boolean => {
+      if (settled) return false;
+      settled = true;
+      clearTimeout(timer);
+      this.#pending.delete(abort);
+      client.off('close', clientGone);
+      return true;
+    };
+    const fail = (fault: Fault): void => {
+      if (!settle()) return;
+      upstream.destroy();
+      hs.fault = fault.kind;
+      if (fault.upstream) {
+        metrics.upstreamErrors.labels(hs.service, fault.kind).inc();
+        logger.debug({ event: EVENT.upstreamError, service: hs.service, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
+        plan.service.outlier.failure(endpoint);
+        this.#judge(plan, true, performance.now() - hs.started);
+      }
+      if (fault.status === 0 || client.destroyed) {
+        client.destroy();
+        this.#answered(hs, 0);
+      } else answer(fault.status, errorResponse(fault.status, hs.requestId, plan.extraHeaders));
+    };
+    const clientGone = (): void => fail(CLIENT_GONE);
+    const abort = (): void => fail(DRAINING);
+    this.#pending.add(abort);
+    client.on('close', clientGone);
+    upstream.on('error', (error) => fail(classify(error, undefined)));
+    upstream.on('socket', (socket) => {
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => fail(RESPONSE_TIMEOUT), responseMs);
+      });
+    });
+    upstream.on('response', (res) => {
+      if (!settle()) return void res.destroy();
+      const failed = (res.statusCode ?? 0) >= 500;
+      if (failed) plan.service.outlier.failure(endpoint);
+      else plan.service.outlier.success(endpoint);
+      this.#judge(plan, failed, performance.now() - hs.started);
+      this.#relayRefusal(hs, plan, res, client);
+    });
+    upstream.on('upgrade', (res, socket, upstreamHead) => {
+      if (!settle()) return void socket.destroy();
+      plan.service.outlier.success(endpoint);
+      this.#judge(plan, false, performance.now() - hs.started);
+      this.#tunnel(hs, plan, endpoint, res, client, head, socket, upstreamHead);
+    });
+    upstream.end();
+  }
+
+  /** The upstream declined the upgrade: its answer goes to the client, and the connection closes. */
+  #relayRefusal(hs: Handshake, plan: ForwardPlan, res: IncomingMessage, client: Duplex): void {
+    const status = res.statusCode ?? 502;
+    const fields = clientResponseHeaders(res.rawHeaders.map((h) => Buffer.from(h, 'latin1')));
+    fields.push('connection', 'close');
+    if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
+    client.write(responseHead(status, fields, res.statusMessage));
+    let counted = false;
+    const count = (code: number): void => {
+      if (counted) return;
+      counted = true;
+      this.#answered(hs, code);
+    };
+    // An answer cut short, on either side, is no answer: the client sees the connection drop.
+    res.on('error', () => client.destroy());
+    res.on('aborted', () => client.destroy());
+    res.on('end', () => count(status));
+    client.on('close', () => {
+      res.destroy();
+      count(0);
+    });
+    res.pipe(client);
+  }
+
+  #tunnel(hs: Handshake, plan: ForwardPlan, endpoint: Endpoint, res: IncomingMessage, client: Duplex, head: Buffer, upstream: Duplex, upstreamHead: Buffer): void {
+    upstream.on('error', () => upstream.destroy());
+    if (client.destroyed) {
+      upstream.destroy();
+      return this.#answered(hs, 0);
+    }
+    // Only the upgrade's own Connection and Upgrade pass: every other hop-by-hop field stops here.
+    const fields = ['Connection', 'Upgrade', 'Upgrade', res.headers.upgrade ?? 'websocket'];
+    const passed = clientResponseHeaders(res.rawHeaders.map((h) => Buffer.from(h, 'latin1')));
+    fields.push(...passed);
+    if (res.headers['x-request-id'] === undefined) fields.push('x-request-id', hs.requestId);
+    if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
+    client.write(responseHead(101, fields, 'Switching Protocols'));
+    this.#answered(hs, 101);
+
+    const { metrics } = this.deps;
+    const gauge = metrics.websocketTunnels.labels(hs.route, hs.service);
+    gauge.inc();
+    const tunnel = new Tunnel(plan.route.name, plan.route.fingerprint, hs.service, endpoint.origin, client, upstream, () => {
+      gauge.dec();
+      this.#open.delete(tunnel);
+      this.#log(hs, 101, { durationMs: round(performance.now() - hs.started), bytesIn: tunnel.bytesIn, bytesOut: tunnel.bytesOut });
+      if (this.#open.size === 0) this.#onEmpty?.();
+    });
+    this.#open.add(tunnel);
+    tunnel.start(head, upstreamHead);
+    if (this.#closing) tunnel.shutdown(0, CLOSE_GRACE_MS);
+  }
+
+  /** Counts the upgrade request once its answer is decided; a tunnel logs when it ends instead. */
+  #answered(hs: Handshake, status: number): void {
+    const seconds = (performance.now() - hs.started) / 1000;
+    this.deps.metrics.recordRequest(hs.route, hs.service, hs.colour, hs.service ? hs.side : '', status, seconds, hs.legacy);
+    if (status !== 101) this.#log(hs, status, { durationMs: round(seconds * 1000) });
+  }
+
+  #log(hs: Handshake, status: number, extra: Record<string, number>): void {
+    if (!hs.accessLog) return;
+    this.deps.logger.info({
+      event: EVENT.access,
+      upgrade: 'websocket',
+      requestId: hs.requestId,
+      method: 'GET',
+      path: hs.path,
+      route: hs.route,
+      service: hs.service,
+      side: hs.service ? hs.side : undefined,
+      color: hs.colour || undefined,
+      preview: hs.preview || undefined,
+      endpoint: hs.endpoint,
+      status,
+      fault: hs.fault,
+      ...extra,
+    });
+  }
+
+  /** The canary windows and the cutover guard count a handshake like a request: 101 healthy, 5xx or a fault failed. */
+  #judge(plan: ForwardPlan, failed: boolean, ms: number): void {
+    plan.canary?.record(plan.side, failed, ms);
+    if (plan.guard === undefined) return;
+    const decision = plan.guard.record(plan.colour as Colour, failed, ms);
+    if (decision.kind !== 'none') this.deps.guards?.onEvent?.(decision);
+  }
+}
+
+/**
+ * One direction of a tunnel. Bytes pass untouched while a cursor follows the frame headers;
+ * once asked to stop, the frame in progress is finished, our Close goes in right after it and
+ * the rest is dropped (still read, to see the peer's Close).
+ */
+class Relay {
+  readonly cursor: FrameCursor;
+  bytes = 0;
+  #stopping = false;
+  #injected = false;
+  #waiting = false;
+
+  constructor(
+    private readonly from: Duplex,
+    private readonly to: Duplex,
+    private readonly closeFrame: () => Buffer,
+    onFrame: (opcode: number) => void,
+    private readonly onInjected: () => void,
+  ) {
+    this.cursor = new FrameCursor((opcode) => onFrame(opcode));
+  }
+
+  get injected(): boolean {
+    return this.#injected;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#injected) {
+      this.cursor.advance(chunk);
+      return;
+    }
+    const upTo = this.#stopping ? this.cursor.advance(chunk, 0, true) : this.cursor.advance(chunk);
+    if (upTo > 0) this.#write(upTo === chunk.length ? chunk : chunk.subarray(0, upTo));
+    if (this.#stopping && this.cursor.atBoundary) {
+      this.#inject();
+      if (upTo < chunk.length) this.cursor.advance(chunk, upTo);
+    }
+  }
+
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.cursor.atBoundary) this.#inject();
+  }
+
+  #write(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.to.write(chunk) || this.#waiting) return;
+    this.#waiting = true;
+    this.from.pause();
+    this.to.once('drain', () => {
+      this.#waiting = false;
+      this.from.resume();
+    });
+  }
+
+  #inject(): void {
+    this.#injected = true;
+    if (this.to.writable) this.to.write(this.closeFrame());
+    this.onInjected();
+  }
+}
+
+class Tunnel {
+  readonly #toUpstream: Relay;
+  readonly #toClient: Relay;
+  #closing = false;
+  #clientAnswered = false;
+  #upstreamAnswered = false;
+  #closedSockets = 0;
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly route: string,
+    readonly fingerprint: string,
+    readonly service: string,
+    readonly origin: string,
+    private readonly client: Duplex,
+    private readonly upstream: Duplex,
+    private readonly onEnd: () => void,
+  ) {
+    this.#toUpstream = new Relay(client, upstream, () => goingAwayFrame(randomBytes(4)), (opcode) => this.#frameFrom('client', opcode), () => this.#maybeEnd());
+    this.#toClient = new Relay(upstream, client, () => goingAwayFrame(), (opcode) => this.#frameFrom('upstream', opcode), () => this.#maybeEnd());
+  }
+
+  get bytesIn(): number {
+    return this.#toUpstream.bytes;
+  }
+
+  get bytesOut(): number {
+    return this.#toClient.bytes;
+  }
+
+  start(head: Buffer, upstreamHead: Buffer): void {
+    for (const [from, to, relay] of [[this.client, this.upstream, this.#toUpstream], [this.upstream, this.client, this.#toClient]] as const) {
+      from.on('data', (chunk: Buffer) => relay.push(chunk));
+      from.on('end', () => to.end());
+      from.on('close', () => this.#socketClosed(to));
+    }
+    this.client.resume();
+    this.upstream.resume();
+    if (upstreamHead.length > 0) this.#toClient.push(upstreamHead);
+    if (head.length > 0) this.#toUpstream.push(head);
+  }
+
+  /** Close 1001 both ways at the next frame boundaries; end the sockets after `graceMs`, destroy them at `deadlineMs`. */
+  shutdown(graceMs: number, deadlineMs: number): void {
+    // Asked again (a drain after a reload closed it): only an earlier deadline can matter.
+    this.#timers.push(
+      setTimeout(() => {
+        this.client.destroy();
+        this.upstream.destroy();
+      }, deadlineMs),
+    );
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#toClient.stop();
+    this.#toUpstream.stop();
+    this.#timers.push(
+      setTimeout(() => {
+        this.client.end();
+        this.upstream.end();
+      }, graceMs),
+    );
+  }
+
+  #frameFrom(peer: 'client' | 'upstream', opcode: number): void {
+    if (!this.#closing || opcode !== OPCODE_CLOSE) return;
+    if (peer === 'client') this.#clientAnswered = true;
+    else this.#upstreamAnswered = true;
+    this.#maybeEnd();
+  }
+
+  /** A peer that answered our Close, and has it, is done with: its socket is ended. */
+  #maybeEnd(): void {
+    if (this.#clientAnswered && this.#toClient.injected) this.client.end();
+    if (this.#upstreamAnswered && this.#toUpstream.injected) this.upstream.end();
+  }
+
+  #socketClosed(other: Duplex): void {
+    if (++this.#closedSockets === 2) {
+      for (const timer of this.#timers) clearTimeout(timer);
+      this.onEnd();
+      return;
+    }
+    // One side is gone: the other gets what was already written to it, then its connection ends.
+    other.end();
+    this.#timers.push(setTimeout(() => other.destroy(), HALF_CLOSED_MS));
+  }
+}
+
+function isWebSocket(req: IncomingMessage): boolean {
+  if (req.method !== 'GET' || req.httpVersion !== '1.1') return false;
+  const upgrade = req.headers.upgrade;
+  return upgrade !== undefined && upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Fields an upgrade adds to a request; dropped when the request is served as plain HTTP. */
+const UPGRADE_FIELDS = new Set(['upgrade', 'http2-settings']);
+
+/** The request head again, without Upgrade, HTTP2-Settings and the Connection tokens naming them. */
+function plainHead(req: IncomingMessage): string {
+  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (UPGRADE_FIELDS.has(lower)) continue;
+    let value = raw[i + 1] as string;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && !UPGRADE_FIELDS.has(token.toLowerCase()))
+        .join(', ');
+      if (value === '') continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
+}
+
+function responseHead(status: number, fields: readonly string[], reason?: string): string {
+  let head = `HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || ''}\r\n`;
+  for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+/** The same answer as local-response's sendError, written straight to a socket the HTTP server gave up. */
+function errorResponse(status: number, requestId: string, extraHeaders?: readonly string[]): string {
+  const body = `{"error":"${STATUS_TEXT[status] ?? 'error'}","status":${status},"requestId":${JSON.stringify(requestId)}}`;
+  const fields = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store', 'x-request-id', requestId, 'connection', 'close'];
+  if (extraHeaders !== undefined) fields.push(...extraHeaders);
+  return responseHead(status, fields) + body;
+}
+
+type Respond = Extract<RouteAction, { kind: 'respond' }>;
+
+function configuredResponse(action: Respond, extraHeaders: readonly string[] | undefined): Buffer {
+  const body = Buffer.from(action.body);
+  const merged: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
+  for (const [name, value] of Object.entries(action.headers)) merged[name.toLowerCase()] = value;
+  const bodyless = action.status === 204 || action.status === 304;
+  if (!bodyless) merged['content-length'] = String(body.length);
+  merged.connection = 'close';
+  const fields = Object.entries(merged).flat();
+  if (extraHeaders !== undefined) fields.push(...extraHeaders);
+  const head = Buffer.from(responseHead(action.status, fields), 'latin1');
+  return bodyless ? head : Buffer.concat([head, body]);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

@@ -1,0 +1,207 @@
+import type { IncomingMessage } from 'node:http';
+import type { Colour, ShadowDef } from '../config/snapshot.js';
+import type { ResponseTap } from '../proxy/forward.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import type { BodyCapture } from './body-capture.js';
+import { captureBody, compareAnswers, type Answer, type Verdict } from './compare.js';
+import type { RawHeaders } from './response-headers.js';
+
+/** Sent with every copy, so a service can tell copies from live traffic (and, say, not email anyone). */
+export const SHADOW_HEADER = 'x-ficus-shadow';
+
+export type DropReason = 'saturated' | 'body_too_large';
+export type ComparisonResult = 'match' | 'mismatch' | 'error' | 'skipped';
+
+/** Where one copy goes and what it carries: the primary's method, path and prepared headers. */
+export interface CopyTarget {
+  readonly route: string;
+  readonly def: ShadowDef;
+  readonly colour: Colour | '';
+  readonly endpoint: Endpoint;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: readonly string[];
+}
+
+/** What a copy reports to its mirror; none of it may throw back into the primary's path. */
+export interface CopyReport {
+  /** The copy no longer occupies a place among the route's copies in flight. */
+  released(): void;
+  dropped(reason: DropReason): void;
+  /** One shadow exchange, for requests_total{side="shadow"}; status 0 when none came back. */
+  exchanged(status: number, seconds: number): void;
+  compared(result: ComparisonResult, verdict: Verdict | undefined): void;
+  failed(error: unknown): void;
+}
+
+interface ShadowAnswer {
+  readonly status: number;
+  readonly rawHeaders: RawHeaders;
+  readonly body: BodyCapture | undefined;
+}
+
+/**
+ * One request copied to the shadow service. It reads the primary's answer through the tap
+ * (only with `compare`), sends the copy on its own deadline, and judges once both sides are
+ * done. It never waits on, slows or aborts the primary: the client's leaving does not stop it,
+ * and its own failure only counts against the shadow.
+ */
+export class ShadowCopy implements ResponseTap {
+  #primary: Answer | undefined;
+  /** undefined until the primary's exchange ends; then whether its answer is whole. */
+  #primaryComplete: boolean | undefined;
+  #shadow: ShadowAnswer | 'failed' | undefined;
+  /** Counted: compared, or given up; nothing more to do. */
+  #settled = false;
+  #released = false;
+
+  constructor(
+    private readonly target: CopyTarget,
+    private readonly report: CopyReport,
+  ) {}
+
+  /**
+   * Sends the copy: a bodyless request on the next turn of the event loop (after the primary
+   * was dispatched), one with a body once the client has sent all of it. The client's body is
+   * read from the same 'data' events the primary reads; pausing stays the primary's business.
+   */
+  start(req: IncomingMessage, hasBody: boolean): void {
+    if (!hasBody) {
+      setImmediate(() => this.#send(null));
+      return;
+    }
+    const max = this.target.def.maxBodyBytes;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const detach = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= max) return void chunks.push(chunk);
+      detach();
+      this.#giveUp('body_too_large');
+    };
+    const onEnd = (): void => {
+      detach();
+      this.#send(Buffer.concat(chunks, size));
+    };
+    // The client left before its body was whole: there is nothing faithful to copy.
+    const onClose = (): void => {
+      detach();
+      this.#giveUp(undefined);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+  }
+
+  head(status: number, rawHeaders: readonly Buffer[]): void {
+    if (this.#settled || this.#primaryComplete !== undefined) return;
+    try {
+      this.#primary = { status, rawHeaders, body: captureBody(rawHeaders, this.target.def) };
+    } catch (error) {
+      this.report.failed(error);
+    }
+  }
+
+  data(chunk: Buffer): void {
+    this.#primary?.body.add(chunk);
+  }
+
+  end(complete: boolean): void {
+    if (this.#primaryComplete !== undefined) return;
+    this.#primaryComplete = complete && this.#primary !== undefined;
+    // A cut-short answer is never compared: its bytes need not wait for the shadow.
+    if (!this.#primaryComplete) this.#primary = undefined;
+    this.#judge();
+  }
+
+  #send(body: Buffer | null): void {
+    this.#exchange(body).catch((error: unknown) => this.report.failed(error));
+  }
+
+  async #exchange(body: Buffer | null): Promise<void> {
+    const { endpoint } = this.target;
+    const started = performance.now();
+    let answer: ShadowAnswer | undefined;
+    endpoint.inflight++;
+    try {
+      answer = await this.#request(endpoint, body);
+    } catch {
+      // Refused, reset, timed out: the shadow's failure, counted below and never the client's.
+    } finally {
+      endpoint.inflight--;
+      this.#release();
+    }
+    this.report.exchanged(answer?.status ?? 0, (performance.now() - started) / 1000);
+    this.#shadow = answer ?? 'failed';
+    this.#judge();
+  }
+
+  async #request(endpoint: Endpoint, body: Buffer | null): Promise<ShadowAnswer> {
+    const { def, method, path, headers } = this.target;
+    const res = await endpoint.pool.request({
+      method,
+      path: endpoint.def.basePath + path,
+      headers: [...headers, SHADOW_HEADER, '1'],
+      body,
+      // One deadline for the whole exchange; the undici timeouts only make it fail sooner.
+      signal: AbortSignal.timeout(def.timeoutMs),
+      headersTimeout: def.timeoutMs,
+      bodyTimeout: def.timeoutMs,
+      responseHeaders: 'raw',
+    });
+    const rawHeaders = res.headers as unknown as string[];
+    const capture = def.compare ? captureBody(rawHeaders, def) : undefined;
+    for await (const chunk of res.body) {
+      // Over maxBodyBytes the answer is not compared: reading the rest would be wasted.
+      if (capture !== undefined && !capture.add(chunk as Buffer)) break;
+    }
+    return { status: res.statusCode, rawHeaders, body: capture };
+  }
+
+  /** Dropped before it was sent, or abandoned with its client. */
+  #giveUp(reason: DropReason | undefined): void {
+    this.#release();
+    if (reason !== undefined) this.report.dropped(reason);
+    this.#settle('skipped', undefined);
+  }
+
+  #judge(): void {
+    if (this.#settled || !this.target.def.compare) return;
+    const shadow = this.#shadow;
+    if (shadow === undefined) return;
+    // A failed shadow is an error whatever the primary did: it is what the operator must see.
+    if (shadow === 'failed') return this.#settle('error', undefined);
+    if (this.#primaryComplete === undefined) return;
+    const primary = this.#primary;
+    // A primary answer cut short has nothing whole to compare with.
+    if (!this.#primaryComplete || primary === undefined || shadow.body === undefined) return this.#settle('skipped', undefined);
+    let verdict: Verdict;
+    try {
+      verdict = compareAnswers(primary, { status: shadow.status, rawHeaders: shadow.rawHeaders, body: shadow.body }, this.target.def);
+    } catch (error) {
+      this.report.failed(error);
+      return this.#settle('skipped', undefined);
+    }
+    this.#settle(verdict.result, verdict);
+  }
+
+  #settle(result: ComparisonResult, verdict: Verdict | undefined): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    // Nothing of either answer is needed any more; a slow primary must not keep the shadow's body.
+    this.#primary = undefined;
+    this.#shadow = undefined;
+    if (this.target.def.compare) this.report.compared(result, verdict);
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.report.released();
+  }
+}

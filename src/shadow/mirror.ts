@@ -1,0 +1,130 @@
+import type { IncomingMessage } from 'node:http';
+import type { Colour, ShadowDef } from '../config/snapshot.js';
+import type { Generation } from '../config/store.js';
+import { systemClock, systemRandom, type Clock, type Random } from '../observe/clock.js';
+import { EVENT, type Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { ResponseTap } from '../proxy/forward.js';
+import type { ForwardPlan } from '../proxy/plan.js';
+import { hasRequestBody } from '../proxy/request-body.js';
+import type { ServiceRuntime } from '../upstream/service.js';
+import type { Difference, Verdict } from './compare.js';
+import { ShadowCopy, type ComparisonResult, type CopyReport, type DropReason } from './copy.js';
+import { MismatchSampler } from './mismatch-log.js';
+
+export interface ShadowDeps {
+  metrics: Metrics;
+  logger: Logger;
+  random?: Random;
+  /** Paces the mismatch log. */
+  clock?: Clock;
+}
+
+/**
+ * Copies a sample of a route's requests to its shadow service (SPEC §1.5). Copies are bounded
+ * per route (`maxConcurrent`, counted here so the bound survives reloads), live on their own
+ * deadline, and feed nothing that decides about live traffic: no outlier detection, canary
+ * window or cutover guard ever hears of them.
+ */
+export class ShadowMirror {
+  readonly #inflight = new Map<string, number>();
+  readonly #random: Random;
+  readonly #sampler: MismatchSampler;
+
+  constructor(private readonly deps: ShadowDeps) {
+    this.#random = deps.random ?? systemRandom;
+    this.#sampler = new MismatchSampler(deps.clock ?? systemClock);
+  }
+
+  /** Copies in flight for `route` now. */
+  inflight(route: string): number {
+    return this.#inflight.get(route) ?? 0;
+  }
+
+  /**
+   * Called for a request forwarded on a route with a shadow, after its primary exchange was
+   * created. Returns the tap through which the primary's answer is compared, if it will be.
+   * Never throws: a copy's trouble is never the client's.
+   */
+  copy(generation: Generation, req: IncomingMessage, plan: ForwardPlan, def: ShadowDef, headers: readonly string[], path: string, requestId: string): ResponseTap | undefined {
+    try {
+      return this.#copy(generation, req, plan.route.name, def, headers, path, requestId);
+    } catch (error) {
+      this.deps.logger.error({ event: EVENT.internalError, requestId, route: plan.route.name, err: error }, 'shadow copy failed');
+      return undefined;
+    }
+  }
+
+  #copy(generation: Generation, req: IncomingMessage, route: string, def: ShadowDef, headers: readonly string[], path: string, requestId: string): ResponseTap | undefined {
+    const method = req.method ?? 'GET';
+    if (!def.methods.has(method) || !(this.#random() * 100 < def.percent)) return undefined;
+    const { metrics } = this.deps;
+    const compared = (result: ComparisonResult): void => {
+      if (def.compare) metrics.shadowComparisons.labels(route, result).inc();
+    };
+    const drop = (reason: DropReason): undefined => {
+      metrics.shadowDropped.labels(route, reason).inc();
+      compared('skipped');
+      return undefined;
+    };
+    if (this.inflight(route) >= def.maxConcurrent) return drop('saturated');
+    const hasBody = hasRequestBody(req);
+    if (hasBody && Number(req.headers['content-length'] ?? 0) > def.maxBodyBytes) return drop('body_too_large');
+
+    const target = shadowTarget(generation, def.service);
+    const colour = target?.colour ?? '';
+    const endpoint = target?.runtime.pick();
+    if (endpoint === undefined) {
+      metrics.recordRequest(route, def.service, colour, 'shadow', 0, 0);
+      compared('error');
+      return undefined;
+    }
+
+    this.#inflight.set(route, this.inflight(route) + 1);
+    const report: CopyReport = {
+      released: () => {
+        const left = this.inflight(route) - 1;
+        if (left > 0) this.#inflight.set(route, left);
+        else this.#inflight.delete(route);
+      },
+      dropped: (reason) => metrics.shadowDropped.labels(route, reason).inc(),
+      exchanged: (status, seconds) => metrics.recordRequest(route, def.service, colour, 'shadow', status, seconds),
+      compared: (result, verdict) => {
+        compared(result);
+        if (verdict?.result === 'mismatch') this.#logMismatch(route, def.service, requestId, method, verdict);
+      },
+      failed: (error) => this.deps.logger.error({ event: EVENT.internalError, requestId, route, err: error }, 'shadow copy failed'),
+    };
+    const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers }, report);
+    copy.start(req, hasBody);
+    return def.compare ? copy : undefined;
+  }
+
+  #logMismatch(route: string, service: string, requestId: string, method: string, verdict: Extract<Verdict, { result: 'mismatch' }>): void {
+    const suppressed = this.#sampler.take(route);
+    if (suppressed === undefined) return;
+    const difference: Difference = verdict.difference;
+    this.deps.logger.info(
+      { event: EVENT.shadowMismatch, route, shadow: service, requestId, method, ...difference, suppressed },
+      `shadow ${service} of route ${route} answered differently (${describe(difference)})`,
+    );
+  }
+}
+
+/** The shadow service's endpoint group: for a blue/green service, its active colour's. */
+function shadowTarget(generation: Generation, name: string): { runtime: ServiceRuntime; colour: Colour | '' } | undefined {
+  const service = generation.services.get(name);
+  if (service === undefined) return undefined;
+  const active = service.def.colours?.active;
+  if (service.colours === undefined || active === undefined) return { runtime: service, colour: '' };
+  return { runtime: service.colours[active], colour: active };
+}
+
+function describe(difference: Difference): string {
+  const parts: string[] = [];
+  if (difference.status.primary !== difference.status.shadow) parts.push(`status ${difference.status.primary} vs ${difference.status.shadow}`);
+  if (difference.headers.length > 0) parts.push(`headers ${difference.headers.join(', ')}`);
+  if (difference.body?.kind === 'json') parts.push(`${difference.body.differences.length}${difference.body.truncated ? '+' : ''} JSON path(s)`);
+  if (difference.body?.kind === 'bytes') parts.push('body');
+  return parts.join('; ');
+}

@@ -1,0 +1,71 @@
+import { clientResponseHeaders } from '../proxy/headers.js';
+
+/** Flat [name, value, …] as undici reports them: buffers from the dispatcher, strings from `request()`. */
+export type RawHeaders = readonly (Buffer | string)[];
+
+/**
+ * Response fields that differ between two correct answers as a matter of course, so comparing
+ * them would only ever report noise:
+ * - per-response or per-hop: date, age, via, x-request-id (ficus sends each side its own);
+ * - framing, which the proxy redoes anyway: content-length, transfer-encoding, connection,
+ *   keep-alive (the body comparison covers the content);
+ * - which software answered — exactly what a migration changes: server, x-powered-by;
+ * - caching validators computed from the bytes or the deploy time: etag, last-modified, expires;
+ * - set-cookie: session ids are fresh on every answer (and are secrets);
+ * - x-ficus-*: set by ficus itself.
+ */
+const IGNORED = new Set([
+  'date',
+  'age',
+  'via',
+  'x-request-id',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'server',
+  'x-powered-by',
+  'etag',
+  'last-modified',
+  'expires',
+  'set-cookie',
+]);
+
+/**
+ * The end-to-end response fields worth comparing, lower-case name → value (repeated fields
+ * joined with ", ", RFC 9110 §5.3): hop-by-hop ones and those Connection names are left out,
+ * as the client never sees them, and so are the built-in and the configured ignored ones.
+ */
+export function comparableHeaders(raw: RawHeaders, ignore: ReadonlySet<string>): Map<string, string> {
+  const flat = clientResponseHeaders(raw.map((field) => (typeof field === 'string' ? Buffer.from(field, 'latin1') : field)));
+  const out = new Map<string, string>();
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    if (IGNORED.has(name) || name.startsWith('x-ficus-') || ignore.has(name)) continue;
+    const value = (flat[i + 1] as string).trim();
+    const before = out.get(name);
+    out.set(name, before === undefined ? value : `${before}, ${value}`);
+  }
+  return out;
+}
+
+/** Names (never values) of the fields present on one side only or with different values, sorted. */
+export function differingHeaders(primary: ReadonlyMap<string, string>, shadow: ReadonlyMap<string, string>): string[] {
+  const names: string[] = [];
+  for (const [name, value] of primary) if (shadow.get(name) !== value) names.push(name);
+  for (const name of shadow.keys()) if (!primary.has(name)) names.push(name);
+  return names.sort();
+}
+
+/** The value of one field from raw headers, lower-case, '' when absent. */
+export function rawHeader(raw: RawHeaders, name: string): string {
+  for (let i = 0; i < raw.length; i += 2) {
+    const field = raw[i] as Buffer | string;
+    if (field.length === name.length && latin1(field).toLowerCase() === name) return latin1(raw[i + 1] as Buffer | string).trim().toLowerCase();
+  }
+  return '';
+}
+
+function latin1(field: Buffer | string): string {
+  return typeof field === 'string' ? field : field.toString('latin1');
+}

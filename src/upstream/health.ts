@@ -1,0 +1,122 @@
+import type { HealthDef } from '../config/snapshot.js';
+import { runtimesOf, type Generation } from '../config/store.js';
+import type { Endpoint } from './endpoint.js';
+import type { ServiceRuntime } from './service.js';
+
+/** Failed checks in a row that take an endpoint out, passed ones that bring it back (HAProxy's fall and rise). */
+export const FALL = 2;
+export const RISE = 2;
+
+export interface HealthEvents {
+  unhealthy(service: string, endpoint: Endpoint, problem: string): void;
+  healthy(service: string, endpoint: Endpoint): void;
+}
+
+/**
+ * Active health checks (SPEC §1.1): every endpoint of a service with `health:` gets a GET of
+ * its path every interval, on the endpoint's own pool. One checker per service runtime, so a
+ * reload that leaves a service unchanged leaves its checks, and their verdicts, running.
+ */
+export class HealthChecks {
+  readonly #checkers = new Map<ServiceRuntime, Checker>();
+
+  constructor(private readonly events: HealthEvents) {}
+
+  /** Starts checks for the generation's runtimes that have none; stops those of runtimes gone. */
+  reconcile(generation: Generation): void {
+    const live = new Set<ServiceRuntime>();
+    for (const runtime of runtimesOf(generation)) {
+      const def = runtime.def.health;
+      if (def === undefined || runtime.endpoints.length === 0) continue;
+      live.add(runtime);
+      if (this.#checkers.has(runtime)) continue;
+      const checker = new Checker(runtime, def, this.events);
+      this.#checkers.set(runtime, checker);
+      checker.start();
+    }
+    for (const [runtime, checker] of this.#checkers) {
+      if (live.has(runtime)) continue;
+      checker.stop();
+      this.#checkers.delete(runtime);
+    }
+  }
+
+  stop(): void {
+    for (const checker of this.#checkers.values()) checker.stop();
+    this.#checkers.clear();
+  }
+}
+
+class Checker {
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  /** Checks in flight; an endpoint slower than the interval is not checked twice at once. */
+  readonly #running = new Map<Endpoint, AbortController>();
+  /** Passed checks in a row when positive, failed ones when negative. */
+  readonly #streak = new Map<Endpoint, number>();
+
+  constructor(
+    private readonly runtime: ServiceRuntime,
+    private readonly def: HealthDef,
+    private readonly events: HealthEvents,
+  ) {}
+
+  start(): void {
+    this.#round();
+    this.#timer = setInterval(() => this.#round(), this.def.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    for (const controller of this.#running.values()) controller.abort();
+  }
+
+  #round(): void {
+    for (const endpoint of this.runtime.endpoints) if (!this.#running.has(endpoint)) void this.#check(endpoint);
+  }
+
+  async #check(endpoint: Endpoint): Promise<void> {
+    const controller = new AbortController();
+    this.#running.set(endpoint, controller);
+    // undici's own timers tick in whole seconds; a check's deadline is often shorter.
+    const timer = setTimeout(() => controller.abort(), this.def.timeoutMs);
+    let problem: string | undefined;
+    try {
+      const response = await endpoint.pool.request({
+        method: 'GET',
+        path: endpoint.def.basePath + this.def.path,
+        headers: { 'user-agent': 'ficus-health-check' },
+        signal: controller.signal,
+      });
+      await response.body.dump();
+      if (!this.#passes(response.statusCode)) problem = `status ${response.statusCode}`;
+    } catch (error) {
+      const err = error as { code?: string; message?: string };
+      problem = controller.signal.aborted ? `no answer within ${this.def.timeoutMs} ms` : (err.code ?? err.message ?? String(error));
+    } finally {
+      clearTimeout(timer);
+      this.#running.delete(endpoint);
+    }
+    if (!this.#stopped) this.#record(endpoint, problem);
+  }
+
+  #passes(status: number): boolean {
+    return this.def.expect === undefined ? status >= 200 && status < 400 : status === this.def.expect;
+  }
+
+  #record(endpoint: Endpoint, problem: string | undefined): void {
+    const streak = this.#streak.get(endpoint) ?? 0;
+    const next = problem === undefined ? Math.max(streak, 0) + 1 : Math.min(streak, 0) - 1;
+    this.#streak.set(endpoint, next);
+    const name = this.runtime.def.name;
+    if (problem === undefined && !endpoint.healthy && next >= RISE) {
+      this.runtime.setHealthy(endpoint, true);
+      this.events.healthy(name, endpoint);
+    } else if (problem !== undefined && endpoint.healthy && -next >= FALL) {
+      this.runtime.setHealthy(endpoint, false);
+      this.events.unhealthy(name, endpoint, problem);
+    }
+  }
+}

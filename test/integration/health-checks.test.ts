@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { request } from 'undici';
+import { expect, test } from 'vitest';
+import { parseRoutes } from '../../src/config/load.js';
+import { routesYaml, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/** An upstream whose health path answers `state.status` (or never, when `hang`); other paths 200. */
+async function patient(name: string, status = 200): Promise<Upstream & { state: { status: number; hang: boolean } }> {
+  const state = { status, hang: false };
+  const upstream = await startUpstream(name, (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.endsWith('/healthz')) {
+      if (!state.hang) res.writeHead(state.status).end();
+      return;
+    }
+    res.end(name);
+  });
+  return Object.assign(upstream, { state });
+}
+
+/** Polls the in-memory log for a line: health checks run on their own timer, with no event to await. */
+async function logged(proxy: TestProxy, match: (line: LogLine) => boolean, after = 0): Promise<LogLine> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const line = proxy.logs.slice(after).find(match);
+    if (line) return line;
+    if (Date.now() > deadline) throw new Error('log line never came');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function served(proxy: TestProxy, n: number): Promise<string[]> {
+  const bodies: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const res = await request(`${proxy.app.proxyUrl}/x`);
+    expect(res.statusCode).toBe(200);
+    bodies.push(await res.body.text());
+  }
+  return bodies;
+}
+
+const config = (urls: string[], health = '{ path: /healthz, interval: 50ms, timeout: 200ms }') =>
+  routesYaml(`services:\n  app: { urls: [${urls.join(', ')}], health: ${health} }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`);
+
+test('an endpoint failing its health check leaves the rotation, shows down, and returns when it passes again', async () => {
+  const sick = await patient('sick', 503);
+  const well = await patient('well');
+  const proxy = await startProxy(config([sick.url, well.url]));
+
+  const down = await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+  expect(down).toMatchObject({ service: 'app', endpoint: sick.url, problem: 'status 503' });
+  expect(new Set(await served(proxy, 6))).toEqual(new Set(['well']));
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics).toContain(`ficus_endpoint_up{service="app",endpoint="${sick.url}"} 0`);
+  expect(metrics).toContain(`ficus_endpoint_up{service="app",endpoint="${well.url}"} 1`);
+  const status = (await (await request(`${proxy.app.adminUrl}/status`)).body.json()) as { services: { name: string; endpoints: { url: string; up: boolean; healthCheck?: string }[] }[] };
+  const endpoints = status.services.find((s) => s.name === 'app')?.endpoints ?? [];
+  expect(endpoints.find((e) => e.url === sick.url)).toMatchObject({ up: false, healthCheck: 'failing' });
+
+  sick.state.status = 200;
+  const at = proxy.logs.length;
+  expect(await logged(proxy, (l) => l.event === 'endpoint.healthy', at)).toMatchObject({ endpoint: sick.url });
+  expect(new Set(await served(proxy, 6))).toEqual(new Set(['sick', 'well']));
+});
+
+test.each([
+  { name: 'a status other than `expect`', health: '{ path: /healthz, interval: 50ms, expect: 204 }', setup: () => undefined, problem: 'status 200' },
+  { name: 'no answer within `timeout`', health: '{ path: /healthz, interval: 150ms, timeout: 100ms }', setup: (u: { state: { hang: boolean } }) => void (u.state.hang = true), problem: 'no answer within 100 ms' },
+])('$name fails the check', async ({ health, setup, problem }) => {
+  const sick = await patient('sick');
+  setup(sick);
+  const well = await patient('well', 204);
+  const proxy = await startProxy(config([sick.url, well.url], health));
+  const down = await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+  expect(down).toMatchObject({ endpoint: sick.url, problem });
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['well']));
+});
+
+test('when every endpoint fails its check, all of them are used: a wrong health path never takes the service down', async () => {
+  const a = await patient('a', 404);
+  const b = await patient('b', 404);
+  const proxy = await startProxy(config([a.url, b.url]));
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === a.url);
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === b.url);
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['a', 'b']));
+});
+
+test("the check is sent under the service URL's path", async () => {
+  const upstream = await patient('shop');
+  const proxy = await startProxy(config([`${upstream.url}/shop`]));
+  await expect.poll(() => upstream.seen.some((s) => s.url === '/shop/healthz'), { timeout: 5_000, interval: 10 }).toBe(true);
+  const check = upstream.seen.find((s) => s.url === '/shop/healthz');
+  expect(check?.headers['user-agent']).toBe('ficus-health-check');
+  void proxy;
+});
+
+test('a reload that leaves the service unchanged keeps its verdict; one that changes it starts afresh', async () => {
+  const sick = await patient('sick', 503);
+  const well = await patient('well');
+  const proxy = await startProxy(config([sick.url, well.url]));
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+
+  await proxy.write(`${config([sick.url, well.url])}  - { name: other, match: { path: /other }, to: app }\n`);
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  // The first request after the reload already avoids the sick endpoint: nothing was reset.
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['well']));
+
+  const at = proxy.logs.length;
+  await proxy.write(config([sick.url, well.url], '{ path: /healthz, interval: 60ms }'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  // A new definition starts healthy, and is taken out again by its own checks.
+  expect(await logged(proxy, (l) => l.event === 'endpoint.unhealthy', at)).toMatchObject({ endpoint: sick.url });
+});
+
+test.each([
+  ['interval: 0s', 'services.app.health.interval: must be longer than 0'],
+  ['timeout: 0s', 'services.app.health.timeout: must be longer than 0'],
+  ['expect: 99', 'services.app.health.expect'],
+])('health { %s } is refused', (setting, message) => {
+  const loaded = parseRoutes(config(['http://127.0.0.1:1'], `{ path: /healthz, ${setting} }`), 'routes.yaml');
+  expect(loaded.ok).toBe(false);
+  if (!loaded.ok) expect(loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n')).toContain(message);
+});

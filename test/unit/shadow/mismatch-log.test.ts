@@ -1,0 +1,18 @@
+import { expect, test } from 'vitest';
+import { MismatchSampler } from '../../../src/shadow/mismatch-log.js';
+
+test('one line per route per interval, each telling how many were left out before it', () => {
+  let now = 1_000;
+  const sampler = new MismatchSampler({ now: () => now }, 10_000);
+  expect(sampler.take('a')).toBe(0);
+  expect(sampler.take('a')).toBeUndefined();
+  expect(sampler.take('b')).toBe(0);
+  now += 9_999;
+  expect(sampler.take('a')).toBeUndefined();
+  now += 1;
+  expect(sampler.take('a')).toBe(2);
+  expect(sampler.take('a')).toBeUndefined();
+  now += 60_000;
+  expect(sampler.take('a')).toBe(1);
+  expect(sampler.take('b')).toBe(0);
+});
