@@ -52,9 +52,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // The legacy-share window reads the same clock as everything else, so tests can advance it.
   const metrics = new Metrics(clock);
   // Every decision of the analysis is logged with its numbers, counted, shown and audited.
+  // Set once the edge listener exists; decisions taken before that have no tunnel to move.
+  let tunnels: Tunnels | undefined;
   const canaryEvents: CanaryEvents = {
     changed: (canary, change) => {
       announceCanary(canary, change, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
+      if (change.kind === 'ejection') tunnels?.closeWhere((t) => t.route === canary.route && t.side === 'canary');
       persist();
     },
   };
@@ -87,6 +90,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const guards = new Guards(clock);
   const onGuardEvent = (event: GuardEvent) => {
     announceGuard(event, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
+    if (event.kind === 'rollback') tunnels?.closeWhere((t) => t.service === event.service && t.colour === event.from);
     persist();
   };
   // The newest save; drain waits for it so the last decision before exit is on disk.
@@ -131,8 +135,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
   const shadow = new ShadowMirror({ metrics, logger, random: options.random ?? systemRandom, clock });
   const edge = createEdgeServer(first.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }));
-  const tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) });
-  edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => tunnels.handle(req, socket, head));
+  const upgrades = (tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) }));
+  edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket, head));
 
   const reload = async (trigger: ReloadTrigger): Promise<ReloadReport> => {
     const report = await store.reload(trigger);
@@ -164,7 +168,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
     }
     audited = now;
-    tunnels.reconcile(now);
+    upgrades.reconcile(now);
     health.reconcile(store.current);
     for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
     persist();
@@ -223,7 +227,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       edge.close();
       edge.closeIdleConnections();
       // WebSocket tunnels never end by themselves: they are asked to close while requests finish.
-      const tunnelsClosed = tunnels.close(timeoutMs);
+      const tunnelsClosed = upgrades.close(timeoutMs);
       if (inflight.count > 0 && !(await idleWithin(inflight, timeoutMs))) {
         logger.warn({ event: EVENT.drainExpired, inflight: inflight.count, timeoutMs }, `drain timeout: cutting ${inflight.count} request(s) still in flight`);
       }

@@ -1,18 +1,20 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { request as httpRequest, STATUS_CODES, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { Colour, RouteAction, Snapshot } from '../config/snapshot.js';
+import type { Colour, Snapshot } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { classify, STATUS_TEXT, type Fault } from './errors.js';
+import { classify, type Fault } from './errors.js';
 import { acceptRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
+import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
+import { hasRequestBody } from './request-body.js';
 import { hostIsSound } from './server.js';
-import { FrameCursor, goingAwayFrame, OPCODE_CLOSE } from './ws-frames.js';
+import { Tunnel, type TunnelPlace } from './ws-relay.js';
 
 export interface TunnelDeps {
   current: () => Generation;
@@ -26,10 +28,8 @@ export interface TunnelDeps {
 
 /** How long a tunnel asked to close waits for both peers to answer its Close before ending the sockets. */
 const CLOSE_GRACE_MS = 1_000;
-/** After a reload moved a tunnel's route: when whatever is left of it is destroyed. */
+/** After a reload, an ejection or a rollback moved a tunnel: when whatever is left of it is destroyed. */
 const RECONCILE_DEADLINE_MS = 5_000;
-/** Once one side is gone, how long the other may take to finish closing. */
-const HALF_CLOSED_MS = 5_000;
 
 const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
 const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
@@ -107,13 +107,20 @@ export class Tunnels {
 
   /** Closes every tunnel whose route is gone or changed, or whose endpoint left its service. */
   reconcile(snapshot: Snapshot): void {
-    for (const tunnel of this.#open) {
-      const route = snapshot.routes.find((r) => r.name === tunnel.route);
-      const service = snapshot.services.get(tunnel.service);
+    this.closeWhere((place) => {
+      const route = snapshot.routes.find((r) => r.name === place.route);
+      const service = snapshot.services.get(place.service);
       const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
-      const kept = route?.fingerprint === tunnel.fingerprint && groups.some((group) => group.endpoints.some((e) => e.origin === tunnel.origin));
-      if (!kept) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
-    }
+      return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
+    });
+  }
+
+  /**
+   * Closes (1001) the tunnels `moved` picks: a tunnel lives for hours, so when its side is ejected
+   * or its colour rolled back, its users must reconnect to be sent where they now belong.
+   */
+  closeWhere(moved: (place: TunnelPlace) => boolean): void {
+    for (const tunnel of this.#open) if (moved(tunnel.place)) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
   }
 
   /** Drain: no new tunnels; each open one is closed with 1001; resolves when all are gone. */
@@ -162,7 +169,7 @@ export class Tunnels {
 
     if (this.#closing) return answer(503, errorResponse(503, hs.requestId));
     // RFC 6455 §4.1: the opening handshake is a GET with no content; a body would be read as frames.
-    if (hasBody(req)) return answer(400, errorResponse(400, hs.requestId));
+    if (hasRequestBody(req)) return answer(400, errorResponse(400, hs.requestId));
     const plan = planRequest(generation, req, this.deps.guards);
     hs.path = plan.path;
     if (plan.kind === 'refuse') return answer(plan.status, errorResponse(plan.status, hs.requestId, plan.extraHeaders));
@@ -294,7 +301,8 @@ export class Tunnels {
     const { metrics } = this.deps;
     const gauge = metrics.websocketTunnels.labels(hs.route, hs.service);
     gauge.inc();
-    const tunnel = new Tunnel(plan.route.name, plan.route.fingerprint, hs.service, endpoint.origin, client, upstream, () => {
+    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: hs.service, colour: plan.colour, origin: endpoint.origin };
+    const tunnel = new Tunnel(place, client, upstream, () => {
       gauge.dec();
       this.#open.delete(tunnel);
       this.#log(hs, 101, { durationMs: round(performance.now() - hs.started), bytesIn: tunnel.bytesIn, bytesOut: tunnel.bytesOut });
@@ -341,166 +349,10 @@ export class Tunnels {
   }
 }
 
-/**
- * One direction of a tunnel. Bytes pass untouched while a cursor follows the frame headers;
- * once asked to stop, the frame in progress is finished, our Close goes in right after it and
- * the rest is dropped (still read, to see the peer's Close).
- */
-class Relay {
-  readonly cursor: FrameCursor;
-  bytes = 0;
-  #stopping = false;
-  #injected = false;
-  #waiting = false;
-
-  constructor(
-    private readonly from: Duplex,
-    private readonly to: Duplex,
-    private readonly closeFrame: () => Buffer,
-    onFrame: (opcode: number) => void,
-    private readonly onInjected: () => void,
-  ) {
-    this.cursor = new FrameCursor((opcode) => onFrame(opcode));
-  }
-
-  get injected(): boolean {
-    return this.#injected;
-  }
-
-  push(chunk: Buffer): void {
-    if (this.#injected) {
-      this.cursor.advance(chunk);
-      return;
-    }
-    const upTo = this.#stopping ? this.cursor.advance(chunk, 0, true) : this.cursor.advance(chunk);
-    if (upTo > 0) this.#write(upTo === chunk.length ? chunk : chunk.subarray(0, upTo));
-    if (this.#stopping && this.cursor.atBoundary) {
-      this.#inject();
-      if (upTo < chunk.length) this.cursor.advance(chunk, upTo);
-    }
-  }
-
-  stop(): void {
-    if (this.#stopping) return;
-    this.#stopping = true;
-    if (this.cursor.atBoundary) this.#inject();
-  }
-
-  #write(chunk: Buffer): void {
-    this.bytes += chunk.length;
-    if (this.to.write(chunk) || this.#waiting) return;
-    this.#waiting = true;
-    this.from.pause();
-    this.to.once('drain', () => {
-      this.#waiting = false;
-      this.from.resume();
-    });
-  }
-
-  #inject(): void {
-    this.#injected = true;
-    if (this.to.writable) this.to.write(this.closeFrame());
-    this.onInjected();
-  }
-}
-
-class Tunnel {
-  readonly #toUpstream: Relay;
-  readonly #toClient: Relay;
-  #closing = false;
-  #clientAnswered = false;
-  #upstreamAnswered = false;
-  #closedSockets = 0;
-  readonly #timers: NodeJS.Timeout[] = [];
-
-  constructor(
-    readonly route: string,
-    readonly fingerprint: string,
-    readonly service: string,
-    readonly origin: string,
-    private readonly client: Duplex,
-    private readonly upstream: Duplex,
-    private readonly onEnd: () => void,
-  ) {
-    this.#toUpstream = new Relay(client, upstream, () => goingAwayFrame(randomBytes(4)), (opcode) => this.#frameFrom('client', opcode), () => this.#maybeEnd());
-    this.#toClient = new Relay(upstream, client, () => goingAwayFrame(), (opcode) => this.#frameFrom('upstream', opcode), () => this.#maybeEnd());
-  }
-
-  get bytesIn(): number {
-    return this.#toUpstream.bytes;
-  }
-
-  get bytesOut(): number {
-    return this.#toClient.bytes;
-  }
-
-  start(head: Buffer, upstreamHead: Buffer): void {
-    for (const [from, to, relay] of [[this.client, this.upstream, this.#toUpstream], [this.upstream, this.client, this.#toClient]] as const) {
-      from.on('data', (chunk: Buffer) => relay.push(chunk));
-      from.on('end', () => to.end());
-      from.on('close', () => this.#socketClosed(to));
-    }
-    this.client.resume();
-    this.upstream.resume();
-    if (upstreamHead.length > 0) this.#toClient.push(upstreamHead);
-    if (head.length > 0) this.#toUpstream.push(head);
-  }
-
-  /** Close 1001 both ways at the next frame boundaries; end the sockets after `graceMs`, destroy them at `deadlineMs`. */
-  shutdown(graceMs: number, deadlineMs: number): void {
-    // Asked again (a drain after a reload closed it): only an earlier deadline can matter.
-    this.#timers.push(
-      setTimeout(() => {
-        this.client.destroy();
-        this.upstream.destroy();
-      }, deadlineMs),
-    );
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#toClient.stop();
-    this.#toUpstream.stop();
-    this.#timers.push(
-      setTimeout(() => {
-        this.client.end();
-        this.upstream.end();
-      }, graceMs),
-    );
-  }
-
-  #frameFrom(peer: 'client' | 'upstream', opcode: number): void {
-    if (!this.#closing || opcode !== OPCODE_CLOSE) return;
-    if (peer === 'client') this.#clientAnswered = true;
-    else this.#upstreamAnswered = true;
-    this.#maybeEnd();
-  }
-
-  /** A peer that answered our Close, and has it, is done with: its socket is ended. */
-  #maybeEnd(): void {
-    if (this.#clientAnswered && this.#toClient.injected) this.client.end();
-    if (this.#upstreamAnswered && this.#toUpstream.injected) this.upstream.end();
-  }
-
-  #socketClosed(other: Duplex): void {
-    if (++this.#closedSockets === 2) {
-      for (const timer of this.#timers) clearTimeout(timer);
-      this.onEnd();
-      return;
-    }
-    // One side is gone: the other gets what was already written to it, then its connection ends.
-    other.end();
-    this.#timers.push(setTimeout(() => other.destroy(), HALF_CLOSED_MS));
-  }
-}
-
 function isWebSocket(req: IncomingMessage): boolean {
   if (req.method !== 'GET' || req.httpVersion !== '1.1') return false;
   const upgrade = req.headers.upgrade;
   return upgrade !== undefined && upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 /** Fields an upgrade adds to a request; dropped when the request is served as plain HTTP. */
@@ -526,35 +378,6 @@ function plainHead(req: IncomingMessage): string {
     head += `${name}: ${value}\r\n`;
   }
   return `${head}\r\n`;
-}
-
-function responseHead(status: number, fields: readonly string[], reason?: string): string {
-  let head = `HTTP/1.1 ${status} ${reason || STATUS_CODES[status] || ''}\r\n`;
-  for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
-  return `${head}\r\n`;
-}
-
-/** The same answer as local-response's sendError, written straight to a socket the HTTP server gave up. */
-function errorResponse(status: number, requestId: string, extraHeaders?: readonly string[]): string {
-  const body = `{"error":"${STATUS_TEXT[status] ?? 'error'}","status":${status},"requestId":${JSON.stringify(requestId)}}`;
-  const fields = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store', 'x-request-id', requestId, 'connection', 'close'];
-  if (extraHeaders !== undefined) fields.push(...extraHeaders);
-  return responseHead(status, fields) + body;
-}
-
-type Respond = Extract<RouteAction, { kind: 'respond' }>;
-
-function configuredResponse(action: Respond, extraHeaders: readonly string[] | undefined): Buffer {
-  const body = Buffer.from(action.body);
-  const merged: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-  for (const [name, value] of Object.entries(action.headers)) merged[name.toLowerCase()] = value;
-  const bodyless = action.status === 204 || action.status === 304;
-  if (!bodyless) merged['content-length'] = String(body.length);
-  merged.connection = 'close';
-  const fields = Object.entries(merged).flat();
-  if (extraHeaders !== undefined) fields.push(...extraHeaders);
-  const head = Buffer.from(responseHead(action.status, fields), 'latin1');
-  return bodyless ? head : Buffer.concat([head, body]);
 }
 
 function round(ms: number): number {

@@ -1,0 +1,168 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Colour } from '../config/snapshot.js';
+import { FrameCursor, goingAwayFrame, OPCODE_CLOSE } from './ws-frames.js';
+
+/** Once one side is gone, how long the other may take to finish closing. */
+const HALF_CLOSED_MS = 5_000;
+
+/** Where a tunnel was sent: what a reload, an ejection or a rollback asks about it. */
+export interface TunnelPlace {
+  readonly route: string;
+  /** The route's definition when the tunnel opened. */
+  readonly fingerprint: string;
+  readonly side: string;
+  readonly service: string;
+  readonly colour: Colour | '';
+  readonly origin: string;
+}
+
+/**
+ * One direction of a tunnel. Bytes pass untouched while a cursor follows the frame headers;
+ * once asked to stop, the frame in progress is finished, our Close goes in right after it and
+ * the rest is dropped (still read, to see the peer's Close).
+ */
+class Relay {
+  readonly cursor: FrameCursor;
+  bytes = 0;
+  #stopping = false;
+  #injected = false;
+  #waiting = false;
+
+  constructor(
+    private readonly from: Duplex,
+    private readonly to: Duplex,
+    private readonly closeFrame: () => Buffer,
+    onFrame: (opcode: number) => void,
+    private readonly onInjected: () => void,
+  ) {
+    this.cursor = new FrameCursor((opcode) => onFrame(opcode));
+  }
+
+  get injected(): boolean {
+    return this.#injected;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#injected) {
+      this.cursor.advance(chunk);
+      return;
+    }
+    const upTo = this.#stopping ? this.cursor.advance(chunk, 0, true) : this.cursor.advance(chunk);
+    if (upTo > 0) this.#write(upTo === chunk.length ? chunk : chunk.subarray(0, upTo));
+    if (this.#stopping && this.cursor.atBoundary) {
+      this.#inject();
+      if (upTo < chunk.length) this.cursor.advance(chunk, upTo);
+    }
+  }
+
+  stop(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.cursor.atBoundary) this.#inject();
+  }
+
+  #write(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.to.write(chunk) || this.#waiting) return;
+    this.#waiting = true;
+    this.from.pause();
+    this.to.once('drain', () => {
+      this.#waiting = false;
+      this.from.resume();
+    });
+  }
+
+  #inject(): void {
+    this.#injected = true;
+    if (this.to.writable) this.to.write(this.closeFrame());
+    this.onInjected();
+  }
+}
+
+/** An open WebSocket tunnel: two relays, and the close handshake ficus starts on drain or reload. */
+export class Tunnel {
+  readonly #toUpstream: Relay;
+  readonly #toClient: Relay;
+  #closing = false;
+  #clientAnswered = false;
+  #upstreamAnswered = false;
+  #closedSockets = 0;
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly place: TunnelPlace,
+    private readonly client: Duplex,
+    private readonly upstream: Duplex,
+    private readonly onEnd: () => void,
+  ) {
+    this.#toUpstream = new Relay(client, upstream, () => goingAwayFrame(randomBytes(4)), (opcode) => this.#frameFrom('client', opcode), () => this.#maybeEnd());
+    this.#toClient = new Relay(upstream, client, () => goingAwayFrame(), (opcode) => this.#frameFrom('upstream', opcode), () => this.#maybeEnd());
+  }
+
+  get bytesIn(): number {
+    return this.#toUpstream.bytes;
+  }
+
+  get bytesOut(): number {
+    return this.#toClient.bytes;
+  }
+
+  start(head: Buffer, upstreamHead: Buffer): void {
+    for (const [from, to, relay] of [[this.client, this.upstream, this.#toUpstream], [this.upstream, this.client, this.#toClient]] as const) {
+      from.on('data', (chunk: Buffer) => relay.push(chunk));
+      from.on('end', () => to.end());
+      from.on('close', () => this.#socketClosed(to));
+    }
+    this.client.resume();
+    this.upstream.resume();
+    if (upstreamHead.length > 0) this.#toClient.push(upstreamHead);
+    if (head.length > 0) this.#toUpstream.push(head);
+  }
+
+  /** Close 1001 both ways at the next frame boundaries; end the sockets after `graceMs`, destroy them at `deadlineMs`. */
+  shutdown(graceMs: number, deadlineMs: number): void {
+    // Asked again (a drain after a reload closed it): only an earlier deadline can matter.
+    this.#timers.push(
+      setTimeout(() => {
+        this.client.destroy();
+        this.upstream.destroy();
+      }, deadlineMs),
+    );
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#toClient.stop();
+    this.#toUpstream.stop();
+    this.#timers.push(
+      setTimeout(() => {
+        this.client.end();
+        this.upstream.end();
+      }, graceMs),
+    );
+  }
+
+  #frameFrom(peer: 'client' | 'upstream', opcode: number): void {
+    if (!this.#closing || opcode !== OPCODE_CLOSE) return;
+    if (peer === 'client') this.#clientAnswered = true;
+    else this.#upstreamAnswered = true;
+    this.#maybeEnd();
+  }
+
+  /** A peer that answered our Close, and has it, is done with: its socket is ended. */
+  #maybeEnd(): void {
+    if (this.#clientAnswered && this.#toClient.injected) this.client.end();
+    if (this.#upstreamAnswered && this.#toUpstream.injected) this.upstream.end();
+  }
+
+  #socketClosed(other: Duplex): void {
+    if (++this.#closedSockets === 2) {
+      for (const timer of this.#timers) clearTimeout(timer);
+      this.onEnd();
+      return;
+    }
+    // One side is gone: the other gets what was already written to it, then its connection ends.
+    other.end();
+    this.#timers.push(setTimeout(() => other.destroy(), HALF_CLOSED_MS));
+  }
+}
+
