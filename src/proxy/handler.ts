@@ -106,7 +106,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
     try {
       const plan = planRequest(generation, req, deps.guards);
-      loggedPath = plan.path;
+      // A target refused before it was normalized keeps its raw origin-form path in the log.
+      if (plan.path !== '') loggedPath = plan.path;
       extraHeaders = plan.extraHeaders;
       if (plan.kind === 'refuse') {
         bytesOut = sendError(res, plan.status, requestId, plan.close, extraHeaders);
