@@ -7,6 +7,7 @@ import { formatIssue } from './config/issues.js';
 import type { Snapshot } from './config/snapshot.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
+import { announceCanary, announceGuard } from './observe/announce.js';
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
@@ -14,13 +15,12 @@ import { Metrics } from './observe/metrics.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import { Tunnels } from './proxy/tunnel.js';
-import type { CanaryChange, CanaryEvents, CanaryRuntime } from './rollout/canary.js';
+import type { CanaryEvents, CanaryRecord, CanaryRuntime } from './rollout/canary.js';
 import { AnalysisLoop } from './rollout/loop.js';
 import type { GuardEvent } from './rollout/guard.js';
 import { Guards } from './rollout/guards.js';
 import { FALL, HealthChecks } from './upstream/health.js';
 import { emptyState, loadState, saveState, type StateRecord } from './rollout/persist.js';
-import type { CanaryRecord } from './rollout/canary.js';
 import { ShadowMirror } from './shadow/mirror.js';
 
 export interface AppOptions {
@@ -248,51 +248,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   return { proxyUrl, adminUrl, store, metrics, audit, reload, drain };
-}
-
-interface Announce {
-  logger: Logger;
-  metrics: Metrics;
-  audit: AuditLog;
-  hash: () => string;
-}
-
-const CANARY_EVENT = { ejection: EVENT.canaryEjected, readmission: EVENT.canaryReadmitted, step: EVENT.canaryStep, promotion: EVENT.canaryPromoted } as const;
-
-function announceCanary(canary: CanaryRuntime, change: CanaryChange, { logger, metrics, audit, hash }: Announce): void {
-  const route = canary.route;
-  const service = canary.def.service;
-  const details = { route, canary: service, trigger: change.trigger, reason: change.reason, fromWeight: change.fromWeight, toWeight: change.toWeight, message: change.message };
-  metrics.canaryWeight.labels(route).set(change.toWeight);
-  const line = { event: CANARY_EVENT[change.kind], ...details };
-  switch (change.kind) {
-    case 'ejection':
-      metrics.ejections.labels(route, change.reason ?? 'manual').inc();
-      logger.warn(line, `canary ${service} of route ${route} ejected (${change.reason ?? 'manual'}): ${change.message}; its users go back to the stable side`);
-      break;
-    case 'readmission':
-      logger.warn(line, `canary ${service} of route ${route} readmitted at ${change.toWeight} %: ${change.message}`);
-      break;
-    case 'step':
-      logger.info(line, `canary ${service} of route ${route}: ${change.message}`);
-      return;
-    case 'promotion':
-      logger.warn(line, `canary ${service} of route ${route} promoted: ${change.message}`);
-      break;
-  }
-  void audit.record(change.kind, { ...details, hash: hash() });
-}
-
-function announceGuard(event: GuardEvent, { logger, metrics, audit, hash }: Announce): void {
-  if (event.kind === 'passed') {
-    logger.info({ event: EVENT.guardPassed, service: event.service, color: event.colour, message: event.message }, `${event.service}: ${event.message}`);
-    return;
-  }
-  metrics.rollbacks.labels(event.service).inc();
-  const { requests, errorRate, p99Ms } = event.stats;
-  const details = { service: event.service, from: event.from, to: event.to, reason: event.reason, message: event.message, requests, errorRate, p99Ms };
-  logger.warn({ event: EVENT.rolledBack, ...details }, `${event.message}; live traffic is back on ${event.to} until the service changes in the file`);
-  void audit.record('rollback', { ...details, hash: hash() });
 }
 
 function canaryRecords(canaries: readonly (CanaryRuntime | undefined)[]): Record<string, StateRecord> {

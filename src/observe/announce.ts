@@ -1,0 +1,55 @@
+import type { AuditLog } from './audit.js';
+import { EVENT, type Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { CanaryChange, CanaryRuntime } from '../rollout/canary.js';
+import type { GuardEvent } from '../rollout/guard.js';
+
+/**
+ * How a runtime decision of the immune system is told: a log line with its numbers, a metric,
+ * and an audit record (SPEC §5), each decision in one place so the three never disagree.
+ */
+export interface Announce {
+  logger: Logger;
+  metrics: Metrics;
+  audit: AuditLog;
+  hash: () => string;
+}
+
+const CANARY_EVENT = { ejection: EVENT.canaryEjected, readmission: EVENT.canaryReadmitted, step: EVENT.canaryStep, promotion: EVENT.canaryPromoted } as const;
+
+export function announceCanary(canary: CanaryRuntime, change: CanaryChange, { logger, metrics, audit, hash }: Announce): void {
+  const route = canary.route;
+  const service = canary.def.service;
+  const details = { route, canary: service, trigger: change.trigger, reason: change.reason, fromWeight: change.fromWeight, toWeight: change.toWeight, message: change.message };
+  metrics.canaryWeight.labels(route).set(change.toWeight);
+  const line = { event: CANARY_EVENT[change.kind], ...details };
+  switch (change.kind) {
+    case 'ejection':
+      metrics.ejections.labels(route, change.reason ?? 'manual').inc();
+      logger.warn(line, `canary ${service} of route ${route} ejected (${change.reason ?? 'manual'}): ${change.message}; its users go back to the stable side`);
+      break;
+    case 'readmission':
+      logger.warn(line, `canary ${service} of route ${route} readmitted at ${change.toWeight} %: ${change.message}`);
+      break;
+    case 'step':
+      logger.info(line, `canary ${service} of route ${route}: ${change.message}`);
+      return;
+    case 'promotion':
+      logger.warn(line, `canary ${service} of route ${route} promoted: ${change.message}`);
+      break;
+  }
+  void audit.record(change.kind, { ...details, hash: hash() });
+}
+
+export function announceGuard(event: GuardEvent, { logger, metrics, audit, hash }: Announce): void {
+  if (event.kind === 'passed') {
+    logger.info({ event: EVENT.guardPassed, service: event.service, color: event.colour, message: event.message }, `${event.service}: ${event.message}`);
+    return;
+  }
+  metrics.rollbacks.labels(event.service).inc();
+  const { requests, errorRate, p99Ms } = event.stats;
+  const details = { service: event.service, from: event.from, to: event.to, reason: event.reason, message: event.message, requests, errorRate, p99Ms };
+  logger.warn({ event: EVENT.rolledBack, ...details }, `${event.message}; live traffic is back on ${event.to} until the service changes in the file`);
+  void audit.record('rollback', { ...details, hash: hash() });
+}
+
