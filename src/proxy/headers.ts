@@ -14,10 +14,12 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Never copied from the client: hop-by-hop fields; `expect` (Node has already answered
+ * Never copied from the client: hop-by-hop fields; `http2-settings`, which belongs to an h2c
+ * upgrade of the client's own connection (connection-specific by RFC 7540 §3.2.1, deprecated
+ * by RFC 9113 §3.1; ficus never tunnels h2c); `expect` (Node has already answered
  * 100-continue); `host` and `x-request-id`, which ficus sets itself.
  */
-const DROPPED = new Set([...HOP_BY_HOP, 'expect', 'host', 'x-request-id']);
+const DROPPED = new Set([...HOP_BY_HOP, 'http2-settings', 'expect', 'host', 'x-request-id']);
 
 /** Set by ficus at the edge: a client-sent value is dropped unless the peer is a trusted proxy. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);

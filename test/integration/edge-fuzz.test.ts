@@ -5,7 +5,12 @@ import { startProxy, routesYaml } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
 import { startUpstream } from '../helpers/upstream.js';
 
-const VALID = ['GET /fuzz?q=1 HTTP/1.1', 'Host: x', 'X-A: 1', 'Content-Length: 0'];
+/** The heads mutated: a plain request, a WebSocket handshake (tunnelled) and an h2c upgrade (replayed as plain HTTP). */
+const BASES = [
+  ['GET /fuzz?q=1 HTTP/1.1', 'Host: x', 'X-A: 1', 'Content-Length: 0'],
+  ['GET /fuzz HTTP/1.1', 'Host: x', 'X-Base: websocket', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13'],
+  ['GET /fuzz HTTP/1.1', 'Host: x', 'X-Base: h2c', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA'],
+] as const;
 
 /** Header lines that framing bugs are made of, plus arbitrary printable ones. */
 const line = fc.oneof(
@@ -23,6 +28,8 @@ const line = fc.oneof(
     'Connection: close, te',
     'Expect: 100-continue',
     'Upgrade: h2c',
+    'Upgrade: websocket',
+    'Connection: Upgrade',
     'GET /smuggled HTTP/1.1',
     '0',
     '',
@@ -44,8 +51,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('byte' as const), at: fc.nat(), offset: fc.nat(), byte }),
 );
 
-function mutate(mutations: Mutation[], endings: readonly string[], body: string): string {
-  const lines = [...VALID];
+function mutate(base: readonly string[], mutations: Mutation[], endings: readonly string[], body: string): string {
+  const lines = [...base];
   for (const m of mutations) {
     const at = m.at % (lines.length + 1);
     if (m.kind === 'insert') lines.splice(at, 0, m.line);
@@ -69,7 +76,12 @@ const endings = fc.oneof(
 );
 
 const head = fc.oneof(
-  { weight: 4, arbitrary: fc.tuple(fc.array(mutation, { maxLength: 4 }), endings, fc.constantFrom('', '0\r\n\r\n', 'hello', '5\r\nhello\r\n0\r\n\r\n')).map(([m, e, b]) => mutate(m, e, b)) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(fc.constantFrom(...BASES), fc.array(mutation, { maxLength: 4 }), endings, fc.constantFrom('', '0\r\n\r\n', 'hello', '5\r\nhello\r\n0\r\n\r\n'))
+      .map(([base, m, e, b]) => mutate(base, m, e, b)),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 200 }) },
 );
 
@@ -91,13 +103,22 @@ test('random and mutated request heads never crash the edge nor reach the upstre
         expect(seen.headers.host).toBeTruthy();
         const hosts = seen.rawHeaders.filter((v, i) => i % 2 === 0 && v.toLowerCase() === 'host');
         expect(hosts).toHaveLength(1);
+        // An upgrade reaches the upstream only as a WebSocket handshake; anything else, as plain HTTP.
+        const upgrade = seen.headers.upgrade;
+        if (upgrade !== undefined) {
+          expect(upgrade).toBe('websocket');
+          expect(seen.headers.connection).toBe('Upgrade');
+        }
+        expect(seen.headers['http2-settings']).toBeUndefined();
       }
       const res = await request(`${proxy.app.proxyUrl}/after`);
       expect(res.statusCode).toBe(200);
       await res.body.dump();
     }),
-    { numRuns: 40 },
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 40) },
   );
   // The property must have been tested on requests the edge let through, not only on refusals.
   expect(upstream.seen.filter((s) => s.url !== '/after').length).toBeGreaterThan(20);
+  expect(upstream.seen.some((s) => s.headers['x-base'] === 'websocket' && s.headers.upgrade === 'websocket')).toBe(true);
+  expect(upstream.seen.some((s) => s.headers['x-base'] === 'h2c')).toBe(true);
 });

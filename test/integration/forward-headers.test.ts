@@ -55,6 +55,7 @@ test('hop-by-hop request headers, those Connection names, and client-sent x-ficu
       'TE: trailers',
       'Trailer: x-t',
       'Upgrade: h2c',
+      'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA',
       'Expect: 100-continue',
       'X-Ficus-Toggles: admin',
       'X-Ficus-Preview: 1',
@@ -65,7 +66,7 @@ test('hop-by-hop request headers, those Connection names, and client-sent x-ficu
   );
   expect(legacy.seen).toHaveLength(1);
   const names = (legacy.seen[0]?.rawHeaders ?? []).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-  for (const dropped of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'proxy-anything', 'te', 'trailer', 'upgrade', 'expect', 'x-ficus-toggles', 'x-ficus-preview']) {
+  for (const dropped of ['x-secret-hop', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'proxy-anything', 'te', 'trailer', 'upgrade', 'http2-settings', 'expect', 'x-ficus-toggles', 'x-ficus-preview']) {
     expect(names).not.toContain(dropped);
   }
   expect(legacy.seen[0]?.headers).toMatchObject({ 'x-kept': 'yes', host: 'shop.example:8080' });
