@@ -30,6 +30,8 @@ export interface TunnelDeps {
 const CLOSE_GRACE_MS = 1_000;
 /** After a reload, an ejection or a rollback moved a tunnel: when whatever is left of it is destroyed. */
 const RECONCILE_DEADLINE_MS = 5_000;
+/** What a client may send behind its upgrade before the answer; past it, it is no longer read until then. */
+const EARLY_BYTES = 64 * 1024;
 
 const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
 const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
@@ -61,6 +63,8 @@ export class Tunnels {
   readonly #open = new Set<Tunnel>();
   /** Upgrades waiting for their upstream's answer, aborted by `close`. */
   readonly #pending = new Set<() => void>();
+  /** Clients being sent an upstream's refusal: a drain lets them have it until its deadline. */
+  readonly #relaying = new Set<Duplex>();
   #closing = false;
   #onEmpty: (() => void) | undefined;
 
@@ -71,7 +75,7 @@ export class Tunnels {
   }
 
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     this.#dispatch(req, socket, head);
   }
 
@@ -107,12 +111,7 @@ export class Tunnels {
 
   /** Closes every tunnel whose route is gone or changed, or whose endpoint left its service. */
   reconcile(snapshot: Snapshot): void {
-    this.closeWhere((place) => {
-      const route = snapshot.routes.find((r) => r.name === place.route);
-      const service = snapshot.services.get(place.service);
-      const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
-      return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
-    });
+    this.closeWhere((place) => movedIn(snapshot, place));
   }
 
   /**
@@ -127,6 +126,13 @@ export class Tunnels {
   async close(timeoutMs: number): Promise<void> {
     this.#closing = true;
     for (const abort of [...this.#pending]) abort();
+    if (this.#relaying.size > 0) {
+      const relaying = this.#relaying;
+      // An upstream may answer an upgrade with an endless stream: it must not hold the exit.
+      setTimeout(() => {
+        for (const client of relaying) client.destroy();
+      }, timeoutMs).unref();
+    }
     if (this.#open.size === 0) return;
     const emptied = new Promise<void>((resolve) => (this.#onEmpty = resolve));
     for (const tunnel of this.#open) tunnel.shutdown(Math.min(CLOSE_GRACE_MS, timeoutMs / 2), timeoutMs);
@@ -140,6 +146,9 @@ export class Tunnels {
    */
   #replay(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.unshift(Buffer.concat([Buffer.from(plainHead(req), 'latin1'), head]));
+    // The edge server listens for the socket's errors again; one listener per replayed request
+    // would pile up on a keep-alive connection.
+    socket.off('error', destroyOnError);
     this.deps.replay(socket);
     // Paused when the upgrade had to wait for an earlier response.
     socket.resume();
@@ -208,12 +217,24 @@ export class Tunnels {
     const { connectMs, responseMs } = plan.service.def.timeouts;
     let settled = false;
     let timer = setTimeout(() => fail(CONNECT_TIMEOUT), connectMs);
+    // The client is read while the upstream decides, or its hanging up would go unseen until a
+    // timeout blamed the upstream; what it sends meanwhile (early frames) is kept for the tunnel.
+    const early = [head];
+    let earlyBytes = head.length;
+    const keep = (chunk: Buffer): void => {
+      early.push(chunk);
+      earlyBytes += chunk.length;
+      if (earlyBytes > EARLY_BYTES) client.pause();
+    };
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
       clearTimeout(timer);
       this.#pending.delete(abort);
       client.off('close', clientGone);
+      client.off('end', clientGone);
+      client.off('data', keep);
+      client.pause();
       return true;
     };
     const fail = (fault: Fault): void => {
@@ -235,6 +256,8 @@ export class Tunnels {
     const abort = (): void => fail(DRAINING);
     this.#pending.add(abort);
     client.on('close', clientGone);
+    client.on('end', clientGone);
+    client.on('data', keep);
     upstream.on('error', (error) => fail(classify(error, undefined)));
     upstream.on('socket', (socket) => {
       socket.once('connect', () => {
@@ -254,7 +277,7 @@ export class Tunnels {
       if (!settle()) return void socket.destroy();
       plan.service.outlier.success(endpoint);
       this.#judge(plan, false, performance.now() - hs.started);
-      this.#tunnel(hs, plan, endpoint, res, client, head, socket, upstreamHead);
+      this.#tunnel(hs, plan, endpoint, res, client, Buffer.concat(early), socket, upstreamHead);
     });
     upstream.end();
   }
@@ -266,6 +289,7 @@ export class Tunnels {
     fields.push('connection', 'close');
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
     client.write(responseHead(status, fields, res.statusMessage));
+    this.#relaying.add(client);
     let counted = false;
     const count = (code: number): void => {
       if (counted) return;
@@ -277,6 +301,7 @@ export class Tunnels {
     res.on('aborted', () => client.destroy());
     res.on('end', () => count(status));
     client.on('close', () => {
+      this.#relaying.delete(client);
       res.destroy();
       count(0);
     });
@@ -292,7 +317,8 @@ export class Tunnels {
     // Only the upgrade's own Connection and Upgrade pass: every other hop-by-hop field stops here.
     const fields = ['Connection', 'Upgrade', 'Upgrade', res.headers.upgrade ?? 'websocket'];
     const passed = clientResponseHeaders(res.rawHeaders.map((h) => Buffer.from(h, 'latin1')));
-    fields.push(...passed);
+    // RFC 9110 §8.6: never a Content-Length on a 1xx; what follows the 101 is frames.
+    for (let i = 0; i < passed.length; i += 2) if ((passed[i] as string).toLowerCase() !== 'content-length') fields.push(passed[i] as string, passed[i + 1] as string);
     if (res.headers['x-request-id'] === undefined) fields.push('x-request-id', hs.requestId);
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
     client.write(responseHead(101, fields, 'Switching Protocols'));
@@ -302,7 +328,10 @@ export class Tunnels {
     const gauge = metrics.websocketTunnels.labels(hs.route, hs.service);
     gauge.inc();
     const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: hs.service, colour: plan.colour, origin: endpoint.origin };
+    // An open tunnel is load on its endpoint for as long as it lasts: least-request sees it.
+    endpoint.inflight++;
     const tunnel = new Tunnel(place, client, upstream, () => {
+      endpoint.inflight--;
       gauge.dec();
       this.#open.delete(tunnel);
       this.#log(hs, 101, { durationMs: round(performance.now() - hs.started), bytesIn: tunnel.bytesIn, bytesOut: tunnel.bytesOut });
@@ -311,6 +340,8 @@ export class Tunnels {
     this.#open.add(tunnel);
     tunnel.start(head, upstreamHead);
     if (this.#closing) tunnel.shutdown(0, CLOSE_GRACE_MS);
+    // A reload while the upstream weighed the upgrade was reconciled without this tunnel.
+    else if (movedIn(this.deps.current().snapshot, place)) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
   }
 
   /** Counts the upgrade request once its answer is decided; a tunnel logs when it ends instead. */
@@ -347,6 +378,18 @@ export class Tunnels {
     const decision = plan.guard.record(plan.colour as Colour, failed, ms);
     if (decision.kind !== 'none') this.deps.guards?.onEvent?.(decision);
   }
+}
+
+/** Whether `snapshot` no longer has the tunnel's route as it was, or its endpoint in its service. */
+function movedIn(snapshot: Snapshot, place: TunnelPlace): boolean {
+  const route = snapshot.routes.find((r) => r.name === place.route);
+  const service = snapshot.services.get(place.service);
+  const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
+  return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 function isWebSocket(req: IncomingMessage): boolean {

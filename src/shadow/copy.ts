@@ -134,7 +134,9 @@ export class ShadowCopy implements ResponseTap {
       // Refused, reset, timed out: the shadow's failure, counted below and never the client's.
     } finally {
       endpoint.inflight--;
-      this.#release();
+      // A copy to compare keeps its place (and the answer it holds) until it is judged:
+      // maxConcurrent is what bounds the memory held for comparisons.
+      if (!this.target.def.compare) this.#release();
     }
     this.report.exchanged(answer?.status ?? 0, (performance.now() - started) / 1000);
     this.#shadow = answer ?? 'failed';
@@ -156,9 +158,15 @@ export class ShadowCopy implements ResponseTap {
     });
     const rawHeaders = res.headers as unknown as string[];
     const capture = def.compare ? captureBody(rawHeaders, def) : undefined;
-    for await (const chunk of res.body) {
-      // Over maxBodyBytes the answer is not compared: reading the rest would be wasted.
-      if (capture !== undefined && !capture.add(chunk as Buffer)) break;
+    try {
+      for await (const chunk of res.body) {
+        // Over maxBodyBytes the answer is not compared: reading the rest would be wasted.
+        if (capture !== undefined && !capture.add(chunk as Buffer)) break;
+      }
+    } catch (error) {
+      // RFC 9112 §6.3: a 204 or 304 ends with its head. undici fails one that has a Content-Length
+      // (allowed on a 304, RFC 9110 §8.6) for want of a body that never comes.
+      if (res.statusCode !== 204 && res.statusCode !== 304) throw error;
     }
     return { status: res.statusCode, rawHeaders, body: capture };
   }
@@ -193,6 +201,7 @@ export class ShadowCopy implements ResponseTap {
   #settle(result: ComparisonResult, verdict: Verdict | undefined): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.#release();
     // Nothing of either answer is needed any more; a slow primary must not keep the shadow's body.
     this.#primary = undefined;
     this.#shadow = undefined;

@@ -1,0 +1,129 @@
+import { get, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { gzipSync } from 'node:zlib';
+import { request } from 'undici';
+import { expect, onTestFinished, test, vi } from 'vitest';
+import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+/**
+ * The shadow mirror's bounds and counts: what `maxConcurrent` really bounds, bodyless answers
+ * (HEAD, 204, 304) compared, and every sampled request counted exactly once.
+ */
+
+function shadowYaml(legacyUrl: string, freshUrl: string, options = ''): string {
+  return routesYaml(`drainTimeout: 300ms
+services:
+  legacy: { url: ${legacyUrl} }
+  fresh: { url: ${freshUrl} }
+routes:
+  - name: api
+    match: { path: / }
+    to: legacy
+    shadow: { to: fresh, compare: true${options} }
+`);
+}
+
+async function values(proxy: TestProxy, name: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const { labels, value } of (await proxy.app.metrics.registry.getSingleMetric(name)?.get())?.values ?? []) {
+    const key = String(labels.result ?? labels.reason);
+    counts[key] = (counts[key] ?? 0) + value;
+  }
+  return counts;
+}
+
+/** Copies the shadow answered, as counted once their answer is read: requests_total{side="shadow"}. */
+async function shadowExchanges(proxy: TestProxy): Promise<number> {
+  const all = (await proxy.app.metrics.registry.getSingleMetric('ficus_requests_total')?.get())?.values ?? [];
+  return all.filter((v) => v.labels.side === 'shadow').reduce((sum, v) => sum + v.value, 0);
+}
+
+interface Answer {
+  status?: number;
+  headers?: OutgoingHttpHeaders;
+  body?: string | Buffer;
+}
+
+/** Answers by path: `/<case>` gets `answers[case]`. */
+function byPath(answers: Record<string, Answer>): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const answer = answers[(req.url ?? '').slice(1)] ?? {};
+      res.writeHead(answer.status ?? 200, answer.headers ?? {});
+      res.end(answer.body ?? '');
+    });
+  };
+}
+
+/** node:http as the client: it reads a 304's head as the whole answer, as browsers do. */
+function fetchStatus(url: string, method = 'GET'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { method }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('maxConcurrent bounds the copies holding answers for a comparison, not only those waiting for the shadow', async () => {
+  // The primary sends its head and part of a JSON body, then holds: a slow download.
+  const held: ServerResponse[] = [];
+  const legacy = await startUpstream('legacy', (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"n":');
+    held.push(res);
+  });
+  const fresh = await startUpstream('fresh', byPath({}));
+  const proxy = await startProxy(shadowYaml(legacy.url, fresh.url, ', maxConcurrent: 1'));
+  onTestFinished(() => {
+    for (const res of held) res.destroy();
+  });
+  for (let i = 1; i <= 3; i++) {
+    // Each client has the head: its primary is under way, its copy's comparison waits for it.
+    const res = await request(`${proxy.app.proxyUrl}/${i}`);
+    res.body.on('error', () => undefined);
+    await vi.waitFor(() => expect(held).toHaveLength(i));
+    // The first copy's answer is in (and held) before the next request comes.
+    if (i === 1) await vi.waitFor(async () => expect(await shadowExchanges(proxy)).toBe(1));
+  }
+  // One comparison is pending, holding up to 2 × maxBodyBytes: the others are dropped, not copied.
+  expect(fresh.seen).toHaveLength(1);
+  expect(await values(proxy, 'ficus_shadow_dropped_total')).toEqual({ saturated: 2 });
+});
+
+test.each<{ case: string; method: string; answer: Answer }>([
+  { case: '304 with the Content-Length of the representation (RFC 9110 §8.6)', method: 'GET', answer: { status: 304, headers: { etag: '"v1"', 'content-length': '13' } } },
+  { case: '304 without a Content-Length', method: 'GET', answer: { status: 304, headers: { etag: '"v1"' } } },
+  { case: '204', method: 'GET', answer: { status: 204 } },
+  { case: 'HEAD of a JSON resource', method: 'HEAD', answer: { headers: { 'content-type': 'application/json', 'content-length': '13' } } },
+])('the same bodyless answer on both sides is a match: $case', async ({ method, answer }) => {
+  const legacy = await startUpstream('legacy', byPath({ x: answer }));
+  const fresh = await startUpstream('fresh', byPath({ x: answer }));
+  const proxy = await startProxy(shadowYaml(legacy.url, fresh.url, ', methods: [GET, HEAD]'));
+  expect(await fetchStatus(`${proxy.app.proxyUrl}/x`, method)).toBe(answer.status ?? 200);
+  await vi.waitFor(async () => expect(Object.keys(await values(proxy, 'ficus_shadow_comparisons_total'))).not.toEqual([]));
+  expect(await values(proxy, 'ficus_shadow_comparisons_total')).toEqual({ match: 1 });
+});
+
+test('every sampled request is counted exactly once, whatever became of it', async () => {
+  const json = (value: unknown): Answer => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
+  const gzipped = (value: unknown): Answer => ({ headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify(value)) });
+  const legacy = await startUpstream(
+    'legacy',
+    byPath({ same: json({ a: 1 }), other: json({ a: 1 }), zipped: gzipped({ a: 1, b: [1] }), chunky: { headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' }, body: 'text' }, broken: json({ a: 1 }) }),
+  );
+  const fresh = await startUpstream('fresh', (req, res) => {
+    // The shadow dies on /broken before answering.
+    if (req.url === '/broken') return void req.socket.destroy();
+    byPath({ same: json({ a: 1 }), other: json({ a: 2 }), zipped: gzipped({ b: [1], a: 1 }), chunky: { headers: { 'content-type': 'text/plain', 'content-length': '4' }, body: 'text' } })(req, res);
+  });
+  const proxy = await startProxy(shadowYaml(legacy.url, fresh.url, ', methods: [GET, HEAD, POST]'));
+  const paths = ['same', 'other', 'zipped', 'chunky', 'broken', 'same', 'other'];
+  for (const path of paths) expect(await fetchStatus(`${proxy.app.proxyUrl}/${path}`)).toBe(200);
+  const total = async () => Object.values(await values(proxy, 'ficus_shadow_comparisons_total')).reduce((a, b) => a + b, 0);
+  await vi.waitFor(async () => expect(await total()).toBe(paths.length));
+  expect(await values(proxy, 'ficus_shadow_comparisons_total')).toEqual({ match: 4, mismatch: 2, error: 1 });
+});

@@ -1,0 +1,162 @@
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { expect, onTestFinished, test, vi } from 'vitest';
+import type { RunningApp } from '../../src/app.js';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
+
+/**
+ * Endings of a WebSocket tunnel that the main tests do not reach (a reload while the upstream
+ * has not answered yet, a client hanging up then, a drain while a refusal is still streaming),
+ * what a keep-alive connection of h2c upgrades leaves behind, and the load a tunnel puts on
+ * its endpoint.
+ */
+
+const UPGRADE = 'GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+interface Held {
+  req: IncomingMessage;
+  socket: Socket;
+}
+
+/** A WebSocket upstream that takes upgrade requests and answers none until the test does. */
+async function silentUpstream() {
+  const chat = await startWsUpstream('chat');
+  const held: Held[] = [];
+  let arrived: ((held: Held) => void) | undefined;
+  chat.server.removeAllListeners('upgrade');
+  chat.server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => undefined);
+    // Read, and hang up when ficus does, as any server would: no half-open connection lingers.
+    socket.resume();
+    socket.on('end', () => socket.end());
+    const one = { req, socket };
+    held.push(one);
+    arrived?.(one);
+  });
+  const next = () => new Promise<Held>((resolve) => (arrived = resolve));
+  return { chat, held, next };
+}
+
+function answer101(held: Held): void {
+  held.socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(held.req.headers['sec-websocket-key']))}\r\n\r\n`);
+}
+
+function chatYaml(url: string, route = 'chat', service = ''): string {
+  return routesYaml(`drainTimeout: 300ms\nservices:\n  chat: { url: ${url}${service} }\nroutes:\n  - { name: ${route}, match: { path: /chat }, to: chat }\n`);
+}
+
+async function counter(app: RunningApp, name: string): Promise<number> {
+  const values = (await app.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
+  return values.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Resolves with `what` when `promise` settles within `ms`, with 'pending' otherwise. */
+function within<T>(promise: Promise<unknown>, ms: number, what: T): Promise<T | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  return Promise.race([promise.then(() => what), late]).finally(() => clearTimeout(timer));
+}
+
+test('a tunnel whose upgrade was answered after a reload removed its route is closed with 1001, like one opened before it', async () => {
+  const { chat, next } = await silentUpstream();
+  const proxy = await startProxy(chatYaml(chat.url));
+  const arrived = next();
+  const pending = wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  const upstream = await arrived;
+  // The route is renamed (so: gone) while the upstream thinks about the upgrade.
+  await proxy.write(chatYaml(chat.url, 'talk'));
+  expect((await proxy.app.reload('signal')).result).toBe('success');
+  answer101(upstream);
+  const client = await pending;
+  expect(client.status).toBe(101);
+  // What reconcile() does to a tunnel on a removed route: Close 1001, then the connection ends.
+  const frame = await client.next(1_500);
+  expect(frame.opcode).toBe(OP.close);
+  expect(frame.payload.subarray(0, 2)).toEqual(closePayload(1001));
+});
+
+test('a client that hangs up while the upstream thinks about its upgrade takes the upstream connection down at once, blaming no one', async () => {
+  const { chat, next } = await silentUpstream();
+  const proxy = await startProxy(chatYaml(chat.url, 'chat', ', timeouts: { response: 3s }'));
+  const arrived = next();
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
+  onTestFinished(() => void client.destroy());
+  client.on('error', () => undefined);
+  client.write(UPGRADE);
+  const upstream = await arrived;
+  client.end();
+  // Not held for timeouts.response (3 s), then counted as the upstream's timeout.
+  expect(await within(once(upstream.socket, 'close'), 1_000, 'closed')).toBe('closed');
+  expect(await counter(proxy.app, 'ficus_upstream_errors_total')).toBe(0);
+});
+
+test('a drain cuts an upgrade refusal that is still streaming once drainTimeout is up', async () => {
+  const chat = await startWsUpstream('chat');
+  // The upgrade is answered with an endless 200 (an event stream): relayed as the refusal it is.
+  chat.server.removeAllListeners('upgrade');
+  chat.server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => undefined);
+    socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n6\r\nhello\n\r\n');
+  });
+  const proxy = await startProxy(chatYaml(chat.url));
+  // Cleanups run last-registered first: the stream is cut before the proxy's own drain would wait on it.
+  onTestFinished(() => chat.close());
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
+  onTestFinished(() => void client.destroy());
+  client.on('error', () => undefined);
+  let received = '';
+  client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  const closed = once(client, 'close');
+  client.write(UPGRADE);
+  await vi.waitFor(() => expect(received).toContain('hello'));
+  expect(received).toMatch(/^HTTP\/1\.1 200 /);
+  // drainTimeout is 300 ms: the drain, and the connection, end soon after.
+  expect(await within(proxy.app.drain(), 2_000, 'drained')).toBe('drained');
+  expect(await within(closed, 500, 'closed')).toBe('closed');
+});
+
+test('h2c upgrades served as plain requests on one keep-alive connection leave no listener behind', async () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): number => warnings.push(`${warning.name}: ${warning.message}`);
+  process.on('warning', onWarning);
+  onTestFinished(() => void process.off('warning', onWarning));
+  const legacy = await startWsUpstream('legacy');
+  const proxy = await startProxy(routesYaml(`drainTimeout: 300ms\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
+  onTestFinished(() => void client.destroy());
+  let received = '';
+  client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  const requests = 15;
+  client.write('GET /h2 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n'.repeat(requests));
+  await vi.waitFor(() => expect(received.match(/HTTP\/1\.1 200 /g)).toHaveLength(requests));
+  // process.emitWarning reports on the next tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(legacy.plain).toHaveLength(requests);
+  expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+});
+
+test('the 101 carries no Content-Length from the upstream (RFC 9110 §8.6: never on a 1xx)', async () => {
+  const chat = await startWsUpstream('chat', { extraHeaders: ['Content-Length: 0'] });
+  const proxy = await startProxy(chatYaml(chat.url));
+  const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  expect(client.status).toBe(101);
+  expect(client.header('content-length')).toBeUndefined();
+  expect(client.header('x-upstream')).toBe('chat');
+});
+
+test('an open tunnel counts as a request in flight on its endpoint until it ends', async () => {
+  const chat = await startWsUpstream('chat');
+  const proxy = await startProxy(chatYaml(chat.url));
+  const inflight = async (): Promise<number> => {
+    const status = (await (await fetch(`${proxy.app.adminUrl}/status`)).json()) as { services: { name: string; endpoints: { inflight: number }[] }[] };
+    return status.services.find((s) => s.name === 'chat')?.endpoints[0]?.inflight ?? -1;
+  };
+  const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  expect(client.status).toBe(101);
+  expect(await inflight()).toBe(1);
+  client.send(closePayload(1000), OP.close);
+  await client.closed;
+  await vi.waitFor(async () => expect(await inflight()).toBe(0), { timeout: 2_000, interval: 10 });
+});
