@@ -104,6 +104,8 @@ export function formatReport(report: ExplainReport): string {
   if (report.color !== undefined) lines.push(`color: ${report.color}${report.preview ? ' (preview)' : ''}`);
   if (report.endpoints !== undefined) lines.push(`endpoints: ${report.endpoints.join(', ') || 'none'}`);
   if (report.forward !== undefined) lines.push(`forward: ${report.forward}`);
+  const shadow = report.shadow;
+  if (shadow?.copied) lines.push(`shadow: ${shadow.service} (${shadow.percent} % of such requests are copied${shadow.compare ? ' and compared' : ''})`);
   for (const note of report.notes) lines.push(`note: ${note}`);
   return `${lines.join('\n')}\n`;
 }

@@ -49,6 +49,8 @@ export interface ExplainReport {
   preview?: boolean;
   endpoints?: string[];
   forward?: string;
+  /** The route's shadow, and whether a request like this one is among those it may copy. */
+  shadow?: { service: string; percent: number; compare: boolean; copied: boolean };
   notes: string[];
 }
 
@@ -125,6 +127,13 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   }
   report.endpoints = endpoints.map(endpointUrl);
   report.forward = `${method} ${action.rewrite(target.path)}${target.query}`;
+  const shadow = action.shadow;
+  if (shadow !== undefined) {
+    // Which requests are copied is drawn per request: explain can only say whether this one may be.
+    const copied = shadow.methods.has(method);
+    report.shadow = { service: shadow.service, percent: shadow.percent, compare: shadow.compare, copied };
+    if (!copied) notes.push(`shadow: ${method} is never copied to ${shadow.service} (only ${[...shadow.methods].join(', ')})`);
+  }
   return report;
 }
 

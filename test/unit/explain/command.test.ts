@@ -87,3 +87,20 @@ test('an invalid file exits 1 with every error located, and explains nothing', a
   expect(stderr.trimEnd().split('\n')).toHaveLength(2);
   expect(stderr).toContain(`${file}:`);
 });
+
+test.each([
+  { method: 'GET', shadow: 'shadow: catalog-v2 (10 % of such requests are copied and compared)', note: undefined },
+  { method: 'POST', shadow: undefined, note: 'note: shadow: POST is never copied to catalog-v2 (only GET, HEAD)' },
+])('explain says whether a $method request may be copied to the route’s shadow', async ({ method, shadow, note }) => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, FILE.replace('  - { name: rest,', '  - { name: invoices, match: { path: /invoices }, to: legacy, shadow: { to: catalog-v2, percent: 10, compare: true } }\n  - { name: rest,'));
+  let stdout = '';
+  const code = await runExplain([method, '/invoices', '-c', file], { stdout: (t) => void (stdout += t), stderr: () => undefined, env: {} });
+  expect(code).toBe(0);
+  const lines = stdout.split('\n');
+  expect(lines).toContain('route: invoices');
+  if (shadow === undefined) expect(lines.some((l) => l.startsWith('shadow:'))).toBe(false);
+  else expect(lines).toContain(shadow);
+  if (note !== undefined) expect(lines).toContain(note);
+});
