@@ -37,13 +37,38 @@ export const EVENT = {
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */
 const FLUSH_INTERVAL_MS = 500;
 
+/** A logger's own line output, and the JSON of its bindings as pino prints them after `time`. */
+export interface LineSink {
+  write(line: string): unknown;
+  /** `,"service":"ficus"`: what pino writes for the logger's `base`. */
+  readonly bindings: string;
+}
+
+const lineSinks = new WeakMap<Logger, LineSink>();
+
+/**
+ * Makes `logger` (built with `base`) say where its lines go, so that the access log can write
+ * its lines there itself (observe/access-log.ts). The sink must be the logger's own stream.
+ */
+export function withLineSink(logger: Logger, base: Record<string, string>, write: (line: string) => unknown): Logger {
+  const bindings = Object.entries(base).map(([key, value]) => `,${JSON.stringify(key)}:${JSON.stringify(value)}`).join('');
+  lineSinks.set(logger, { write, bindings });
+  return logger;
+}
+
+export function lineSinkOf(logger: Logger): LineSink | undefined {
+  return lineSinks.get(logger);
+}
+
+const BASE = { service: 'ficus' };
+
 export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines
   // reach the destination about fifty at a time (LineBatch), which writes each batch at once
   // (minLength 0) and flushes synchronously on exit.
   const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS });
   const batch = new LineBatch(destination);
-  const logger = pino({ level, base: { service: 'ficus' } }, batch);
+  const logger = pino({ level, base: BASE }, batch);
   // A quiet proxy would otherwise sit on a reload error or an ejection until a batch fills.
   setInterval(() => {
     try {
@@ -52,5 +77,5 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Log
       // Destroyed at exit: nothing left to flush.
     }
   }, FLUSH_INTERVAL_MS).unref();
-  return logger;
+  return withLineSink(logger, BASE, (line) => batch.write(line));
 }

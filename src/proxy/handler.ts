@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Colour } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
+import { AccessLog } from '../observe/access-log.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Side } from '../routing/decide.js';
@@ -39,6 +40,7 @@ const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
  */
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, inflight } = deps;
+  const accessLog = new AccessLog(logger);
   const report = (decision: GuardDecision) => {
     if (decision.kind !== 'none') deps.guards?.onEvent(decision);
   };
@@ -79,8 +81,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(routeName, serviceName, colour, serviceName ? side : '', status, seconds, legacy);
       if (snapshot.accessLog) {
-        logger.info({
-          event: EVENT.access,
+        accessLog.write({
           requestId,
           method: req.method,
           path: loggedPath,

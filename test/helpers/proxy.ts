@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { onTestFinished } from 'vitest';
 import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
+import { withLineSink } from '../../src/observe/log.js';
 
 export interface LogLine {
   level: number;
@@ -31,7 +32,9 @@ export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
       done();
     },
   });
-  return { logger: pino({ level: 'debug' }, sink), lines };
+  // Built as ficus builds its own logger, so access lines take the same direct path here.
+  const base = { service: 'ficus' };
+  return { logger: withLineSink(pino({ level: 'debug', base }, sink), base, (line) => sink.write(line)), lines };
 }
 
 /** Minimal routes.yaml text: listeners on port 0 so tests never collide. */

@@ -1,0 +1,56 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { expect, test } from 'vitest';
+import { AccessLog, type AccessFields } from '../../../src/observe/access-log.js';
+import { withLineSink } from '../../../src/observe/log.js';
+
+/** Two loggers on one base: one whose access lines go straight to its sink, one through pino. */
+function loggers(level = 'info') {
+  const fast: string[] = [];
+  const slow: string[] = [];
+  const base = { service: 'ficus' };
+  const sinkOf = (into: string[]) => new Writable({ write: (chunk: Buffer, _e, done) => (into.push(chunk.toString()), done()) });
+  const direct = pino({ level, base }, sinkOf(fast));
+  withLineSink(direct, base, (line) => fast.push(line));
+  const plain = pino({ level, base }, sinkOf(slow));
+  return { fast, slow, direct, plain };
+}
+
+const FULL: AccessFields = {
+  requestId: 'req-7f3a',
+  method: 'GET',
+  path: '/api/orders',
+  route: 'api',
+  service: 'legacy',
+  side: 'stable',
+  color: 'blue',
+  preview: true,
+  endpoint: 'http://127.0.0.1:3001',
+  status: 200,
+  durationMs: 1.25,
+  upstreamMs: 0.5,
+  bytesOut: 1234,
+  fault: undefined,
+};
+
+test.each([
+  { name: 'every field', fields: FULL },
+  { name: 'fields left out (no service, no method, a fault)', fields: { ...FULL, method: undefined, service: '', side: undefined, color: undefined, preview: undefined, status: 0, fault: 'client_abort' } },
+  { name: 'strings JSON must escape', fields: { ...FULL, path: '/a"b\\c\u0001é\u2028', requestId: 'x"y', endpoint: 'http://h:1/ü' } },
+])('the direct line is what pino prints for the same fields: $name', ({ fields }) => {
+  const { fast, slow, direct, plain } = loggers();
+  new AccessLog(direct).write(fields);
+  new AccessLog(plain).write(fields);
+  expect(fast).toHaveLength(1);
+  expect(slow).toHaveLength(1);
+  // `time` differs by when each was written; everything else, order included, is the same.
+  const strip = (line: string) => line.replace(/"time":\d+/, '"time":0');
+  expect(strip(fast[0] as string)).toBe(strip(slow[0] as string));
+  expect(JSON.parse(fast[0] as string)).toMatchObject({ level: 30, event: 'access', path: fields.path });
+});
+
+test('a logger above info writes no access line', () => {
+  const { fast, direct } = loggers('warn');
+  new AccessLog(direct).write(FULL);
+  expect(fast).toEqual([]);
+});
