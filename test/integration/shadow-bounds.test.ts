@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { metricBy, metricSum } from '../helpers/metrics.js';
 
 /**
  * The shadow mirror's bounds and counts: what `maxConcurrent` really bounds, bodyless answers
@@ -23,20 +24,10 @@ routes:
 `);
 }
 
-async function values(proxy: TestProxy, name: string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const { labels, value } of (await proxy.app.metrics.registry.getSingleMetric(name)?.get())?.values ?? []) {
-    const key = String(labels.result ?? labels.reason);
-    counts[key] = (counts[key] ?? 0) + value;
-  }
-  return counts;
-}
+const values = (proxy: TestProxy, name: string): Promise<Record<string, number>> => metricBy(proxy.app, name, 'result', 'reason');
 
 /** Copies the shadow answered, as counted once their answer is read: requests_total{side="shadow"}. */
-async function shadowExchanges(proxy: TestProxy): Promise<number> {
-  const all = (await proxy.app.metrics.registry.getSingleMetric('ficus_requests_total')?.get())?.values ?? [];
-  return all.filter((v) => v.labels.side === 'shadow').reduce((sum, v) => sum + v.value, 0);
-}
+const shadowExchanges = (proxy: TestProxy): Promise<number> => metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow' });
 
 interface Answer {
   status?: number;

@@ -4,6 +4,7 @@ import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { samples } from '../helpers/metrics.js';
 
 /**
  * With `compare: true`, the shadow's answer is compared with the primary's and the verdict
@@ -43,9 +44,8 @@ routes:
 }
 
 async function comparisons(proxy: TestProxy): Promise<Record<string, number>> {
-  const metric = proxy.app.metrics.registry.getSingleMetric('ficus_shadow_comparisons_total');
   const counts: Record<string, number> = {};
-  for (const { labels, value } of (await metric?.get())?.values ?? []) counts[`${labels.route}/${labels.result}`] = value;
+  for (const { labels, value } of await samples(proxy.app, 'ficus_shadow_comparisons_total')) counts[`${labels.route}/${labels.result}`] = value;
   return counts;
 }
 

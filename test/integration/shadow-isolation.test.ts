@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
+import { metricSum } from '../helpers/metrics.js';
 
 /**
  * The client only ever waits for the primary: a shadow that hangs, dies, times out or is
@@ -44,10 +45,7 @@ async function hangingShadow() {
   return { upstream, held, closeFirst: () => onTestFinished(() => upstream.close()) };
 }
 
-async function count(proxy: TestProxy, name: string, labels: Record<string, string>): Promise<number> {
-  const values = (await proxy.app.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
-  return values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0);
-}
+const count = (proxy: TestProxy, name: string, labels: Record<string, string>): Promise<number> => metricSum(proxy.app, name, labels);
 
 async function get(proxy: TestProxy, path: string): Promise<{ status: number; body: string }> {
   const res = await request(`${proxy.app.proxyUrl}${path}`);

@@ -3,6 +3,7 @@ import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import { routesYaml, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { metricSum } from '../helpers/metrics.js';
 
 /**
  * A mismatch is logged as `shadow.mismatch`, sampled per route and size-capped, naming what
@@ -30,10 +31,7 @@ routes:
   );
 }
 
-async function mismatches(proxy: TestProxy): Promise<number> {
-  const values = (await proxy.app.metrics.registry.getSingleMetric('ficus_shadow_comparisons_total')?.get())?.values ?? [];
-  return values.find((v) => v.labels.result === 'mismatch')?.value ?? 0;
-}
+const mismatches = (proxy: TestProxy): Promise<number> => metricSum(proxy.app, 'ficus_shadow_comparisons_total', { result: 'mismatch' });
 
 const mismatchLines = (proxy: TestProxy): LogLine[] => proxy.logs.filter((line) => line.event === 'shadow.mismatch');
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { expect, onTestFinished, test, vi } from 'vitest';
-import type { RunningApp } from '../../src/app.js';
+import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
 
@@ -47,11 +47,6 @@ function chatYaml(url: string, route = 'chat', service = ''): string {
   return routesYaml(`drainTimeout: 300ms\nservices:\n  chat: { url: ${url}${service} }\nroutes:\n  - { name: ${route}, match: { path: /chat }, to: chat }\n`);
 }
 
-async function counter(app: RunningApp, name: string): Promise<number> {
-  const values = (await app.metrics.registry.getSingleMetric(name)?.get())?.values ?? [];
-  return values.reduce((sum, v) => sum + v.value, 0);
-}
-
 /** Resolves with `what` when `promise` settles within `ms`, with 'pending' otherwise. */
 function within<T>(promise: Promise<unknown>, ms: number, what: T): Promise<T | 'pending'> {
   let timer: NodeJS.Timeout | undefined;
@@ -89,7 +84,7 @@ test('a client that hangs up while the upstream thinks about its upgrade takes t
   client.end();
   // Not held for timeouts.response (3 s), then counted as the upstream's timeout.
   expect(await within(once(upstream.socket, 'close'), 1_000, 'closed')).toBe('closed');
-  expect(await counter(proxy.app, 'ficus_upstream_errors_total')).toBe(0);
+  expect(await metricSum(proxy.app, 'ficus_upstream_errors_total')).toBe(0);
 });
 
 test('a drain cuts an upgrade refusal that is still streaming once drainTimeout is up', async () => {
