@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Colour, Snapshot } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
@@ -8,13 +7,14 @@ import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { classify, type Fault } from './errors.js';
 import { acceptRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
 import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
 import { hostIsSound } from './server.js';
-import { Tunnel, type TunnelPlace } from './ws-relay.js';
+import { isWebSocket, plainHead } from './upgrade.js';
+import { askUpstream } from './ws-handshake.js';
+import { movedIn, Tunnel, type TunnelPlace } from './ws-relay.js';
 
 export interface TunnelDeps {
   current: () => Generation;
@@ -30,13 +30,7 @@ export interface TunnelDeps {
 const CLOSE_GRACE_MS = 1_000;
 /** After a reload, an ejection or a rollback moved a tunnel: when whatever is left of it is destroyed. */
 const RECONCILE_DEADLINE_MS = 5_000;
-/** What a client may send behind its upgrade before the answer; past it, it is no longer read until then. */
-const EARLY_BYTES = 64 * 1024;
 
-const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
-const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
-const CLIENT_GONE: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
-const DRAINING: Fault = Object.freeze({ kind: 'unavailable', status: 503, upstream: false, beforeSend: false, message: 'draining' });
 
 /** What one upgrade request was and where it went, for its metric and access log line. */
 interface Handshake {
@@ -202,84 +196,40 @@ export class Tunnels {
     const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId: hs.requestId, hostOverride: plan.action.hostHeader, secret: snapshot.previewHeaders });
     if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
     headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
-    const origin = new URL(endpoint.origin);
-    const send = origin.protocol === 'https:' ? httpsRequest : httpRequest;
-    const upstream: ClientRequest = send({
-      host: origin.hostname.replace(/^\[|\]$/g, ''),
-      port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
-      method: 'GET',
-      path: endpoint.def.basePath + plan.action.rewrite(plan.path) + plan.query,
-      headers,
-      setHost: false,
-      agent: false,
+    const path = endpoint.def.basePath + plan.action.rewrite(plan.path) + plan.query;
+    // Assigned before any outcome can come: they are all reported from later events.
+    let abort = (): void => undefined;
+    abort = askUpstream(endpoint, path, headers, plan.service.def.timeouts, client, head, {
+      upgraded: (res, socket, upstreamHead, early) => {
+        this.#pending.delete(abort);
+        plan.service.outlier.success(endpoint);
+        this.#judge(plan, false, performance.now() - hs.started);
+        this.#tunnel(hs, plan, endpoint, res, client, early, socket, upstreamHead);
+      },
+      refused: (res) => {
+        this.#pending.delete(abort);
+        const failed = (res.statusCode ?? 0) >= 500;
+        if (failed) plan.service.outlier.failure(endpoint);
+        else plan.service.outlier.success(endpoint);
+        this.#judge(plan, failed, performance.now() - hs.started);
+        this.#relayRefusal(hs, plan, res, client);
+      },
+      failed: (fault) => {
+        this.#pending.delete(abort);
+        hs.fault = fault.kind;
+        if (fault.upstream) {
+          metrics.upstreamErrors.labels(hs.service, fault.kind).inc();
+          logger.debug({ event: EVENT.upstreamError, service: hs.service, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
+          plan.service.outlier.failure(endpoint);
+          this.#judge(plan, true, performance.now() - hs.started);
+        }
+        if (fault.status === 0 || client.destroyed) {
+          client.destroy();
+          this.#answered(hs, 0);
+        } else answer(fault.status, errorResponse(fault.status, hs.requestId, plan.extraHeaders));
+      },
     });
-
-    const { connectMs, responseMs } = plan.service.def.timeouts;
-    let settled = false;
-    let timer = setTimeout(() => fail(CONNECT_TIMEOUT), connectMs);
-    // The client is read while the upstream decides, or its hanging up would go unseen until a
-    // timeout blamed the upstream; what it sends meanwhile (early frames) is kept for the tunnel.
-    const early = [head];
-    let earlyBytes = head.length;
-    const keep = (chunk: Buffer): void => {
-      early.push(chunk);
-      earlyBytes += chunk.length;
-      if (earlyBytes > EARLY_BYTES) client.pause();
-    };
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      clearTimeout(timer);
-      this.#pending.delete(abort);
-      client.off('close', clientGone);
-      client.off('end', clientGone);
-      client.off('data', keep);
-      client.pause();
-      return true;
-    };
-    const fail = (fault: Fault): void => {
-      if (!settle()) return;
-      upstream.destroy();
-      hs.fault = fault.kind;
-      if (fault.upstream) {
-        metrics.upstreamErrors.labels(hs.service, fault.kind).inc();
-        logger.debug({ event: EVENT.upstreamError, service: hs.service, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
-        plan.service.outlier.failure(endpoint);
-        this.#judge(plan, true, performance.now() - hs.started);
-      }
-      if (fault.status === 0 || client.destroyed) {
-        client.destroy();
-        this.#answered(hs, 0);
-      } else answer(fault.status, errorResponse(fault.status, hs.requestId, plan.extraHeaders));
-    };
-    const clientGone = (): void => fail(CLIENT_GONE);
-    const abort = (): void => fail(DRAINING);
     this.#pending.add(abort);
-    client.on('close', clientGone);
-    client.on('end', clientGone);
-    client.on('data', keep);
-    upstream.on('error', (error) => fail(classify(error, undefined)));
-    upstream.on('socket', (socket) => {
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        timer = setTimeout(() => fail(RESPONSE_TIMEOUT), responseMs);
-      });
-    });
-    upstream.on('response', (res) => {
-      if (!settle()) return void res.destroy();
-      const failed = (res.statusCode ?? 0) >= 500;
-      if (failed) plan.service.outlier.failure(endpoint);
-      else plan.service.outlier.success(endpoint);
-      this.#judge(plan, failed, performance.now() - hs.started);
-      this.#relayRefusal(hs, plan, res, client);
-    });
-    upstream.on('upgrade', (res, socket, upstreamHead) => {
-      if (!settle()) return void socket.destroy();
-      plan.service.outlier.success(endpoint);
-      this.#judge(plan, false, performance.now() - hs.started);
-      this.#tunnel(hs, plan, endpoint, res, client, Buffer.concat(early), socket, upstreamHead);
-    });
-    upstream.end();
   }
 
   /** The upstream declined the upgrade: its answer goes to the client, and the connection closes. */
@@ -380,47 +330,8 @@ export class Tunnels {
   }
 }
 
-/** Whether `snapshot` no longer has the tunnel's route as it was, or its endpoint in its service. */
-function movedIn(snapshot: Snapshot, place: TunnelPlace): boolean {
-  const route = snapshot.routes.find((r) => r.name === place.route);
-  const service = snapshot.services.get(place.service);
-  const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
-  return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
-}
-
 function destroyOnError(this: Duplex): void {
   this.destroy();
-}
-
-function isWebSocket(req: IncomingMessage): boolean {
-  if (req.method !== 'GET' || req.httpVersion !== '1.1') return false;
-  const upgrade = req.headers.upgrade;
-  return upgrade !== undefined && upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
-}
-
-/** Fields an upgrade adds to a request; dropped when the request is served as plain HTTP. */
-const UPGRADE_FIELDS = new Set(['upgrade', 'http2-settings']);
-
-/** The request head again, without Upgrade, HTTP2-Settings and the Connection tokens naming them. */
-function plainHead(req: IncomingMessage): string {
-  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (UPGRADE_FIELDS.has(lower)) continue;
-    let value = raw[i + 1] as string;
-    if (lower === 'connection') {
-      value = value
-        .split(',')
-        .map((token) => token.trim())
-        .filter((token) => token !== '' && !UPGRADE_FIELDS.has(token.toLowerCase()))
-        .join(', ');
-      if (value === '') continue;
-    }
-    head += `${name}: ${value}\r\n`;
-  }
-  return `${head}\r\n`;
 }
 
 function round(ms: number): number {

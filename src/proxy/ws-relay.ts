@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Colour } from '../config/snapshot.js';
+import type { Colour, Snapshot } from '../config/snapshot.js';
 import { FrameCursor, goingAwayFrame, OPCODE_CLOSE } from './ws-frames.js';
 
 /** Once one side is gone, how long the other may take to finish closing. */
@@ -15,6 +15,14 @@ export interface TunnelPlace {
   readonly service: string;
   readonly colour: Colour | '';
   readonly origin: string;
+}
+
+/** Whether `snapshot` no longer has the tunnel's route as it was, or its endpoint in its service. */
+export function movedIn(snapshot: Snapshot, place: TunnelPlace): boolean {
+  const route = snapshot.routes.find((r) => r.name === place.route);
+  const service = snapshot.services.get(place.service);
+  const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
+  return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
 }
 
 /**

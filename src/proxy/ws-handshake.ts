@@ -1,0 +1,90 @@
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import type { Timeouts } from '../config/snapshot.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { classify, type Fault } from './errors.js';
+
+/** What a client may send behind its upgrade before the answer; past it, it is no longer read until then. */
+const EARLY_BYTES = 64 * 1024;
+
+const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
+const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
+const CLIENT_GONE: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
+const DRAINING: Fault = Object.freeze({ kind: 'unavailable', status: 503, upstream: false, beforeSend: false, message: 'draining' });
+
+/** How a handshake ended; exactly one is called. */
+export interface HandshakeOutcome {
+  /** 101: the upstream's socket, what it sent after its head, and what the client sent after its own. */
+  upgraded(res: IncomingMessage, socket: Duplex, upstreamHead: Buffer, early: Buffer): void;
+  /** Any other answer, to relay. */
+  refused(res: IncomingMessage): void;
+  failed(fault: Fault): void;
+}
+
+/**
+ * Sends a WebSocket handshake to one endpoint on a connection of its own (a tunnel is never
+ * pooled), within the service's connect and response timeouts, and reports once. The client
+ * is read meanwhile: its hanging up would otherwise go unseen until a timeout blamed the
+ * upstream; what it sends (early frames) is kept for the tunnel. Returns the way to abort
+ * (drain), reported as `failed`.
+ */
+export function askUpstream(endpoint: Endpoint, path: string, headers: string[], timeouts: Timeouts, client: Duplex, head: Buffer, outcome: HandshakeOutcome): () => void {
+  const origin = new URL(endpoint.origin);
+  const send = origin.protocol === 'https:' ? httpsRequest : httpRequest;
+  const upstream: ClientRequest = send({
+    host: origin.hostname.replace(/^\[|\]$/g, ''),
+    port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
+    method: 'GET',
+    path,
+    headers,
+    setHost: false,
+    agent: false,
+  });
+
+  let settled = false;
+  let timer = setTimeout(() => fail(CONNECT_TIMEOUT), timeouts.connectMs);
+  const early = [head];
+  let earlyBytes = head.length;
+  const keep = (chunk: Buffer): void => {
+    early.push(chunk);
+    earlyBytes += chunk.length;
+    if (earlyBytes > EARLY_BYTES) client.pause();
+  };
+  const settle = (): boolean => {
+    if (settled) return false;
+    settled = true;
+    clearTimeout(timer);
+    client.off('close', clientGone);
+    client.off('end', clientGone);
+    client.off('data', keep);
+    client.pause();
+    return true;
+  };
+  const fail = (fault: Fault): void => {
+    if (!settle()) return;
+    upstream.destroy();
+    outcome.failed(fault);
+  };
+  const clientGone = (): void => fail(CLIENT_GONE);
+  client.on('close', clientGone);
+  client.on('end', clientGone);
+  client.on('data', keep);
+  upstream.on('error', (error) => fail(classify(error, undefined)));
+  upstream.on('socket', (socket) => {
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(RESPONSE_TIMEOUT), timeouts.responseMs);
+    });
+  });
+  upstream.on('response', (res) => {
+    if (!settle()) return void res.destroy();
+    outcome.refused(res);
+  });
+  upstream.on('upgrade', (res, socket, upstreamHead) => {
+    if (!settle()) return void socket.destroy();
+    outcome.upgraded(res, socket, upstreamHead, Buffer.concat(early));
+  });
+  upstream.end();
+  return () => fail(DRAINING);
+}
