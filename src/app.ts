@@ -185,7 +185,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     return report;
   };
 
-  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards });
+  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards, shadows: shadow });
   try {
     await listen(edge, first.listen.port, first.listen.host);
     await listen(admin, first.admin.port, first.admin.host);

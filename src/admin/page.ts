@@ -1,3 +1,4 @@
+import { comparedText } from './status-command.js';
 import type { statusDocument } from './status.js';
 
 type Status = ReturnType<typeof statusDocument>;
@@ -13,7 +14,7 @@ function stage(route: Status['routes'][number]): string {
     const why = 'reason' in route || route.state === 'promoted' ? `: ${escape('message' in route ? route.message : '')}` : '';
     return `${escape(`canary ${route.weight ?? '?'} % → ${route.canary ?? '?'}`)}${state}${why}`;
   }
-  if (route.migration === 'shadow') return escape(`shadow → ${route.shadow ?? '?'}`);
+  if (route.migration === 'shadow') return escape(`shadow → ${route.shadow ?? '?'}${comparedText((route as { comparisons?: Record<string, number> }).comparisons)}`);
   return escape(route.migration ?? '');
 }
 

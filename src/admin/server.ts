@@ -6,7 +6,7 @@ import type { Guards } from '../rollout/guards.js';
 import type { Metrics } from '../observe/metrics.js';
 import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
-import { canaryStatus, redactedConfig, statusDocument } from './status.js';
+import { canaryStatus, redactedConfig, statusDocument, type Shadows } from './status.js';
 
 export interface AdminDeps {
   store: ConfigStore;
@@ -15,6 +15,7 @@ export interface AdminDeps {
   isReady: () => boolean;
   reload: (trigger: 'admin') => Promise<ReloadReport>;
   guards?: Guards;
+  shadows?: Shadows;
 }
 
 /**
@@ -46,7 +47,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return;
     }
     case 'GET /status':
-      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards));
+      return json(res, 200, statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards, deps.shadows));
     case 'GET /config':
       return json(res, 200, redactedConfig(deps.store));
     case 'GET /explain': {
@@ -55,7 +56,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
     }
     case 'GET /': {
-      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards));
+      const body = statusPage(statusDocument(deps.store, deps.clock, deps.isReady(), deps.metrics.forwarded.read(), deps.guards, deps.shadows));
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;

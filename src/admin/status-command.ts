@@ -4,7 +4,7 @@ import { formatIssue, type ConfigIssue } from '../config/issues.js';
 interface StatusView {
   ready?: boolean;
   config?: { file?: string; hash?: string; loadedAt?: string; lastReload?: { result?: string; trigger?: string; at?: string; errors?: ConfigIssue[] } };
-  routes?: { name: string; match?: string[]; service?: string; migration?: string; canary?: string; weight?: number; state?: string; message?: string; shadow?: string; respond?: number }[];
+  routes?: { name: string; match?: string[]; service?: string; migration?: string; canary?: string; weight?: number; state?: string; message?: string; shadow?: string; comparisons?: Record<string, number>; respond?: number }[];
   services?: {
     name: string;
     legacy?: boolean;
@@ -75,8 +75,17 @@ function renderStatus(origin: string, s: StatusView): string {
 
 function migrationOf(r: NonNullable<StatusView['routes']>[number]): string {
   if (r.migration === 'canary') return ` (canary ${r.weight ?? '?'} % → ${r.canary ?? '?'}${r.state && r.state !== 'running' ? `, ${r.state}${r.message ? `: ${r.message}` : ''}` : ''})`;
-  if (r.migration === 'shadow') return ` (shadow → ${r.shadow ?? '?'})`;
+  if (r.migration === 'shadow') return ` (shadow → ${r.shadow ?? '?'}${comparedText(r.comparisons)})`;
   return r.migration ? ` (${r.migration})` : '';
+}
+
+/** `: 97.5 % match of 1200 compared`, or nothing before the first comparison. */
+export function comparedText(comparisons: Record<string, number> | undefined): string {
+  if (comparisons === undefined) return '';
+  const judged = (comparisons.match ?? 0) + (comparisons.mismatch ?? 0);
+  if (judged === 0) return '';
+  const errors = comparisons.error ? `, ${comparisons.error} error(s)` : '';
+  return `: ${(((comparisons.match ?? 0) / judged) * 100).toFixed(1)} % match of ${judged} compared${errors}`;
 }
 
 function toggleState(t: NonNullable<StatusView['toggles']>[number]): string {

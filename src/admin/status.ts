@@ -1,10 +1,11 @@
-import type { Colour, ServiceDef } from '../config/snapshot.js';
+import type { Colour, ServiceDef, ShadowDef } from '../config/snapshot.js';
 import type { Guard } from '../rollout/guard.js';
 import type { Guards } from '../rollout/guards.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { ShareReading } from '../observe/metrics.js';
 import type { CanaryRuntime } from '../rollout/canary.js';
+import type { ShadowTally } from '../shadow/mirror.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
 
@@ -12,7 +13,7 @@ import { migrationSummary, routeLedger, toggleLedger } from './ledger.js';
  * The `/status` document: what is running, how it got there, the health of every endpoint, and
  * the migration ledger (where each route stands, colours, toggles, the legacy share).
  */
-export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading, guards?: Guards) {
+export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean, share?: ShareReading, guards?: Guards, shadows?: Shadows) {
   const { snapshot, services, canaries } = store.current;
   const last = store.lastReload;
   const now = clock.now();
@@ -37,7 +38,9 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean,
       return {
         name: route.name,
         match: route.conditions.map((c) => c.describe),
-        ...(route.action.kind === 'proxy' ? { service: route.action.service, ...routeLedger(route, snapshot, canary), ...(canary ? canaryStatus(canary) : {}) } : { respond: route.action.status }),
+        ...(route.action.kind === 'proxy'
+          ? { service: route.action.service, ...routeLedger(route, snapshot, canary), ...(canary ? canaryStatus(canary) : {}), ...shadowStatus(route.name, route.action.shadow, shadows) }
+          : { respond: route.action.status }),
       };
     }),
     toggles: toggleLedger(snapshot),
@@ -50,6 +53,22 @@ export function statusDocument(store: ConfigStore, clock: Clock, ready: boolean,
         ? [...endpointsOf(service.colours.blue, now, 'blue'), ...endpointsOf(service.colours.green, now, 'green')]
         : endpointsOf(service, now, undefined),
     })),
+  };
+}
+
+/** Where the shadow's tallies come from (the running proxy's mirror). */
+export interface Shadows {
+  tally(route: string): ShadowTally | undefined;
+}
+
+/** A shadowed route's copies: the share copied, and with `compare` what the comparisons found. */
+function shadowStatus(route: string, def: ShadowDef | undefined, shadows: Shadows | undefined) {
+  if (def === undefined) return {};
+  const tally = shadows?.tally(route);
+  return {
+    shadowPercent: def.percent,
+    ...(def.compare ? { comparisons: tally?.compared ?? { match: 0, mismatch: 0, error: 0, skipped: 0 } } : {}),
+    shadowDropped: tally?.dropped ?? 0,
   };
 }
 

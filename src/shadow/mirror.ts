@@ -12,6 +12,12 @@ import type { Difference, Verdict } from './compare.js';
 import { ShadowCopy, type ComparisonResult, type CopyReport, type DropReason } from './copy.js';
 import { MismatchSampler } from './mismatch-log.js';
 
+/** What a route's shadow has done since start: `/status` shows it beside the route. */
+export interface ShadowTally {
+  compared: Record<ComparisonResult, number>;
+  dropped: number;
+}
+
 export interface ShadowDeps {
   metrics: Metrics;
   logger: Logger;
@@ -28,12 +34,24 @@ export interface ShadowDeps {
  */
 export class ShadowMirror {
   readonly #inflight = new Map<string, number>();
+  readonly #tallies = new Map<string, ShadowTally>();
   readonly #random: Random;
   readonly #sampler: MismatchSampler;
 
   constructor(private readonly deps: ShadowDeps) {
     this.#random = deps.random ?? systemRandom;
     this.#sampler = new MismatchSampler(deps.clock ?? systemClock);
+  }
+
+  /** The route's comparisons and drops since start, if it has a shadow that ever sampled. */
+  tally(route: string): ShadowTally | undefined {
+    return this.#tallies.get(route);
+  }
+
+  #tallyOf(route: string): ShadowTally {
+    let tally = this.#tallies.get(route);
+    if (tally === undefined) this.#tallies.set(route, (tally = { compared: { match: 0, mismatch: 0, error: 0, skipped: 0 }, dropped: 0 }));
+    return tally;
   }
 
   /** Copies in flight for `route` now. */
@@ -59,11 +77,15 @@ export class ShadowMirror {
     const method = req.method ?? 'GET';
     if (!def.methods.has(method) || !(this.#random() * 100 < def.percent)) return undefined;
     const { metrics } = this.deps;
+    const tally = this.#tallyOf(route);
     const compared = (result: ComparisonResult): void => {
-      if (def.compare) metrics.shadowComparisons.labels(route, result).inc();
+      if (!def.compare) return;
+      metrics.shadowComparisons.labels(route, result).inc();
+      tally.compared[result]++;
     };
     const drop = (reason: DropReason): undefined => {
       metrics.shadowDropped.labels(route, reason).inc();
+      tally.dropped++;
       compared('skipped');
       return undefined;
     };
@@ -87,7 +109,10 @@ export class ShadowMirror {
         if (left > 0) this.#inflight.set(route, left);
         else this.#inflight.delete(route);
       },
-      dropped: (reason) => metrics.shadowDropped.labels(route, reason).inc(),
+      dropped: (reason) => {
+        metrics.shadowDropped.labels(route, reason).inc();
+        tally.dropped++;
+      },
       exchanged: (status, seconds) => metrics.recordRequest(route, def.service, colour, 'shadow', status, seconds),
       compared: (result, verdict) => {
         compared(result);

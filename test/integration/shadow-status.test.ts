@@ -1,0 +1,43 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { expect, test, vi } from 'vitest';
+import { BIN } from '../helpers/child.js';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+/** `/status` and `ficus status` say how a shadowed route's comparisons are going, without Prometheus. */
+
+interface RouteStatus {
+  name: string;
+  migration?: string;
+  shadow?: string;
+  shadowPercent?: number;
+  comparisons?: Record<string, number>;
+  shadowDropped?: number;
+}
+
+test('a shadowed route shows its copies’ comparisons in /status and in ficus status', async () => {
+  const legacy = await startUpstream('legacy', (req, res) => res.end(req.url === '/diff' ? 'old' : 'same'));
+  const fresh = await startUpstream('fresh', (req, res) => res.end(req.url === '/diff' ? 'new' : 'same'));
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+  fresh: { url: ${fresh.url} }
+routes:
+  - { name: api, match: { path: / }, to: legacy, shadow: { to: fresh, compare: true } }
+`),
+  );
+  for (const path of ['/same', '/same', '/same', '/diff']) await (await request(`${proxy.app.proxyUrl}${path}`)).body.dump();
+
+  const api = async (): Promise<RouteStatus | undefined> => {
+    const status = (await (await request(`${proxy.app.adminUrl}/status`)).body.json()) as { routes: RouteStatus[] };
+    return status.routes.find((r) => r.name === 'api');
+  };
+  // Each comparison settles once the copy's answer is in, after the client's.
+  await vi.waitFor(async () => expect((await api())?.comparisons).toEqual({ match: 3, mismatch: 1, error: 0, skipped: 0 }), { timeout: 3_000, interval: 10 });
+  expect(await api()).toMatchObject({ migration: 'shadow', shadow: 'fresh', shadowPercent: 100, shadowDropped: 0 });
+
+  const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'status', '--admin', proxy.app.adminUrl]);
+  expect(stdout).toMatch(/api +path under \/ +→ legacy \(shadow → fresh: 75\.0 % match of 4 compared\)/);
+});
