@@ -2,15 +2,14 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { startApp } from '../../src/app.js';
 import { ConfigError } from '../../src/config/issues.js';
 import { memoryLogger, routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { BIN } from '../helpers/child.js';
 
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 
 function config(upstream: string, admin: string): string {
   return routesYaml(`services:\n  legacy: { url: ${upstream} }\nroutes:\n  - name: rest\n    match: { path: / }\n    to: legacy\n`).replace(

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { EVENT } from '../../src/observe/log.js';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { BIN } from '../helpers/child.js';
 
 /*
  * `auditLog` on a running proxy: a record per reload that changed something or failed, per
@@ -14,7 +14,6 @@ import { startUpstream } from '../helpers/upstream.js';
  * request or a reload.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 
 type AuditRecord = Record<string, unknown> & { time: string; kind: string };
 

@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { routesJsonSchema } from '../../src/config/schema.js';
 import { tempDir } from '../helpers/proxy.js';
+import { BIN } from '../helpers/child.js';
 
 /* `ficus check` and `ficus schema` as users and scripts run them: bin/ficus.js in a child process (needs `npm run build`). */
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin/ficus.js');
 
 function ficus(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,18 +1,17 @@
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { editRoutesFile } from '../../src/config/edit.js';
 import { parseRoutes } from '../../src/config/load.js';
 import { routesYaml, tempDir } from '../helpers/proxy.js';
+import { BIN } from '../helpers/child.js';
 
 /*
  * `ficus cutover | weight | toggle` as operators run them: bin/ficus.js in a child process
  * (needs `npm run build`) editing a real routes file in a temp directory.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 
 interface Run {
   code: number;

@@ -8,10 +8,10 @@ import { request } from 'undici';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
+import { BIN } from '../helpers/child.js';
 
 /* The `ficus` command line as users run it: bin/ficus.js in a child process (needs `npm run build`). */
 
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Run {

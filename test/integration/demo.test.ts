@@ -9,6 +9,7 @@ import { expect, onTestFinished, test } from 'vitest';
 import { defaultDemoConfig } from '../../src/demo/demo.js';
 import { tempDir } from '../helpers/proxy.js';
 import { refusedPort } from '../helpers/upstream.js';
+import { BIN } from '../helpers/child.js';
 
 /*
  * `ficus demo` runs as a newcomer runs it: the real CLI in a child process. The repo's own
@@ -16,7 +17,6 @@ import { refusedPort } from '../helpers/upstream.js';
  * never collides with anything on the machine yet exercises the file that ships.
  */
 
-const BIN = fileURLToPath(new URL('../../bin/ficus.js', import.meta.url));
 const REPO_ROUTES = fileURLToPath(new URL('../../routes.yaml', import.meta.url));
 const READY = /ficus demo is ready: proxy (\S+), admin (\S+)/;
 
