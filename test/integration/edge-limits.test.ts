@@ -67,7 +67,7 @@ describe('slowloris', () => {
     clearInterval(dribble);
     expect(at).toBeLessThan(head.length);
     expect(elapsed).toBeGreaterThanOrEqual(250);
-    expect(elapsed).toBeLessThan(2_000);
+    expect(elapsed).toBeLessThan(3_000);
     const second = before ? client.received().slice(client.received().indexOf('idle') + 4) : client.received();
     expect(second).toMatch(/^HTTP\/1\.1 408 /);
     expect(upstream.seen).toEqual([]);
@@ -94,7 +94,8 @@ test('2,000 idle keep-alive connections do not stop a fresh request from being a
   const res = await request(`${proxy.app.proxyUrl}/up`);
   expect(res.statusCode).toBe(200);
   expect(await res.body.json()).toMatchObject({ name: 'legacy', url: '/up' });
-  expect(performance.now() - started).toBeLessThan(500);
+  // Prompt, not instant: a loaded CI machine must not fail what only a stalled listener would.
+  expect(performance.now() - started).toBeLessThan(2_000);
 
   // Past headerTimeout, the idle connections are all still open, and still usable.
   const reused = [idle[0], idle[1_999]].map((client) => client as (typeof idle)[number]);

@@ -144,5 +144,6 @@ test.each([
   await client.closed;
   await upstream.closed;
   expect(isGoingAway(upstream.frames.at(-1))).toBe(true);
-  expect(performance.now() - started).toBeLessThan(answers ? 1_000 : 3_000);
+  // drainTimeout is 20 s: a drain that waited for it would take four times this.
+  expect(performance.now() - started).toBeLessThan(5_000);
 });
