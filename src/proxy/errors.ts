@@ -18,7 +18,7 @@ export interface Fault {
   readonly message: string;
 }
 
-const CLIENT_ABORT: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
+export const CLIENT_ABORT: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
 const TOO_LARGE: Fault = Object.freeze({ kind: 'too_large', status: 413, upstream: false, beforeSend: false, message: 'request body over limits.maxBodyBytes' });
 const LENGTH_MISMATCH: Fault = Object.freeze({ kind: 'client_error', status: 400, upstream: false, beforeSend: false, message: 'request body does not match its Content-Length' });
 

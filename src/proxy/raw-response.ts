@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { RespondAction } from './plan.js';
-import { STATUS_TEXT } from './errors.js';
+import { configuredAnswer, errorAnswer } from './local-response.js';
 
 /**
  * Whole responses written straight to a socket that the HTTP server has given up (an upgrade):
@@ -12,24 +12,17 @@ export function responseHead(status: number, fields: readonly string[], reason?:
   return `${head}\r\n`;
 }
 
-/** The same answer as local-response's sendError, written straight to a socket the HTTP server gave up. */
+/** ficus's own error answer (local-response's), written straight to a socket the HTTP server gave up. */
 export function errorResponse(status: number, requestId: string, extraHeaders?: readonly string[]): string {
-  const body = `{"error":"${STATUS_TEXT[status] ?? 'error'}","status":${status},"requestId":${JSON.stringify(requestId)}}`;
-  const fields = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body)), 'cache-control', 'no-store', 'x-request-id', requestId, 'connection', 'close'];
+  const { fields, body } = errorAnswer(status, requestId);
+  fields.push('connection', 'close');
   if (extraHeaders !== undefined) fields.push(...extraHeaders);
   return responseHead(status, fields) + body;
 }
 
+/** A `respond` route's answer (local-response's), closing the connection after it. */
 export function configuredResponse(action: RespondAction, extraHeaders: readonly string[] | undefined): Buffer {
-  const body = Buffer.from(action.body);
-  const merged: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' };
-  for (const [name, value] of Object.entries(action.headers)) merged[name.toLowerCase()] = value;
-  const bodyless = action.status === 204 || action.status === 304;
-  if (!bodyless) merged['content-length'] = String(body.length);
-  merged.connection = 'close';
-  const fields = Object.entries(merged).flat();
-  if (extraHeaders !== undefined) fields.push(...extraHeaders);
-  const head = Buffer.from(responseHead(action.status, fields), 'latin1');
-  return bodyless ? head : Buffer.concat([head, body]);
+  const { fields, body } = configuredAnswer(action);
+  const head = Buffer.from(responseHead(action.status, [...fields, 'connection', 'close', ...(extraHeaders ?? [])]), 'latin1');
+  return action.status === 204 || action.status === 304 ? head : Buffer.concat([head, body]);
 }
-

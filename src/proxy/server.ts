@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
+import { responseHead } from './raw-response.js';
 
 /**
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
@@ -100,5 +101,5 @@ export function framingIsSound(req: IncomingMessage): boolean {
 /** A whole response for a connection that is about to close, written before any handler ran. */
 function rawResponse(status: number, reason: string): string {
   const body = JSON.stringify({ error: reason.toLowerCase(), status });
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
+  return responseHead(status, ['content-type', 'application/json', 'content-length', String(body.length), 'connection', 'close'], reason) + body;
 }

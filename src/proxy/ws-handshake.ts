@@ -3,14 +3,13 @@ import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Timeouts } from '../config/snapshot.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { classify, type Fault } from './errors.js';
+import { CLIENT_ABORT, classify, type Fault } from './errors.js';
 
 /** What a client may send behind its upgrade before the answer; past it, it is no longer read until then. */
 const EARLY_BYTES = 64 * 1024;
 
 const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
 const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
-const CLIENT_GONE: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
 const DRAINING: Fault = Object.freeze({ kind: 'unavailable', status: 503, upstream: false, beforeSend: false, message: 'draining' });
 
 /** How a handshake ended; exactly one is called. */
@@ -66,7 +65,7 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
     upstream.destroy();
     outcome.failed(fault);
   };
-  const clientGone = (): void => fail(CLIENT_GONE);
+  const clientGone = (): void => fail(CLIENT_ABORT);
   client.on('close', clientGone);
   client.on('end', clientGone);
   client.on('data', keep);
