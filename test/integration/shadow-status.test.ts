@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import { BIN } from '../helpers/child.js';
+import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -40,4 +41,21 @@ routes:
 
   const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'status', '--admin', proxy.app.adminUrl]);
   expect(stdout).toMatch(/api +path under \/ +→ legacy \(shadow → fresh: 75\.0 % match of 4 compared\)/);
+});
+
+test('shadow copies serve no client, so they leave ficus_legacy_share alone', async () => {
+  const legacy = await startUpstream('legacy');
+  const fresh = await startUpstream('fresh');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+  fresh: { url: ${fresh.url} }
+routes:
+  - { name: api, match: { path: / }, to: legacy, shadow: { to: fresh } }
+`),
+  );
+  for (let i = 0; i < 4; i++) await (await request(`${proxy.app.proxyUrl}/x${i}`)).body.dump();
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(4), { timeout: 3_000, interval: 10 });
+  // Four requests, all answered by legacy: a copy to `fresh` counted as forwarded would make it 0.5.
+  expect(proxy.app.metrics.forwarded.read()).toMatchObject({ requests: 4, legacy: 4, share: 1 });
 });
