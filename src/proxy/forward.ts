@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { classify, type Fault } from './errors.js';
-import { clientResponseHeaders } from './headers.js';
+import { clientResponseHeaders, dropContentLength } from './headers.js';
 import type { RequestBody } from './request-body.js';
 
 export interface ExchangeResult {
@@ -97,7 +97,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     try {
       const headers = clientResponseHeaders(rawHeaders);
-      // RFC 9110 §8.6: never a Content-Length on a 204, which a lax client might read a body by.
       if (statusCode === 204) dropContentLength(headers);
       if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
       res.writeHead(statusCode, statusText || undefined, headers);
@@ -168,10 +167,4 @@ function soundTransferEncoding(raw: Buffer[]): boolean {
     seen = true;
   }
   return true;
-}
-
-function dropContentLength(headers: string[]): void {
-  for (let i = headers.length - 2; i >= 0; i -= 2) {
-    if ((headers[i] as string).toLowerCase() === 'content-length') headers.splice(i, 2);
-  }
 }

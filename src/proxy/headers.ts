@@ -116,26 +116,44 @@ function quoteIfNeeded(value: string): string {
   return TOKEN.test(value) ? value : `"${value.replace(QUOTED_SPECIALS, '\\$&')}"`;
 }
 
+/** Raw response fields, flat: buffers from undici's dispatcher, strings from node:http or `request()`. */
+export type RawFields = readonly (Buffer | string)[];
+
+/** One raw field as text (HTTP field bytes are latin1). */
+export function fieldText(field: Buffer | string): string {
+  return typeof field === 'string' ? field : field.toString('latin1');
+}
+
 /**
- * Response headers for the client from undici's raw header buffers, minus hop-by-hop fields
- * and those the upstream's Connection names. Returns a flat [name, value, …] array.
+ * Response headers for the client from an upstream's raw fields, minus hop-by-hop fields and
+ * those the upstream's Connection names. Returns a flat [name, value, …] array.
  */
-export function clientResponseHeaders(raw: Buffer[]): string[] {
+export function clientResponseHeaders(raw: RawFields): string[] {
   const out: string[] = [];
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as Buffer).length === 10 && (raw[i] as Buffer).toString('latin1').toLowerCase() === 'connection') {
-      const tokens = connectionTokens((raw[i + 1] as Buffer).toString('latin1'));
+    if ((raw[i] as Buffer | string).length === 10 && fieldText(raw[i] as Buffer | string).toLowerCase() === 'connection') {
+      const tokens = connectionTokens(fieldText(raw[i + 1] as Buffer | string));
       if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;
     }
   }
   for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1');
+    const name = fieldText(raw[i] as Buffer | string);
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
-    out.push(name, (raw[i + 1] as Buffer).toString('latin1'));
+    out.push(name, fieldText(raw[i + 1] as Buffer | string));
   }
   return out;
+}
+
+/**
+ * Removes Content-Length from flat fields: a 204 and a 1xx must not carry one (RFC 9110 §8.6),
+ * and a lax client might read a body by it.
+ */
+export function dropContentLength(fields: string[]): void {
+  for (let i = fields.length - 2; i >= 0; i -= 2) {
+    if ((fields[i] as string).toLowerCase() === 'content-length') fields.splice(i, 2);
+  }
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/;

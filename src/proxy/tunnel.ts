@@ -7,7 +7,7 @@ import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { acceptRequestId, clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { acceptRequestId, clientResponseHeaders, dropContentLength, upstreamRequestHeaders } from './headers.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
 import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
@@ -235,7 +235,7 @@ export class Tunnels {
   /** The upstream declined the upgrade: its answer goes to the client, and the connection closes. */
   #relayRefusal(hs: Handshake, plan: ForwardPlan, res: IncomingMessage, client: Duplex): void {
     const status = res.statusCode ?? 502;
-    const fields = clientResponseHeaders(res.rawHeaders.map((h) => Buffer.from(h, 'latin1')));
+    const fields = clientResponseHeaders(res.rawHeaders);
     fields.push('connection', 'close');
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
     client.write(responseHead(status, fields, res.statusMessage));
@@ -266,9 +266,10 @@ export class Tunnels {
     }
     // Only the upgrade's own Connection and Upgrade pass: every other hop-by-hop field stops here.
     const fields = ['Connection', 'Upgrade', 'Upgrade', res.headers.upgrade ?? 'websocket'];
-    const passed = clientResponseHeaders(res.rawHeaders.map((h) => Buffer.from(h, 'latin1')));
-    // RFC 9110 §8.6: never a Content-Length on a 1xx; what follows the 101 is frames.
-    for (let i = 0; i < passed.length; i += 2) if ((passed[i] as string).toLowerCase() !== 'content-length') fields.push(passed[i] as string, passed[i + 1] as string);
+    const passed = clientResponseHeaders(res.rawHeaders);
+    // What follows the 101 is frames, never a body.
+    dropContentLength(passed);
+    fields.push(...passed);
     if (res.headers['x-request-id'] === undefined) fields.push('x-request-id', hs.requestId);
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
     client.write(responseHead(101, fields, 'Switching Protocols'));

@@ -1,7 +1,6 @@
-import { clientResponseHeaders } from '../proxy/headers.js';
+import { clientResponseHeaders, fieldText, type RawFields } from '../proxy/headers.js';
 
-/** Flat [name, value, …] as undici reports them: buffers from the dispatcher, strings from `request()`. */
-export type RawHeaders = readonly (Buffer | string)[];
+export type RawHeaders = RawFields;
 
 /**
  * Response fields that differ between two correct answers as a matter of course, so comparing
@@ -37,7 +36,7 @@ const IGNORED = new Set([
  * as the client never sees them, and so are the built-in and the configured ignored ones.
  */
 export function comparableHeaders(raw: RawHeaders, ignore: ReadonlySet<string>): Map<string, string> {
-  const flat = clientResponseHeaders(raw.map((field) => (typeof field === 'string' ? Buffer.from(field, 'latin1') : field)));
+  const flat = clientResponseHeaders(raw);
   const out = new Map<string, string>();
   for (let i = 0; i < flat.length; i += 2) {
     const name = (flat[i] as string).toLowerCase();
@@ -61,11 +60,7 @@ export function differingHeaders(primary: ReadonlyMap<string, string>, shadow: R
 export function rawHeader(raw: RawHeaders, name: string): string {
   for (let i = 0; i < raw.length; i += 2) {
     const field = raw[i] as Buffer | string;
-    if (field.length === name.length && latin1(field).toLowerCase() === name) return latin1(raw[i + 1] as Buffer | string).trim().toLowerCase();
+    if (field.length === name.length && fieldText(field).toLowerCase() === name) return fieldText(raw[i + 1] as Buffer | string).trim().toLowerCase();
   }
   return '';
-}
-
-function latin1(field: Buffer | string): string {
-  return typeof field === 'string' ? field : field.toString('latin1');
 }
