@@ -2,27 +2,17 @@ import { get, type IncomingMessage, type OutgoingHttpHeaders, type ServerRespons
 import { gzipSync } from 'node:zlib';
 import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { metricBy, metricSum } from '../helpers/metrics.js';
+import { shadowRoutesYaml } from '../helpers/shadow.js';
 
 /**
  * The shadow mirror's bounds and counts: what `maxConcurrent` really bounds, bodyless answers
  * (HEAD, 204, 304) compared, and every sampled request counted exactly once.
  */
 
-function shadowYaml(legacyUrl: string, freshUrl: string, options = ''): string {
-  return routesYaml(`drainTimeout: 300ms
-services:
-  legacy: { url: ${legacyUrl} }
-  fresh: { url: ${freshUrl} }
-routes:
-  - name: api
-    match: { path: / }
-    to: legacy
-    shadow: { to: fresh, compare: true${options} }
-`);
-}
+const shadowYaml = (legacyUrl: string, freshUrl: string, options: string): string => shadowRoutesYaml(legacyUrl, freshUrl, options, 'drainTimeout: 300ms\n');
 
 const values = (proxy: TestProxy, name: string): Promise<Record<string, number>> => metricBy(proxy.app, name, 'result', 'reason');
 

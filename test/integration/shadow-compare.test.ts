@@ -2,9 +2,10 @@ import { gzipSync } from 'node:zlib';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { samples } from '../helpers/metrics.js';
+import { shadowRoutesYaml } from '../helpers/shadow.js';
 
 /**
  * With `compare: true`, the shadow's answer is compared with the primary's and the verdict
@@ -30,17 +31,7 @@ function answering(answer: Answer): (req: IncomingMessage, res: ServerResponse) 
 async function comparing(primary: Answer, shadow: Answer, options = ''): Promise<TestProxy> {
   const legacy = await startUpstream('legacy', answering(primary));
   const fresh = await startUpstream('fresh', answering(shadow));
-  return startProxy(
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-  fresh: { url: ${fresh.url} }
-routes:
-  - name: api
-    match: { path: / }
-    to: legacy
-    shadow: { to: fresh, compare: true${options} }
-`),
-  );
+  return startProxy(shadowRoutesYaml(legacy.url, fresh.url, options));
 }
 
 async function comparisons(proxy: TestProxy): Promise<Record<string, number>> {

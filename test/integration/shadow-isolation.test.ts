@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
-import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
 import { metricSum } from '../helpers/metrics.js';
+import { shadowRoutesYaml } from '../helpers/shadow.js';
 
 /**
  * The client only ever waits for the primary: a shadow that hangs, dies, times out or is
@@ -11,20 +12,9 @@ import { metricSum } from '../helpers/metrics.js';
  */
 
 async function proxyWithShadow(shadowUrl: string, options = ''): Promise<TestProxy> {
-  return startProxy(routes(await primary(), shadowUrl, options));
+  return startProxy(shadowRoutesYaml(await primary(), shadowUrl, options));
 }
 
-function routes(legacyUrl: string, shadowUrl: string, options = ''): string {
-  return routesYaml(`services:
-  legacy: { url: ${legacyUrl} }
-  fresh: { url: ${shadowUrl} }
-routes:
-  - name: api
-    match: { path: / }
-    to: legacy
-    shadow: { to: fresh, compare: true${options} }
-`);
-}
 
 async function primary(): Promise<string> {
   const legacy = await startUpstream('legacy', (req, res) => {
@@ -122,7 +112,7 @@ test('a client that leaves does not abort the copy', async () => {
     void primaryHeld.then(() => res.end());
   });
   const shadow = await hangingShadow();
-  const proxy = await startProxy(routes(legacy.url, shadow.upstream.url, ', timeout: 30s'));
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, shadow.upstream.url, ', timeout: 30s'));
   shadow.closeFirst();
   const controller = new AbortController();
   const res = await request(`${proxy.app.proxyUrl}/a`, { signal: controller.signal });
