@@ -21,7 +21,6 @@ export async function startUpstream(
   handler?: (req: IncomingMessage, res: ServerResponse) => void,
 ): Promise<Upstream> {
   const seen: Upstream['seen'] = [];
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
     if (handler) return handler(req, res);
@@ -33,20 +32,29 @@ export async function startUpstream(
       res.end(body);
     });
   });
+  const { port, close } = await listenForTest(server);
+  return { server, url: `http://127.0.0.1:${port}`, port, seen, close };
+}
+
+/**
+ * Listens on 127.0.0.1:0; `close` also cuts every open connection (an upgraded one included:
+ * it is the same TCP socket) and runs when the test finishes.
+ */
+export async function listenForTest(server: Server): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
   const close = async () => {
     if (!server.listening) return;
     for (const socket of sockets) socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   onTestFinished(close);
-  return { server, url: `http://127.0.0.1:${port}`, port, seen, close };
+  return { port: (server.address() as AddressInfo).port, close };
 }
 
 /** A port that refuses connections: bound, then closed. */

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { connect, type Socket } from 'node:net';
 import { onTestFinished } from 'vitest';
+import { listenForTest } from './upstream.js';
 
 /**
  * A tiny WebSocket client and echo server written against RFC 6455 by hand, so that the tests
@@ -234,7 +234,6 @@ export async function startWsUpstream(name: string, options: WsUpstreamOptions =
   const connections: WsConnection[] = [];
   const plain: WsUpstream['plain'] = [];
   const arrivals = new EventEmitter();
-  const sockets = new Set<Duplex>();
   const server = createServer((req, res) => {
     plain.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
     req.resume();
@@ -243,13 +242,7 @@ export async function startWsUpstream(name: string, options: WsUpstreamOptions =
       res.end(name);
     });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  // An upgraded connection of a node:http server is its TCP socket.
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-    sockets.add(socket);
     socket.on('error', () => undefined);
     // A peer that hung up gets the same: no half-open connection lingers.
     socket.on('end', () => socket.end());
@@ -285,15 +278,7 @@ export async function startWsUpstream(name: string, options: WsUpstreamOptions =
     if (head.length > 0) onData(head);
     socket.on('data', onData);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const close = async () => {
-    if (!server.listening) return;
-    for (const socket of sockets) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  onTestFinished(close);
+  const { port, close } = await listenForTest(server);
   return {
     server,
     url: `http://127.0.0.1:${port}`,
