@@ -64,10 +64,6 @@ export class Tunnels {
 
   constructor(private readonly deps: TunnelDeps) {}
 
-  get size(): number {
-    return this.#open.size;
-  }
-
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', destroyOnError);
     this.#dispatch(req, socket, head);
