@@ -135,7 +135,7 @@ export class Metrics {
   }
 
   /**
-   * Counts one request; label children are cached so the hot path does one Map lookup.
+   * Counts one request, in plain numbers (RequestSeries): no label hashing on the hot path.
    * `legacy` says the service that answered is one being migrated away from.
    */
   recordRequest(route: string, service: string, color: string, side: string, status: number, seconds: number, legacy = false): void {

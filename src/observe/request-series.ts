@@ -27,20 +27,28 @@ export interface Sample {
 /**
  * Request counts and durations per (route, service, colour, side), kept in plain numbers.
  * prom-client's inc() and observe() validate and hash the label set again on every call (~1 µs
- * a request for the two); here the hot path finds its series with one Map lookup and only adds
+ * a request for the two); here the hot path finds its series with four Map lookups and only adds
  * numbers, and the metrics read the series when /metrics is scraped (see metrics.ts).
  */
 export class RequestSeries {
-  readonly #series = new Map<string, Series>();
+  readonly #series: Series[] = [];
+  /**
+   * route → service → color → side: label values are the compiled configuration's own strings,
+   * whose hashes V8 keeps, so finding a series builds no key string per request.
+   */
+  readonly #index = new Map<string, Map<string, Map<string, Map<string, Series>>>>();
 
   constructor(readonly bounds: readonly number[]) {}
 
   record(route: string, service: string, color: string, side: string, status: number, seconds: number): void {
-    const key = `${route}\0${service}\0${color}\0${side}`;
-    let s = this.#series.get(key);
+    const byService = child(this.#index, route);
+    const byColor = child(byService, service);
+    const bySide = child(byColor, color);
+    let s = bySide.get(side);
     if (s === undefined) {
       s = { labels: { route, service, color, side }, codes: new Map(), buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
-      this.#series.set(key, s);
+      bySide.set(side, s);
+      this.#series.push(s);
     }
     s.codes.set(status, (s.codes.get(status) ?? 0) + 1);
     const bounds = this.bounds;
@@ -54,13 +62,13 @@ export class RequestSeries {
 
   /** Request counts: labels, the code as exported ("000" for no response) and the count. */
   *counts(): Generator<[SeriesLabels, string, number]> {
-    for (const s of this.#series.values()) for (const [status, n] of s.codes) yield [s.labels, status === 0 ? '000' : String(status), n];
+    for (const s of this.#series) for (const [status, n] of s.codes) yield [s.labels, status === 0 ? '000' : String(status), n];
   }
 
   /** Histogram samples as prom-client's own Histogram exports them: cumulative buckets, +Inf, sum, count. */
   histogram(name: string): Sample[] {
     const samples: Sample[] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.#series) {
       let cumulative = 0;
       this.bounds.forEach((le, i) => {
         cumulative += s.buckets[i] as number;
@@ -76,6 +84,13 @@ export class RequestSeries {
   }
 
   clear(): void {
-    this.#series.clear();
+    this.#series.length = 0;
+    this.#index.clear();
   }
+}
+
+function child<T>(map: Map<string, Map<string, T>>, key: string): Map<string, T> {
+  let inner = map.get(key);
+  if (inner === undefined) map.set(key, (inner = new Map()));
+  return inner;
 }
