@@ -5,10 +5,15 @@ import { parseRoutes } from '../../src/config/load.js';
 import { routesYaml, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
-/** An upstream whose health path answers `state.status` (or never, when `hang`); other paths 200. */
-async function patient(name: string, status = 200): Promise<Upstream & { state: { status: number; hang: boolean } }> {
-  const state = { status, hang: false };
+/** An upstream whose health path answers `state.status` (or never, when `hang`); other paths 200 (POSTs 500 with `failPosts`). */
+async function patient(name: string, status = 200): Promise<Upstream & { state: { status: number; hang: boolean; failPosts: boolean } }> {
+  const state = { status, hang: false, failPosts: false };
   const upstream = await startUpstream(name, (req: IncomingMessage, res: ServerResponse) => {
+    if (state.failPosts && req.method === 'POST') {
+      req.resume();
+      res.writeHead(500).end();
+      return;
+    }
     if (req.url?.endsWith('/healthz')) {
       if (!state.hang) res.writeHead(state.status).end();
       return;
@@ -120,4 +125,27 @@ test.each([
   const loaded = parseRoutes(config(['http://127.0.0.1:1'], `{ path: /healthz, ${setting} }`), 'routes.yaml');
   expect(loaded.ok).toBe(false);
   if (!loaded.ok) expect(loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n')).toContain(message);
+});
+
+test('an endpoint whose outlier ejection ends while its health check fails stays down in ficus_endpoint_up', async () => {
+  let now = 1_700_000_000_000;
+  const sick = await patient('sick');
+  const well = await patient('well');
+  // The sick endpoint fails POSTs, so one failure ejects it (consecutiveFailures: 1).
+  sick.state.failPosts = true;
+  const proxy = await startProxy(
+    routesYaml(`services:\n  app: { urls: [${sick.url}, ${well.url}], outlier: { consecutiveFailures: 1 }, health: { path: /healthz, interval: 50ms } }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`),
+    { clock: { now: () => now } },
+  );
+  for (let i = 0; i < 2; i++) await (await request(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' })).body.dump();
+  await logged(proxy, (l) => l.event === 'endpoint.ejected');
+
+  sick.state.status = 503;
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+  now += 10 * 60_000;
+  // The next pick ends the ejection; the health check still keeps the endpoint out.
+  await served(proxy, 2);
+  await logged(proxy, (l) => l.event === 'endpoint.returned');
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics).toContain(`ficus_endpoint_up{service="app",endpoint="${sick.url}"} 0`);
 });
