@@ -26,6 +26,21 @@ function str(value: string): string {
 }
 
 /**
+ * A non-negative number of milliseconds to two decimals, exactly as JSON prints
+ * `Math.round(ms * 100) / 100`, from integers: V8's shortest form of a fraction costs about
+ * 100 ns, and a line has two.
+ */
+export function hundredths(ms: number): string {
+  const c = Math.round(ms * 100);
+  if (!(c >= 0 && c <= Number.MAX_SAFE_INTEGER)) return JSON.stringify(c / 100);
+  const fraction = c % 100;
+  const whole = (c - fraction) / 100;
+  if (fraction === 0) return `${whole}`;
+  if (fraction % 10 === 0) return `${whole}.${fraction / 10}`;
+  return `${whole}.${fraction < 10 ? '0' : ''}${fraction}`;
+}
+
+/**
  * The access line of every request. When the logger is ficus's own (it has a line sink), the
  * line is written there directly, byte for byte what pino would print for
  * `logger.info({ event: 'access', ...fields })`, without pino's per-call work (a few µs a
@@ -51,7 +66,7 @@ export class AccessLog {
     if (f.side !== undefined) line += `,"side":${str(f.side)}`;
     if (f.color !== undefined) line += `,"color":${str(f.color)}`;
     if (f.preview !== undefined) line += `,"preview":${f.preview}`;
-    line += `,"endpoint":${str(f.endpoint)},"status":${f.status},"durationMs":${f.durationMs},"upstreamMs":${f.upstreamMs},"bytesOut":${f.bytesOut}`;
+    line += `,"endpoint":${str(f.endpoint)},"status":${f.status},"durationMs":${hundredths(f.durationMs)},"upstreamMs":${hundredths(f.upstreamMs)},"bytesOut":${f.bytesOut}`;
     if (f.fault !== undefined) line += `,"fault":${str(f.fault)}`;
     sink.write(`${line}}\n`);
   }

@@ -64,7 +64,7 @@ const BASE = { service: 'ficus' };
 
 export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines
-  // reach the destination about fifty at a time (LineBatch), which writes each batch at once
+  // reach the destination about two hundred at a time (LineBatch), which writes each batch at once
   // (minLength 0) and flushes synchronously on exit.
   const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS });
   const batch = new LineBatch(destination);

@@ -74,7 +74,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     const onResponseClose = (): void => {
       if (closed) return;
       closed = true;
-      stopWaiting();
+      stopWaiting?.();
       inflight.count--;
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
@@ -101,9 +101,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       if (inflight.count === 0) inflight.onIdle?.();
       abortUpstream?.();
     };
-    // 'close' comes once per response, except for a pipelined one still queued when the client left.
+    // 'close' comes once per response, except for a pipelined one still queued when the client
+    // left: only such a response has no socket yet (Node assigns it when the one before ends).
     res.on('close', onResponseClose);
-    const stopWaiting = onSocketClose(req.socket, onResponseClose);
+    const stopWaiting = res.socket === null ? onSocketClose(req.socket, onResponseClose) : undefined;
 
     try {
       const plan = planRequest(generation, req, deps.guards);

@@ -113,7 +113,9 @@ const QUOTED_SPECIALS = /["\\]/g;
 
 /** RFC 7239 §4: a value that is not a token (a host with its port, say) is a quoted-string. */
 function quoteIfNeeded(value: string): string {
-  return TOKEN.test(value) ? value : `"${value.replace(QUOTED_SPECIALS, '\\$&')}"`;
+  if (TOKEN.test(value)) return value;
+  // A Host that passed the edge's check holds neither: no escaping pass for it.
+  return value.includes('"') || value.includes('\\') ? `"${value.replace(QUOTED_SPECIALS, '\\$&')}"` : `"${value}"`;
 }
 
 /** Raw response fields, flat: buffers from undici's dispatcher, strings from node:http or `request()`. */
@@ -132,16 +134,20 @@ export function clientResponseHeaders(raw: RawFields): string[] {
   const out: string[] = [];
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as Buffer | string).length === 10 && fieldText(raw[i] as Buffer | string).toLowerCase() === 'connection') {
-      const tokens = connectionTokens(fieldText(raw[i + 1] as Buffer | string));
-      if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;
-    }
-  }
-  for (let i = 0; i < raw.length; i += 2) {
     const name = fieldText(raw[i] as Buffer | string);
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') {
+        const tokens = connectionTokens(fieldText(raw[i + 1] as Buffer | string));
+        if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;
+      }
+      continue;
+    }
     out.push(name, fieldText(raw[i + 1] as Buffer | string));
+  }
+  // Rare: the upstream's Connection names fields of its own, which may come before or after it.
+  if (named !== undefined) {
+    for (let i = out.length - 2; i >= 0; i -= 2) if (named.has((out[i] as string).toLowerCase())) out.splice(i, 2);
   }
   return out;
 }

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import { pino } from 'pino';
 import { expect, test } from 'vitest';
-import { AccessLog, type AccessFields } from '../../../src/observe/access-log.js';
+import { AccessLog, hundredths, type AccessFields } from '../../../src/observe/access-log.js';
 import { withLineSink } from '../../../src/observe/log.js';
 
 /** Two loggers on one base: one whose access lines go straight to its sink, one through pino. */
@@ -53,4 +54,14 @@ test('a logger above info writes no access line', () => {
   const { fast, direct } = loggers('warn');
   new AccessLog(direct).write(FULL);
   expect(fast).toEqual([]);
+});
+
+test('durations are printed to two decimals exactly as JSON prints them rounded', () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.double({ min: 0, max: 1e7, noNaN: true }), fc.integer({ min: 0, max: 1e9 }).map((n) => n / 100)), (ms) => {
+      expect(hundredths(ms)).toBe(JSON.stringify(Math.round(ms * 100) / 100));
+    }),
+    { numRuns: 5_000 },
+  );
+  for (const ms of [0, 0.001, 0.005, 0.1, 0.29, 1.005, 2.5, 10, 99.999, 1e15, Infinity, NaN]) expect(hundredths(ms)).toBe(JSON.stringify(Math.round(ms * 100) / 100));
 });

@@ -60,6 +60,7 @@ test.each([
   { host: 'shop.example:8080', forwarded: 'host="shop.example:8080"' },
   { host: '[::1]:8080', forwarded: 'host="[::1]:8080"' },
   { host: 'shop.example', forwarded: 'host=shop.example' },
+  { host: 'a"b\\c', forwarded: 'host="a\\"b\\\\c"' },
 ])('Forwarded quotes a host that is not a token: $host', ({ host, forwarded }) => {
   const out = new Map(pairs(upstreamRequestHeaders(incoming([]), { ...CTX, host })));
   expect(out.get('forwarded')).toContain(forwarded);
@@ -94,8 +95,9 @@ const buffers = (flat: string[]) => flat.map((s) => Buffer.from(s, 'latin1'));
 test('response: hop-by-hop fields and those any Connection names are dropped; duplicates such as Set-Cookie stay', () => {
   const out = clientResponseHeaders(
     buffers([
+      'X-Zero', '0',
       'Content-Type', 'text/plain',
-      'CONNECTION', 'X-One',
+      'CONNECTION', 'X-One, x-zero',
       'Connection', 'x-two, close',
       'X-One', '1',
       'x-two', '2',
