@@ -46,8 +46,16 @@ export function hundredths(ms: number): string {
  * `logger.info({ event: 'access', ...fields })`, without pino's per-call work (a few µs a
  * request); any other logger gets exactly that call.
  */
+/** Distinct route, service, endpoint and method names kept as JSON; more means a reset. */
+const MAX_NAMES = 1_024;
+
 export class AccessLog {
   readonly #sink: ReturnType<typeof lineSinkOf>;
+  // The clock's text and the names' JSON are made once and reused: under load many lines
+  // share a millisecond, and every line repeats names from the configuration.
+  #now = -1;
+  #nowText = '';
+  readonly #names = new Map<string, string>();
 
   constructor(private readonly logger: Logger) {
     this.#sink = lineSinkOf(logger);
@@ -60,14 +68,29 @@ export class AccessLog {
       return;
     }
     if (!this.logger.isLevelEnabled('info')) return;
-    let line = `{"level":30,"time":${Date.now()}${sink.bindings},"event":"access","requestId":${str(f.requestId)}`;
-    if (f.method !== undefined) line += `,"method":${str(f.method)}`;
-    line += `,"path":${str(f.path)},"route":${str(f.route)},"service":${str(f.service)}`;
-    if (f.side !== undefined) line += `,"side":${str(f.side)}`;
-    if (f.color !== undefined) line += `,"color":${str(f.color)}`;
+    const now = Date.now();
+    if (now !== this.#now) {
+      this.#now = now;
+      this.#nowText = `${now}`;
+    }
+    let line = `{"level":30,"time":${this.#nowText}${sink.bindings},"event":"access","requestId":${str(f.requestId)}`;
+    if (f.method !== undefined) line += `,"method":${this.#name(f.method)}`;
+    line += `,"path":${str(f.path)},"route":${this.#name(f.route)},"service":${this.#name(f.service)}`;
+    if (f.side !== undefined) line += `,"side":${this.#name(f.side)}`;
+    if (f.color !== undefined) line += `,"color":${this.#name(f.color)}`;
     if (f.preview !== undefined) line += `,"preview":${f.preview}`;
-    line += `,"endpoint":${str(f.endpoint)},"status":${f.status},"durationMs":${hundredths(f.durationMs)},"upstreamMs":${hundredths(f.upstreamMs)},"bytesOut":${f.bytesOut}`;
-    if (f.fault !== undefined) line += `,"fault":${str(f.fault)}`;
+    line += `,"endpoint":${this.#name(f.endpoint)},"status":${f.status},"durationMs":${hundredths(f.durationMs)},"upstreamMs":${hundredths(f.upstreamMs)},"bytesOut":${f.bytesOut}`;
+    if (f.fault !== undefined) line += `,"fault":${this.#name(f.fault)}`;
     sink.write(`${line}}\n`);
+  }
+
+  #name(value: string): string {
+    let json = this.#names.get(value);
+    if (json === undefined) {
+      if (this.#names.size >= MAX_NAMES) this.#names.clear();
+      json = str(value);
+      this.#names.set(value, json);
+    }
+    return json;
   }
 }

@@ -65,3 +65,16 @@ test('durations are printed to two decimals exactly as JSON prints them rounded'
   );
   for (const ms of [0, 0.001, 0.005, 0.1, 0.29, 1.005, 2.5, 10, 99.999, 1e15, Infinity, NaN]) expect(hundredths(ms)).toBe(JSON.stringify(Math.round(ms * 100) / 100));
 });
+
+test('lines stay exact across many distinct names and repeated ones (the names are kept as JSON)', () => {
+  const { fast, slow, direct, plain } = loggers();
+  const fastLog = new AccessLog(direct);
+  const slowLog = new AccessLog(plain);
+  for (let i = 0; i < 1_100; i++) {
+    const fields = { ...FULL, route: i % 3 === 0 ? 'same' : `route-${i}`, endpoint: i % 2 ? 'http://h:1/ü' : `http://10.0.0.${i % 256}:80`, method: i % 5 ? 'GET' : 'M"X' };
+    fastLog.write(fields);
+    slowLog.write(fields);
+  }
+  const strip = (line: string) => line.replace(/"time":\d+/, '"time":0');
+  expect(fast.map(strip)).toEqual(slow.map(strip));
+});
