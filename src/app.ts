@@ -7,7 +7,7 @@ import { formatIssue } from './config/issues.js';
 import type { Snapshot } from './config/snapshot.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
-import { announceCanary, announceGuard } from './observe/announce.js';
+import { announceCanary, announceGuard, announceHealth, announceOutliers } from './observe/announce.js';
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
@@ -15,12 +15,12 @@ import { Metrics } from './observe/metrics.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import { Tunnels } from './proxy/tunnel.js';
-import type { CanaryEvents, CanaryRecord, CanaryRuntime } from './rollout/canary.js';
+import type { CanaryEvents } from './rollout/canary.js';
 import { AnalysisLoop } from './rollout/loop.js';
 import type { GuardEvent } from './rollout/guard.js';
 import { Guards } from './rollout/guards.js';
-import { FALL, HealthChecks } from './upstream/health.js';
-import { emptyState, loadState, saveState, type StateRecord } from './rollout/persist.js';
+import { RuntimeState } from './rollout/runtime-state.js';
+import { HealthChecks } from './upstream/health.js';
 import { ShadowMirror } from './shadow/mirror.js';
 
 export interface AppOptions {
@@ -54,11 +54,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   // Every decision of the analysis is logged with its numbers, counted, shown and audited.
   // Set once the edge listener exists; decisions taken before that have no tunnel to move.
   let tunnels: Tunnels | undefined;
+  const guards = new Guards(clock);
+  const state = new RuntimeState(() => store.current, guards, logger);
   const canaryEvents: CanaryEvents = {
     changed: (canary, change) => {
       announceCanary(canary, change, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
       if (change.kind === 'ejection') tunnels?.closeWhere((t) => t.route === canary.route && t.side === 'canary');
-      persist();
+      state.save();
     },
   };
   const store = await ConfigStore.open(options.configFile, {
@@ -66,16 +68,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     clock,
     random: options.random ?? systemRandom,
     env: options.env,
-    outlierEvents: (service) => ({
-      ejected(endpoint, durationMs) {
-        metrics.endpointUp.labels(service, endpoint.origin).set(0);
-        logger.warn({ event: EVENT.endpointEjected, service, endpoint: endpoint.origin, durationMs, timesEjected: endpoint.timesEjected }, 'endpoint ejected after consecutive failures');
-      },
-      returned(endpoint) {
-        metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.healthy ? 1 : 0);
-        logger.info({ event: EVENT.endpointReturned, service, endpoint: endpoint.origin }, 'endpoint returned to service');
-      },
-    }),
+    outlierEvents: (service) => announceOutliers(service, { logger, metrics }),
   });
   const first = store.current.snapshot;
   const audit = new AuditLog(() => store.current.snapshot.auditLog, {
@@ -85,46 +78,17 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   });
   let audited = first;
 
-  // Runtime decisions (ejections, steps, rollbacks) kept across restarts (SPEC §1.4).
-  const statePath = () => store.current.snapshot.stateFile;
-  const guards = new Guards(clock);
   const onGuardEvent = (event: GuardEvent) => {
     announceGuard(event, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
     if (event.kind === 'rollback') tunnels?.closeWhere((t) => t.service === event.service && t.colour === event.from);
-    persist();
+    state.save();
   };
-  // The newest save; drain waits for it so the last decision before exit is on disk.
-  let lastSave: Promise<unknown> = Promise.resolve();
-  function persist(): void {
-    const path = statePath();
-    if (path === undefined) return;
-    lastSave = saveState(path, { routes: canaryRecords(store.current.canaries), services: guards.toJSON() }).then((result) => {
-      if (!result.ok) logger.error({ event: EVENT.stateWriteFailed, path, problem: result.problem }, result.problem);
-    });
-  }
-  const firstPath = statePath();
-  const loaded = firstPath === undefined ? { ok: true as const, state: emptyState() } : await loadState(firstPath);
-  if (!loaded.ok) logger.warn({ event: EVENT.stateIgnored, path: firstPath, problem: loaded.problem }, loaded.problem);
-  for (const canary of store.current.canaries) {
-    const record = canary && loaded.state.routes[canary.route];
-    if (canary && record?.fingerprint === canary.def.fingerprint) canary.restore(record as unknown as CanaryRecord);
-  }
-  guards.reconcile(first, loaded.state.services);
-  if (firstPath !== undefined) persist();
+  await state.restore();
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
   publishEndpoints(store, metrics, clock);
   metrics.publishCanaries(store.current.canaries);
-  const health = new HealthChecks({
-    unhealthy(service, endpoint, problem) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(0);
-      logger.warn({ event: EVENT.endpointUnhealthy, service, endpoint: endpoint.origin, problem }, `endpoint out of service: its health check failed ${FALL} times in a row (${problem})`);
-    },
-    healthy(service, endpoint) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.ejectedUntil > clock.now() ? 0 : 1);
-      logger.info({ event: EVENT.endpointHealthy, service, endpoint: endpoint.origin }, 'endpoint back in service: its health check passes');
-    },
-  });
+  const health = new HealthChecks(announceHealth({ logger, metrics }, clock));
   const analysis = new AnalysisLoop(() => store.current.canaries, clock, undefined, (error, canary) =>
     logger.error({ event: EVENT.internalError, route: canary.route, err: error }, `the analysis of canary ${canary.route} failed`),
   );
@@ -171,7 +135,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     upgrades.reconcile(now);
     health.reconcile(store.current);
     for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
-    persist();
+    state.save();
     metrics.configLoaded(now.hash);
     publishEndpoints(store, metrics, clock);
     metrics.publishCanaries(store.current.canaries);
@@ -240,7 +204,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await store.close();
       // The last records must not be lost at exit, but a hung audit disk must not hold the exit either.
       await settledWithin(audit, EXIT_WRITE_WAIT_MS);
-      await settledWithin({ settled: () => lastSave }, EXIT_WRITE_WAIT_MS);
+      await settledWithin(state, EXIT_WRITE_WAIT_MS);
       logger.info({ event: EVENT.stopped }, 'stopped');
       logger.flush();
     })();
@@ -248,12 +212,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   return { proxyUrl, adminUrl, store, metrics, audit, reload, drain };
-}
-
-function canaryRecords(canaries: readonly (CanaryRuntime | undefined)[]): Record<string, StateRecord> {
-  const records: Record<string, StateRecord> = {};
-  for (const canary of canaries) if (canary) records[canary.route] = { fingerprint: canary.def.fingerprint, ...canary.toRecord() };
-  return records;
 }
 
 /** Blue/green services whose active colour differs between two snapshots. */
