@@ -13,6 +13,7 @@ import { writeProxyConf, writeUpstreamConf } from './lib/nginx.js';
 import { busyShare, stealShare, childPids, coreTimes, cpuModel, cpuSeconds, loadAverage, memory, resetPeak } from './lib/proc.js';
 import { resultsSection, writeBenchmarks } from './lib/report.js';
 import { canaryCost, canarySection } from './lib/canary-cost.js';
+import { alternatingRounds } from './lib/rounds.js';
 import { benchRoutesYaml } from './lib/routes.js';
 import { wrk } from './lib/wrk.js';
 import { formatSummary, summarize } from './profile.js';
@@ -27,6 +28,7 @@ const { values: opts } = parseArgs({
     'upload-mib': { type: 'string', default: '512' },
     targets: { type: 'string', default: 'direct,nginx,minimal,ficus,canary' },
     'canary-rounds': { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     upstream: { type: 'string' },
     ficus: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -89,12 +91,12 @@ async function countLines(file) {
 }
 
 /** wrk against `url`, with the proxy's CPU time and both cores' busy share over the run. */
-async function throughput(url, proxyPid) {
+async function throughput(url, proxyPid, seconds = SECONDS) {
   const cpu0 = proxyPid ? cpuSeconds(proxyPid) : 0;
   const proxyCore0 = PINNED ? coreTimes(PROXY_CPU) : undefined;
   const gen0 = PINNED ? coreTimes(GEN_CPU) : undefined;
   const started = performance.now();
-  const result = await wrk(GEN_CPU, url, { connections: CONNECTIONS, seconds: SECONDS });
+  const result = await wrk(GEN_CPU, url, { connections: CONNECTIONS, seconds });
   const elapsed = (performance.now() - started) / 1000;
   const cpu = proxyPid ? cpuSeconds(proxyPid) - cpu0 : undefined;
   return {
@@ -280,6 +282,29 @@ async function main() {
     }
   }
 
+  let rounds;
+  if (Number(opts.rounds) > 0 && targets.includes('ficus') && (targets.includes('nginx') || targets.includes('minimal'))) {
+    rounds = await alternatingRounds({
+      targets,
+      dir,
+      app,
+      sink,
+      ports: { nginx: nginxPort, minimal: minimalPort, ficus: ficusPort, admin: adminPort },
+      minimalScript: join(ROOT, 'bench/minimal-proxy.js'),
+      ficusArgs,
+      logDir,
+      rounds: Number(opts.rounds),
+      seconds: Math.max(3, Math.round(SECONDS / 2)),
+      warmupSeconds: WARMUP_SECONDS,
+      connections: CONNECTIONS,
+      proxyCpu: PROXY_CPU,
+      genCpu: GEN_CPU,
+      throughput,
+      wrk,
+      log,
+    });
+  }
+
   for (const [name, r] of Object.entries(results)) {
     if (r.small?.proxyCoreBusy !== undefined && r.small.proxyCoreBusy < 0.9) {
       notes.push(`${name}: the proxy core was only ${(r.small.proxyCoreBusy * 100).toFixed(0)}% busy in the small-response run: the generator core (${(r.small.genCoreBusy * 100).toFixed(0)}% busy) capped it, so its req/s understates it; compare CPU µs per request instead.`);
@@ -316,7 +341,7 @@ async function main() {
     routeCount: routes.routeCount,
     benchIndex: routes.benchIndex,
   };
-  const main = resultsSection({ results, options, machine, notes, profile });
+  const main = resultsSection({ results, rounds, options, machine, notes, profile });
   const section = canary ? `${main}\n\n${canarySection(canary, SECONDS)}` : main;
   process.stdout.write(`\n${section}\n`);
   if (opts.write) {
