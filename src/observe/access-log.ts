@@ -73,15 +73,20 @@ export class AccessLog {
       this.#now = now;
       this.#nowText = `${now}`;
     }
-    let line = `{"level":30,"time":${this.#nowText}${sink.bindings},"event":"access","requestId":${str(f.requestId)}`;
-    if (f.method !== undefined) line += `,"method":${this.#name(f.method)}`;
-    line += `,"path":${str(f.path)},"route":${this.#name(f.route)},"service":${this.#name(f.service)}`;
-    if (f.side !== undefined) line += `,"side":${this.#name(f.side)}`;
-    if (f.color !== undefined) line += `,"color":${this.#name(f.color)}`;
-    if (f.preview !== undefined) line += `,"preview":${f.preview}`;
-    line += `,"endpoint":${this.#name(f.endpoint)},"status":${f.status},"durationMs":${hundredths(f.durationMs)},"upstreamMs":${hundredths(f.upstreamMs)},"bytesOut":${f.bytesOut}`;
-    if (f.fault !== undefined) line += `,"fault":${this.#name(f.fault)}`;
-    sink.write(`${line}}\n`);
+    // Joined from parts, not concatenated: the line waits in the batch for some hundred
+    // requests, and a concatenation is a tree of ~30 strings that the young-generation GC
+    // copies until the batch is joined, then flattens from cold memory: under perf, that
+    // flattening was the largest single item of ficus's own CPU per request.
+    const parts = ['{"level":30,"time":', this.#nowText, sink.bindings, ',"event":"access","requestId":', str(f.requestId)];
+    if (f.method !== undefined) parts.push(',"method":', this.#name(f.method));
+    parts.push(',"path":', str(f.path), ',"route":', this.#name(f.route), ',"service":', this.#name(f.service));
+    if (f.side !== undefined) parts.push(',"side":', this.#name(f.side));
+    if (f.color !== undefined) parts.push(',"color":', this.#name(f.color));
+    if (f.preview !== undefined) parts.push(',"preview":', `${f.preview}`);
+    parts.push(',"endpoint":', this.#name(f.endpoint), ',"status":', `${f.status}`, ',"durationMs":', hundredths(f.durationMs), ',"upstreamMs":', hundredths(f.upstreamMs), ',"bytesOut":', `${f.bytesOut}`);
+    if (f.fault !== undefined) parts.push(',"fault":', this.#name(f.fault));
+    parts.push('}\n');
+    sink.write(parts.join(''));
   }
 
   #name(value: string): string {
