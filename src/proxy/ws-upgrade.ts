@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Colour } from '../config/snapshot.js';
+import type { Generation } from '../config/store.js';
+import { EVENT, type Logger } from '../observe/log.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { GuardEvent } from '../rollout/guard.js';
+import type { Endpoint } from '../upstream/endpoint.js';
+import { acceptRequestId, clientResponseHeaders, dropContentLength, upstreamRequestHeaders } from './headers.js';
+import { planRequest, type ForwardPlan, type Guards } from './plan.js';
+import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
+import { hasRequestBody } from './request-body.js';
+import { askUpstream } from './ws-handshake.js';
+import { movedIn, Tunnel } from './ws-relay.js';
+
+export interface TunnelDeps {
+  current: () => Generation;
+  metrics: Metrics;
+  logger: Logger;
+  /** Guarded cutovers: the handshake's outcome counts in the guard's window like a request's. */
+  guards?: (Guards & { onEvent?(event: GuardEvent): void }) | undefined;
+  /** Hands a socket back to the edge server, to be read as plain HTTP from its next byte. */
+  replay: (socket: Duplex) => void;
+}
+
+/** What an upgrade needs of the registry of tunnels (tunnel.ts): drain reaches it through these. */
+export interface UpgradeRegistry {
+  /** Draining: new upgrades get 503, and a tunnel opened now is closed at once. */
+  closing(): boolean;
+  /** An upgrade waiting for its upstream's answer; `abort` ends it on drain. */
+  waiting(abort: () => void): void;
+  answered(abort: () => void): void;
+  /** A client being sent an upstream's refusal; drain lets it have the answer until its deadline. */
+  relaying(client: Duplex): void;
+  relayed(client: Duplex): void;
+  opened(tunnel: Tunnel): void;
+  ended(tunnel: Tunnel): void;
+}
+
+/** How long a tunnel asked to close waits for both peers to answer its Close before ending the sockets. */
+export const CLOSE_GRACE_MS = 1_000;
+/** After a reload, an ejection or a rollback moved a tunnel: when whatever is left of it is destroyed. */
+export const RECONCILE_DEADLINE_MS = 5_000;
+
+/**
+ * One WebSocket upgrade (SPEC §1.7): planned by the same decision as a plain request, asked of
+ * one endpoint, then either tunnelled byte for byte or answered; counted in the metrics, the
+ * canary windows and the cutover guard like a request, and logged once.
+ */
+export class WebSocketUpgrade {
+  readonly #requestId: string;
+  readonly #started = performance.now();
+  readonly #accessLog: boolean;
+  #path = '';
+  #route = '';
+  #service = '';
+  #side = '';
+  #colour: Colour | '' = '';
+  #preview = false;
+  #legacy = false;
+  #endpoint = '';
+  #fault: string | undefined;
+
+  constructor(
+    private readonly deps: TunnelDeps,
+    private readonly registry: UpgradeRegistry,
+    private readonly req: IncomingMessage,
+    private readonly client: Duplex,
+  ) {
+    this.#requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+    this.#accessLog = deps.current().snapshot.accessLog;
+  }
+
+  start(head: Buffer): void {
+    const { req, client, registry } = this;
+    const { metrics, logger } = this.deps;
+    const generation = this.deps.current();
+    const answer = (status: number, response: string | Buffer): void => {
+      client.end(response);
+      this.#answered(status);
+    };
+
+    if (registry.closing()) return answer(503, errorResponse(503, this.#requestId));
+    // RFC 6455 §4.1: the opening handshake is a GET with no content; a body would be read as frames.
+    if (hasRequestBody(req)) return answer(400, errorResponse(400, this.#requestId));
+    const plan = planRequest(generation, req, this.deps.guards);
+    this.#path = plan.path;
+    if (plan.kind === 'refuse') return answer(plan.status, errorResponse(plan.status, this.#requestId, plan.extraHeaders));
+    this.#route = plan.route.name;
+    // A `respond` route answers an upgrade as it answers the plain request: a kill switch holds for both.
+    if (plan.kind === 'respond') return answer(plan.action.status, configuredResponse(plan.action, plan.extraHeaders));
+
+    this.#service = plan.service.def.name;
+    this.#side = plan.side;
+    this.#colour = plan.colour;
+    this.#preview = plan.preview;
+    this.#legacy = plan.legacy;
+    const endpoint = plan.service.pick();
+    if (endpoint === undefined) {
+      this.#judge(plan, true);
+      return answer(503, errorResponse(503, this.#requestId, plan.extraHeaders));
+    }
+    this.#endpoint = endpoint.origin;
+
+    const snapshot = generation.snapshot;
+    const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId: this.#requestId, hostOverride: plan.action.hostHeader, secret: snapshot.previewHeaders });
+    if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
+    headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
+    const path = endpoint.def.basePath + plan.action.rewrite(plan.path) + plan.query;
+    // Assigned before any outcome can come: they are all reported from later events.
+    let abort = (): void => undefined;
+    abort = askUpstream(endpoint, path, headers, plan.service.def.timeouts, client, head, {
+      upgraded: (res, socket, upstreamHead, early) => {
+        registry.answered(abort);
+        plan.service.outlier.success(endpoint);
+        this.#judge(plan, false);
+        this.#tunnel(plan, endpoint, res, early, socket, upstreamHead);
+      },
+      refused: (res) => {
+        registry.answered(abort);
+        const failed = (res.statusCode ?? 0) >= 500;
+        if (failed) plan.service.outlier.failure(endpoint);
+        else plan.service.outlier.success(endpoint);
+        this.#judge(plan, failed);
+        this.#relayRefusal(plan, res);
+      },
+      failed: (fault) => {
+        registry.answered(abort);
+        this.#fault = fault.kind;
+        if (fault.upstream) {
+          metrics.upstreamErrors.labels(this.#service, fault.kind).inc();
+          logger.debug({ event: EVENT.upstreamError, service: this.#service, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
+          plan.service.outlier.failure(endpoint);
+          this.#judge(plan, true);
+        }
+        if (fault.status === 0 || client.destroyed) {
+          client.destroy();
+          this.#answered(0);
+        } else answer(fault.status, errorResponse(fault.status, this.#requestId, plan.extraHeaders));
+      },
+    });
+    registry.waiting(abort);
+  }
+
+  /** The upstream declined the upgrade: its answer goes to the client, and the connection closes. */
+  #relayRefusal(plan: ForwardPlan, res: IncomingMessage): void {
+    const { client, registry } = this;
+    const status = res.statusCode ?? 502;
+    const fields = clientResponseHeaders(res.rawHeaders);
+    fields.push('connection', 'close');
+    if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
+    client.write(responseHead(status, fields, res.statusMessage));
+    registry.relaying(client);
+    let counted = false;
+    const count = (code: number): void => {
+      if (counted) return;
+      counted = true;
+      this.#answered(code);
+    };
+    // An answer cut short, on either side, is no answer: the client sees the connection drop.
+    res.on('error', () => client.destroy());
+    res.on('aborted', () => client.destroy());
+    res.on('end', () => count(status));
+    client.on('close', () => {
+      registry.relayed(client);
+      res.destroy();
+      count(0);
+    });
+    res.pipe(client);
+  }
+
+  #tunnel(plan: ForwardPlan, endpoint: Endpoint, res: IncomingMessage, head: Buffer, upstream: Duplex, upstreamHead: Buffer): void {
+    const { client, registry } = this;
+    upstream.on('error', () => upstream.destroy());
+    if (client.destroyed) {
+      upstream.destroy();
+      return this.#answered(0);
+    }
+    // Only the upgrade's own Connection and Upgrade pass: every other hop-by-hop field stops here.
+    const fields = ['Connection', 'Upgrade', 'Upgrade', res.headers.upgrade ?? 'websocket'];
+    const passed = clientResponseHeaders(res.rawHeaders);
+    // What follows the 101 is frames, never a body.
+    dropContentLength(passed);
+    fields.push(...passed);
+    if (res.headers['x-request-id'] === undefined) fields.push('x-request-id', this.#requestId);
+    if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
+    client.write(responseHead(101, fields, 'Switching Protocols'));
+    this.#answered(101);
+
+    const gauge = this.deps.metrics.websocketTunnels.labels(this.#route, this.#service);
+    gauge.inc();
+    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: this.#service, colour: plan.colour, origin: endpoint.origin };
+    // An open tunnel is load on its endpoint for as long as it lasts: least-request sees it.
+    endpoint.inflight++;
+    const tunnel = new Tunnel(place, client, upstream, () => {
+      endpoint.inflight--;
+      gauge.dec();
+      this.#log(101, { durationMs: round(performance.now() - this.#started), bytesIn: tunnel.bytesIn, bytesOut: tunnel.bytesOut });
+      registry.ended(tunnel);
+    });
+    registry.opened(tunnel);
+    tunnel.start(head, upstreamHead);
+    if (registry.closing()) tunnel.shutdown(0, CLOSE_GRACE_MS);
+    // A reload while the upstream weighed the upgrade was reconciled without this tunnel.
+    else if (movedIn(this.deps.current().snapshot, place)) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
+  }
+
+  /** Counts the upgrade request once its answer is decided; a tunnel logs when it ends instead. */
+  #answered(status: number): void {
+    const seconds = (performance.now() - this.#started) / 1000;
+    this.deps.metrics.recordRequest(this.#route, this.#service, this.#colour, this.#service ? this.#side : '', status, seconds, this.#legacy);
+    if (status !== 101) this.#log(status, { durationMs: round(seconds * 1000) });
+  }
+
+  #log(status: number, extra: Record<string, number>): void {
+    if (!this.#accessLog) return;
+    this.deps.logger.info({
+      event: EVENT.access,
+      upgrade: 'websocket',
+      requestId: this.#requestId,
+      method: 'GET',
+      path: this.#path,
+      route: this.#route,
+      service: this.#service,
+      side: this.#service ? this.#side : undefined,
+      color: this.#colour || undefined,
+      preview: this.#preview || undefined,
+      endpoint: this.#endpoint,
+      status,
+      fault: this.#fault,
+      ...extra,
+    });
+  }
+
+  /** The canary windows and the cutover guard count a handshake like a request: 101 healthy, 5xx or a fault failed. */
+  #judge(plan: ForwardPlan, failed: boolean): void {
+    const ms = performance.now() - this.#started;
+    plan.canary?.record(plan.side, failed, ms);
+    if (plan.guard === undefined) return;
+    const decision = plan.guard.record(plan.colour as Colour, failed, ms);
+    if (decision.kind !== 'none') this.deps.guards?.onEvent?.(decision);
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
