@@ -34,7 +34,7 @@ export function verdicts(results, rounds) {
     out.push({ target: `RSS peak < ${TARGETS.maxRssMiB} MiB during the upload`, value: `${peak.toFixed(1)} MiB`, pass: peak < TARGETS.maxRssMiB });
   }
   if (ficus) {
-    const problems = errorCount(ficus);
+    const problems = errorCount(ficus) + (ofRounds?.ficusErrors ?? 0);
     out.push({ target: 'no errors and no non-2xx under load', value: problems === 0 ? 'none' : `${problems}`, pass: problems === 0 });
   }
   return out;

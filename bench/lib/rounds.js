@@ -69,7 +69,7 @@ export function roundsSummary(rounds) {
     cpuUsPerReq: Object.fromEntries(rounds.names.map((n) => [n, of(n, 'cpuUsPerReq')])),
     ficusToNginx: median(perRatio('nginx')),
     ficusToMinimal: median(perRatio('minimal')),
-    errors: rounds.perRound.reduce((n, r) => n + Object.values(r).reduce((m, x) => m + x.errors, 0), 0),
+    ficusErrors: rounds.perRound.reduce((n, r) => n + (r.ficus?.errors ?? 0), 0),
   };
 }
 

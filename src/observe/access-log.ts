@@ -40,15 +40,15 @@ export function hundredths(ms: number): string {
   return `${whole}.${fraction < 10 ? '0' : ''}${fraction}`;
 }
 
+/** Distinct route, service, endpoint and method names kept as JSON; more means a reset. */
+const MAX_NAMES = 1_024;
+
 /**
  * The access line of every request. When the logger is ficus's own (it has a line sink), the
  * line is written there directly, byte for byte what pino would print for
  * `logger.info({ event: 'access', ...fields })`, without pino's per-call work (a few µs a
  * request); any other logger gets exactly that call.
  */
-/** Distinct route, service, endpoint and method names kept as JSON; more means a reset. */
-const MAX_NAMES = 1_024;
-
 export class AccessLog {
   readonly #sink: ReturnType<typeof lineSinkOf>;
   // The clock's text and the names' JSON are made once and reused: under load many lines

@@ -11,6 +11,7 @@ import type { Clock } from './clock.js';
 /**
  * How a runtime decision of the immune system is told: a log line with its numbers, a metric,
  * and an audit record (SPEC §5), each decision in one place so the three never disagree.
+ * Endpoints taken out of service and returned are told by a log line and `endpoint_up`.
  */
 export interface Announce {
   logger: Logger;
@@ -56,7 +57,6 @@ export function announceGuard(event: GuardEvent, { logger, metrics, audit, hash 
   logger.warn({ event: EVENT.rolledBack, ...details }, `${event.message}; live traffic is back on ${event.to} until the service changes in the file`);
   void audit.record('rollback', { ...details, hash: hash() });
 }
-
 
 /** Passive outlier detection taking one service's endpoint out, and back: a log line and `endpoint_up`. */
 export function announceOutliers(service: string, { logger, metrics }: Pick<Announce, 'logger' | 'metrics'>): OutlierEvents {
