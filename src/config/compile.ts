@@ -1,34 +1,16 @@
-import type { AudienceDefs, CohortDef, ToggleDef } from '../routing/audience.js';
 import { compileAudienceMatch, type AudienceIndex } from '../routing/audience-match.js';
-import type { IdentityDef } from '../routing/identity.js';
 import { compileMatch } from '../routing/match.js';
 import { RouteIndex } from '../routing/route.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
-import { durationOr, parseDuration } from './duration.js';
+import { compileAudience, compileIdentity, audienceIndex } from './compile-audience.js';
+import { compileCanary, guardDef } from './compile-rollout.js';
+import { DEFAULTS } from './defaults.js';
+import { durationOr } from './duration.js';
 import { besideConfig } from './paths.js';
 import { secretDigest } from './secret.js';
-import type { AnalysisSpec, RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
-import type { AnalysisDef, CanaryDef, Colour, ColoursDef, EndpointDef, GuardDef, HealthDef, RouteAction, RouteDef, ServiceDef, ShadowDef, Snapshot, Timeouts } from './snapshot.js';
-
-export const DEFAULTS = {
-  connectMs: 5_000,
-  responseMs: 30_000,
-  idleMs: 60_000,
-  headerTimeoutMs: 10_000,
-  maxHeaderBytes: 16_384,
-  maxHeaderCount: 100,
-  drainTimeoutMs: 30_000,
-  consecutiveFailures: 5,
-  analysisIntervalMs: 10_000,
-  analysisWindowMs: 60_000,
-  minRequests: 20,
-  healthIntervalMs: 10_000,
-  healthTimeoutMs: 2_000,
-  shadowMaxBodyBytes: 1_048_576,
-  shadowTimeoutMs: 5_000,
-  shadowMaxConcurrent: 32,
-} as const;
+import type { RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
+import type { Colour, ColoursDef, EndpointDef, HealthDef, RouteAction, RouteDef, ServiceDef, ShadowDef, Snapshot, Timeouts } from './snapshot.js';
 
 /** Builds the immutable snapshot from a file that `parseRoutes` has already validated. */
 export function compile(source: RoutesFile, file: string, hash: string, loadedAt = new Date()): Snapshot {
@@ -178,54 +160,6 @@ function compileShadow(spec: RouteSpec): ShadowDef | undefined {
   };
 }
 
-function compileCanary(spec: RouteSpec): CanaryDef | undefined {
-  const canary = spec.canary;
-  if (canary === undefined) return undefined;
-  return {
-    service: canary.to,
-    weight: canary.weight,
-    seed: canary.seed ?? spec.name,
-    steps: canary.steps,
-    stepIntervalMs: canary.stepInterval === undefined ? undefined : parseDuration(canary.stepInterval),
-    analysis: compileAnalysis(canary.analysis),
-    fingerprint: JSON.stringify([spec.name, canary]),
-  };
-}
-
-/**
- * Longest span one guard verdict looks back over. A 30-minute guard judged over 30 minutes
- * would let 29 good minutes hide a breakage in the last one.
- */
-const MAX_GUARD_ANALYSIS_MS = 60_000;
-/** A zero interval (validation refuses it) must not spin the guard's loop. */
-const MIN_GUARD_INTERVAL_MS = 10;
-
-export function guardDef(spec: AnalysisSpec): GuardDef {
-  // The same keys and defaults as a canary's `analysis` (SPEC §1.1): one compiler for both.
-  const analysis = compileAnalysis(spec);
-  return {
-    ...analysis,
-    intervalMs: Math.max(MIN_GUARD_INTERVAL_MS, analysis.intervalMs),
-    analysisWindowMs: Math.max(1, Math.min(analysis.windowMs, MAX_GUARD_ANALYSIS_MS)),
-  };
-}
-
-/** `analysis` (or a blue/green `guard`, which takes the same keys) with the defaults of SPEC §1.0. */
-export function compileAnalysis(spec: AnalysisSpec | undefined): AnalysisDef {
-  return {
-    intervalMs: durationOr(spec?.interval, DEFAULTS.analysisIntervalMs),
-    windowMs: durationOr(spec?.window, DEFAULTS.analysisWindowMs),
-    thresholds: {
-      minRequests: spec?.minRequests ?? DEFAULTS.minRequests,
-      maxErrorRate: spec?.maxErrorRate,
-      maxP99Ms: spec?.maxP99 === undefined ? undefined : parseDuration(spec.maxP99),
-      maxErrorRateVsStable: spec?.maxErrorRateVsStable,
-      maxP99VsStable: spec?.maxP99VsStable,
-    },
-    consecutiveFailures: spec?.consecutiveFailures,
-  };
-}
-
 /**
  * A prefix replacement on segment boundaries: a path is `strip + rest` and goes out as
  * `add + rest`, so `/api` → `/v2` and `/api/x` → `/v2/x` (as Envoy's prefix_rewrite); a path
@@ -239,45 +173,6 @@ export function compileRewrite(stripPrefix: string | undefined, addPrefix: strin
     const rest = strip && (path === strip || path.startsWith(`${strip}/`)) ? path.slice(strip.length) : path;
     return add + rest || '/';
   };
-}
-
-function compileIdentity(source: RoutesFile): IdentityDef | undefined {
-  const identity = source.identity;
-  if (!identity) return undefined;
-  return { header: identity.header?.toLowerCase(), cookie: identity.cookie, anonymousCookie: identity.anonymousCookie };
-}
-
-/** Cohorts and toggles in file order; routes and toggles refer to them by index. */
-function compileAudience(source: RoutesFile): AudienceDefs {
-  const cohortNames = Object.keys(source.cohorts ?? {});
-  const cohorts: CohortDef[] = Object.entries(source.cohorts ?? {}).map(([name, spec], index) => ({
-    name,
-    index,
-    users: spec.users ? new Set(spec.users) : undefined,
-    header: spec.header ? { name: spec.header.name.toLowerCase(), value: spec.header.value } : undefined,
-    cookie: spec.cookie,
-    percent: spec.percent,
-    seed: spec.seed ?? name,
-  }));
-  const toggles: ToggleDef[] = Object.entries(source.toggles ?? {}).map(([name, spec], index) => ({
-    name,
-    index,
-    enabled: spec.enabled ?? true,
-    users: spec.users ? new Set(spec.users) : undefined,
-    cohorts: spec.cohorts?.map((cohort) => cohortNames.indexOf(cohort)),
-    percent: spec.percent,
-    seed: spec.seed ?? name,
-  }));
-  return { cohorts, toggles };
-}
-
-function audienceIndex(audience: AudienceDefs): AudienceIndex {
-  const find = (list: readonly { name: string }[], kind: string) => (name: string) => {
-    const at = list.findIndex((item) => item.name === name);
-    if (at === -1) throw new Error(`unvalidated ${kind} reference ${name}`);
-    return at;
-  };
-  return { cohort: find(audience.cohorts, 'cohort'), toggle: find(audience.toggles, 'toggle') };
 }
 
 function mustNormalize(path: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { compileAnalysis } from '../../../src/config/compile.js';
+import { compileAnalysis } from '../../../src/config/compile-rollout.js';
 import type { AnalysisSpec } from '../../../src/config/schema.js';
 import type { CanaryDef } from '../../../src/config/snapshot.js';
 import { CanaryRuntime, type CanaryChange } from '../../../src/rollout/canary.js';

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
-import { compile, guardDef } from '../../../src/config/compile.js';
+import { compile } from '../../../src/config/compile.js';
+import { guardDef } from '../../../src/config/compile-rollout.js';
 import { RoutesFile, type AnalysisSpec } from '../../../src/config/schema.js';
 import type { Colour, ServiceDef, Snapshot } from '../../../src/config/snapshot.js';
 import type { Clock } from '../../../src/observe/clock.js';

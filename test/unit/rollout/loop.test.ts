@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { compileAnalysis } from '../../../src/config/compile.js';
+import { compileAnalysis } from '../../../src/config/compile-rollout.js';
 import { CanaryRuntime } from '../../../src/rollout/canary.js';
 import { AnalysisLoop, type Timers } from '../../../src/rollout/loop.js';
 
