@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import type { Colour, GuardDef, ServiceDef } from '../config/snapshot.js';
 import type { Clock } from '../observe/clock.js';
 import { judge, type FailReason } from './analysis.js';
+import { parseGuardState, type GuardState } from './guard-state.js';
 import { SlidingWindow, type WindowStats } from './windows.js';
 
 /** What one guard watches: a blue/green service, the colour its file makes active, and how. */
@@ -30,6 +30,7 @@ export function guardConfigOf(def: ServiceDef): GuardConfig | undefined {
   return { service: def.name, active: def.colours.active, def: gd, colours, fingerprint };
 }
 
+export type { GuardState } from './guard-state.js';
 export type GuardPhase = 'stable' | 'guarding' | 'rolled-back';
 export type RollbackReason = FailReason | 'consecutive_failures';
 
@@ -60,23 +61,6 @@ export interface GuardWatch {
 
 const NONE: GuardDecision = Object.freeze({ kind: 'none' });
 
-const ColourField = z.enum(['blue', 'green']);
-const Stats = z.strictObject({ requests: z.number(), failures: z.number(), errorRate: z.number(), p99Ms: z.number() });
-const StateSchema = z.strictObject({
-  fingerprint: z.string(),
-  state: z.enum(['stable', 'guarding', 'rolled-back']),
-  configured: ColourField,
-  active: ColourField,
-  fallback: ColourField.nullable(),
-  since: z.number(),
-  until: z.number().nullable(),
-  reason: z.enum(['error_rate', 'p99', 'vs_stable', 'consecutive_failures']).nullable(),
-  message: z.string().nullable(),
-  baseline: Stats.nullable(),
-});
-
-/** A guard's decisions as plain data: what the state file keeps across a restart. */
-export type GuardState = z.infer<typeof StateSchema>;
 
 /**
  * The guarded cutover of one blue/green service (SPEC §1.1). After `active` changes, the new
@@ -112,9 +96,8 @@ export class Guard {
 
   /** The guard a saved state describes, or undefined when the record is malformed or stale. */
   static restore(saved: unknown, config: GuardConfig, clock: Clock): Guard | undefined {
-    const parsed = StateSchema.safeParse(saved);
-    if (!parsed.success || parsed.data.fingerprint !== config.fingerprint || !consistent(parsed.data)) return undefined;
-    const s = parsed.data;
+    const s = parseGuardState(saved, config.fingerprint);
+    if (s === undefined) return undefined;
     const guard = new Guard(config, clock);
     guard.#state = s.state;
     guard.#configured = s.configured;
@@ -269,18 +252,6 @@ export class Guard {
     this.#reason = undefined;
     this.#message = undefined;
     this.#baseline = undefined;
-  }
-}
-
-/** A record that could have come from `toJSON`: anything else is ignored rather than obeyed. */
-function consistent(s: GuardState): boolean {
-  switch (s.state) {
-    case 'stable':
-      return s.active === s.configured && s.fallback === null;
-    case 'guarding':
-      return s.active === s.configured && s.fallback !== null && s.fallback !== s.active && s.until !== null;
-    case 'rolled-back':
-      return s.active !== s.configured && s.fallback === null && s.reason !== null;
   }
 }
 
