@@ -1,9 +1,10 @@
 import { lstat, readFile, realpath } from 'node:fs/promises';
-import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { writeFileAtomically } from './atomic-write.js';
 import type { ConfigIssue } from './issues.js';
 import { parseRoutes } from './load.js';
 import type { RoutesFile } from './schema.js';
+import { lineOf, Refusal, spliceValue, type Path, type Splice, type Value } from './splice.js';
 
 /**
  * Operator edits of routes.yaml (`ficus cutover`, `ficus weight`, `ficus toggle`): one value
@@ -25,9 +26,6 @@ export interface EditRequest {
   target: string;
   value: string;
 }
-
-type Path = (string | number)[];
-type Value = string | number | boolean;
 
 export interface Change {
   command: EditCommand;
@@ -57,8 +55,6 @@ interface Plan {
   implied?: Value;
 }
 
-class Refusal extends Error {}
-
 /** Applies one operator edit to the text of a routes file; pure, so every refusal is testable without files. */
 export function editRoutes(text: string, file: string, request: EditRequest, env: NodeJS.ProcessEnv = process.env): EditOutcome {
   const doc = parseDocument(text, { uniqueKeys: true });
@@ -70,7 +66,7 @@ export function editRoutes(text: string, file: string, request: EditRequest, env
   let splice: Splice;
   try {
     plan = planEdit(doc, request);
-    splice = spliceValue(text, doc, plan);
+    splice = spliceValue(text, doc, plan.path, plan.value);
   } catch (error) {
     if (error instanceof Refusal) return refused(error.message);
     throw error;
@@ -159,83 +155,6 @@ function parsePercent(text: string, what: string): number {
   const percent = match ? Number(match[1]) : Number.NaN;
   if (!(percent >= 0 && percent <= 100)) throw new Refusal(`${what} must be a number from 0 to 100, not "${text}"`);
   return percent;
-}
-
-interface Splice {
-  text: string;
-  /** Offset of the value in the new text. */
-  at: number;
-  from: Value | null;
-  fromText: string | undefined;
-  toText: string;
-}
-
-function spliceValue(text: string, doc: Document, plan: Plan): Splice {
-  const parent = doc.getIn(plan.path.slice(0, -1), true) as YAMLMap;
-  const key = String(plan.path.at(-1));
-  const where = plan.path.join('.');
-  const pair = parent.items.find((item): item is Pair => isScalar(item.key) && String(item.key.value) === key);
-  if (!pair) return insertPair(text, parent, key, plan.value);
-
-  const node = pair.value;
-  if (isAlias(node) || (isScalar(node) && (node.anchor !== undefined || node.tag !== undefined))) {
-    throw new Refusal(`${where} uses a YAML anchor, alias or tag; edit it by hand`);
-  }
-  if (!isScalar(node) || !node.range || node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
-    throw new Refusal(`${where} is not a single value; edit it by hand`);
-  }
-  const fromText = text.slice(node.range[0], node.range[1]);
-  // The proxy reads the variable, so the value lives in its environment, not in this file.
-  if (typeof node.value === 'string' && node.value.includes('${env:')) {
-    throw new Refusal(`${where} is set from the environment (${fromText}); change the variable, or edit the file by hand`);
-  }
-  const from = typeof node.value === 'string' || typeof node.value === 'number' || typeof node.value === 'boolean' ? node.value : null;
-  const toText = render(plan.value, node.type);
-  return { text: text.slice(0, node.range[0]) + toText + text.slice(node.range[1]), at: node.range[0], from, fromText, toText };
-}
-
-/** Adds `key: value` as the map's last entry, in the map's own style and indentation. */
-function insertPair(text: string, map: YAMLMap, key: string, value: Value): Splice {
-  const toText = render(value, 'PLAIN');
-  const range = map.range;
-  if (!range) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
-  const last = map.items.at(-1);
-  if (map.flow) {
-    const lastNode: unknown = last ? (last.value ?? last.key) : undefined;
-    const lastEnd = isNode(lastNode) ? lastNode.range : undefined;
-    if (last && !lastEnd) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
-    const at = lastEnd ? lastEnd[1] : range[0] + 1;
-    const inserted = lastEnd ? `, ${key}: ${toText}` : ` ${key}: ${toText} `;
-    const valueAt = at + inserted.length - toText.length - (lastEnd ? 0 : 1);
-    return { text: text.slice(0, at) + inserted + text.slice(at), at: valueAt, from: null, fromText: undefined, toText };
-  }
-  const firstKey = map.items[0]?.key;
-  const keyStart = isScalar(firstKey) ? firstKey.range?.[0] : undefined;
-  if (keyStart === undefined) throw new Refusal(`cannot find where to add ${key}; edit it by hand`);
-  const indent = ' '.repeat(keyStart - (text.lastIndexOf('\n', keyStart - 1) + 1));
-  // After the map's last line (its trailing comment included), before whatever follows.
-  let end = range[1];
-  while (end > range[0] && /\s/.test(text[end - 1] ?? '')) end--;
-  const newline = text.indexOf('\n', end);
-  // A file written on Windows keeps its line ends.
-  const crlf = newline > 0 && text[newline - 1] === '\r';
-  const at = newline === -1 ? text.length : crlf ? newline - 1 : newline;
-  const inserted = `${crlf || (newline === -1 && text.includes('\r\n')) ? '\r\n' : '\n'}${indent}${key}: ${toText}`;
-  return { text: text.slice(0, at) + inserted + text.slice(at), at: at + inserted.length - toText.length, from: null, fromText: undefined, toText };
-}
-
-/** A new value written the way the old one was: quoted strings stay quoted. */
-function render(value: Value, style: string | undefined): string {
-  if (typeof value !== 'string') return String(value);
-  if (style === 'QUOTE_DOUBLE') return JSON.stringify(value);
-  if (style === 'QUOTE_SINGLE') return `'${value.replaceAll("'", "''")}'`;
-  return value;
-}
-
-function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) line++;
-  return line;
 }
 
 /**
