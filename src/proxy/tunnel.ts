@@ -9,8 +9,6 @@ import { isWebSocket, plainHead } from './upgrade.js';
 import { CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS, WebSocketUpgrade, type TunnelDeps, type UpgradeRegistry } from './ws-upgrade.js';
 import { movedIn, type Tunnel, type TunnelPlace } from './ws-relay.js';
 
-export type { TunnelDeps } from './ws-upgrade.js';
-
 /**
  * Upgrades on the edge listener (SPEC §1.7), and the WebSocket tunnels they opened: each
  * WebSocket upgrade is one `WebSocketUpgrade`; tunnels are closed with 1001 on drain or when a
