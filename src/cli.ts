@@ -154,44 +154,14 @@ const EDIT_USAGE: Readonly<Record<EditCommand, string>> = {
   toggle: 'ficus toggle NAME on|off|PCT [-c FILE]',
 };
 
-/**
- * `cutover`, `weight`, `toggle`: one value changed in the routes file, checked before it is
- * written, printed as a one-line diff, and recorded in the file's audit log. Exit 1 (file
- * untouched) when the target does not exist or the result would be invalid.
- */
+/** `cutover`, `weight`, `toggle`: the arguments; config/edit-command.ts does the rest. */
 async function edit(command: EditCommand, argv: readonly string[]): Promise<number> {
   const parsed = parseArgs(command, argv, ['-c', '--config']);
   const [target, value, ...extra] = parsed.positional;
   if (target === undefined || value === undefined || extra.length > 0) throw new UsageError(`usage: ${EDIT_USAGE[command]}`);
   const file = parsed.flags.get('-c') ?? parsed.flags.get('--config') ?? (process.env.FICUS_CONFIG || 'routes.yaml');
-  const { editRoutesFile } = await import('./config/edit.js');
-  const outcome = await editRoutesFile(file, { command, target, value });
-  if (outcome.result === 'refused') {
-    for (const issue of outcome.issues) process.stderr.write(`${formatIssue(issue)}\n`);
-    process.stderr.write(`ficus: ${outcome.message}\n`);
-    return 1;
-  }
-  const { change } = outcome;
-  if (outcome.result === 'unchanged') {
-    process.stdout.write(`${file}:${change.line}: ${outcome.reason}; nothing to change\n`);
-    return 0;
-  }
-  process.stdout.write(`${file}:${change.line}: ${change.key}: ${change.fromText ?? '(not set)'} → ${change.toText}\n`);
-
-  const [{ AuditLog }, { besideConfig }, { systemClock }, { userInfo }] = await Promise.all([import('./observe/audit.js'), import('./config/paths.js'), import('./observe/clock.js'), import('node:os')]);
-  const audit = new AuditLog(() => besideConfig(resolve(file), outcome.config.auditLog), {
-    clock: systemClock,
-    // The edit is made; a missing audit record is worth a warning, not a failed command.
-    onError: (error, path) => process.stderr.write(`ficus: warning: could not append to the audit log ${path} (${error.code ?? error.message})\n`),
-  });
-  let by: string | undefined;
-  try {
-    by = userInfo().username;
-  } catch {
-    // No user name for this uid (a container): the record is still worth making.
-  }
-  await audit.record('edit', { command, target, key: change.path, from: change.from, to: change.to, file: resolve(file), ...(by ? { by } : {}) });
-  return 0;
+  const { runEdit } = await import('./config/edit-command.js');
+  return runEdit(file, { command, target, value });
 }
 
 /**
