@@ -97,7 +97,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
-  const shadow = new ShadowMirror({ metrics, logger, random: options.random ?? systemRandom, clock });
+  const shadow = new ShadowMirror({ metrics, logger, random: options.random ?? systemRandom, clock, guards: guarded });
   const edge = createEdgeServer(first.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }));
   const upgrades = (tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) }));
   edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket, head));

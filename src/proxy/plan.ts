@@ -112,7 +112,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   if (service.colours !== undefined) {
     const def = service.def.colours as ColoursDef;
     guard = guards?.get(service.def.name);
-    const chosen = chooseColour(def, req.headers, guard ? guard.effectiveActive(def.active) : def.active);
+    const chosen = chooseColour(def, req.headers, liveColour(def, guard));
     colour = chosen.colour;
     preview = chosen.preview;
     service = service.colours[chosen.colour];
@@ -136,6 +136,11 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
     toggles: view.audience?.togglesHeader(),
     extraHeaders,
   };
+}
+
+/** The colour live traffic goes to: the file's `active`, or the guard's after a rollback. */
+export function liveColour(def: ColoursDef, guard: Guard | undefined): Colour {
+  return guard ? guard.effectiveActive(def.active) : def.active;
 }
 
 function refuse(status: RefusePlan['status'], close: boolean, path: string, extraHeaders?: string[]): RefusePlan {

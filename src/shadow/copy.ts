@@ -108,7 +108,9 @@ export class ShadowCopy implements ResponseTap {
   }
 
   data(chunk: Buffer): void {
-    this.#primary?.body.add(chunk);
+    // Past maxBodyBytes the primary's answer cannot be compared: the copy gives up its place
+    // (and the shadow's answer) now, not when a long download ends.
+    if (this.#primary !== undefined && !this.#primary.body.add(chunk)) this.#settle('skipped', undefined);
   }
 
   end(complete: boolean): void {
@@ -116,7 +118,9 @@ export class ShadowCopy implements ResponseTap {
     this.#primaryComplete = complete && this.#primary !== undefined;
     // A cut-short answer is never compared: its bytes need not wait for the shadow.
     if (!this.#primaryComplete) this.#primary = undefined;
-    this.#judge();
+    // Called before the primary's last bytes are written: the comparison (a decompression, two
+    // JSON parses) waits until they are out, so the client is never slowed by it (SPEC §1.5).
+    setImmediate(() => this.#judge());
   }
 
   #send(body: Buffer | null): void {

@@ -5,7 +5,7 @@ import { systemClock, systemRandom, type Clock, type Random } from '../observe/c
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseTap } from '../proxy/forward.js';
-import type { ForwardPlan } from '../proxy/plan.js';
+import { liveColour, type ForwardPlan, type Guards } from '../proxy/plan.js';
 import { hasRequestBody } from '../proxy/request-body.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Difference, Verdict } from './compare.js';
@@ -24,6 +24,8 @@ export interface ShadowDeps {
   random?: Random;
   /** Paces the mismatch log. */
   clock?: Clock;
+  /** Cutover guards: after a rollback, copies to a blue/green shadow follow live traffic. */
+  guards?: Guards | undefined;
 }
 
 /**
@@ -83,9 +85,12 @@ export class ShadowMirror {
       metrics.shadowComparisons.labels(route, result).inc();
       tally.compared[result]++;
     };
-    const drop = (reason: DropReason): undefined => {
+    const countDrop = (reason: DropReason): void => {
       metrics.shadowDropped.labels(route, reason).inc();
       tally.dropped++;
+    };
+    const drop = (reason: DropReason): undefined => {
+      countDrop(reason);
       compared('skipped');
       return undefined;
     };
@@ -93,7 +98,7 @@ export class ShadowMirror {
     const hasBody = hasRequestBody(req);
     if (hasBody && Number(req.headers['content-length'] ?? 0) > def.maxBodyBytes) return drop('body_too_large');
 
-    const target = shadowTarget(generation, def.service);
+    const target = shadowTarget(generation, def.service, this.deps.guards);
     const colour = target?.colour ?? '';
     const endpoint = target?.runtime.pick();
     if (endpoint === undefined) {
@@ -109,10 +114,7 @@ export class ShadowMirror {
         if (left > 0) this.#inflight.set(route, left);
         else this.#inflight.delete(route);
       },
-      dropped: (reason) => {
-        metrics.shadowDropped.labels(route, reason).inc();
-        tally.dropped++;
-      },
+      dropped: countDrop,
       exchanged: (status, seconds) => metrics.recordRequest(route, def.service, colour, 'shadow', status, seconds),
       compared: (result, verdict) => {
         compared(result);
@@ -136,12 +138,13 @@ export class ShadowMirror {
   }
 }
 
-/** The shadow service's endpoint group: for a blue/green service, its active colour's. */
-function shadowTarget(generation: Generation, name: string): { runtime: ServiceRuntime; colour: Colour | '' } | undefined {
+/** The shadow service's endpoint group: for a blue/green service, the colour live traffic gets. */
+function shadowTarget(generation: Generation, name: string, guards: Guards | undefined): { runtime: ServiceRuntime; colour: Colour | '' } | undefined {
   const service = generation.services.get(name);
   if (service === undefined) return undefined;
-  const active = service.def.colours?.active;
-  if (service.colours === undefined || active === undefined) return { runtime: service, colour: '' };
+  const colours = service.def.colours;
+  if (service.colours === undefined || colours === undefined) return { runtime: service, colour: '' };
+  const active = liveColour(colours, guards?.get(name));
   return { runtime: service.colours[active], colour: active };
 }
 

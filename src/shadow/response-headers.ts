@@ -5,9 +5,9 @@ export type RawHeaders = RawFields;
 /**
  * Response fields that differ between two correct answers as a matter of course, so comparing
  * them would only ever report noise:
- * - per-response or per-hop: date, age, via, x-request-id (ficus sends each side its own);
- * - framing, which the proxy redoes anyway: content-length, transfer-encoding, connection,
- *   keep-alive (the body comparison covers the content);
+ * - per-response or per-hop: date, age, via, x-request-id (an upstream may make its own);
+ * - content-length, which the body comparison covers (hop-by-hop framing fields never get
+ *   here: `clientResponseHeaders` drops them first);
  * - which software answered — exactly what a migration changes: server, x-powered-by;
  * - caching validators computed from the bytes or the deploy time: etag, last-modified, expires;
  * - set-cookie: session ids are fresh on every answer (and are secrets);
@@ -19,9 +19,6 @@ const IGNORED = new Set([
   'via',
   'x-request-id',
   'content-length',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
   'server',
   'x-powered-by',
   'etag',
