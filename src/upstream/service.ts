@@ -65,12 +65,18 @@ export class ServiceRuntime {
   }
 
   /**
-   * Not ejected, and passing its health checks — unless every endpoint fails them: a wrong
-   * health path must not take a whole service down, so then the checks are ignored (Envoy's
-   * panic routing).
+   * Not ejected, and passing its health checks — unless no endpoint is both: a wrong health
+   * path, or health checks and passive ejections that together leave nothing, must not take a
+   * whole service down, so then the checks are ignored (Envoy's panic routing).
    */
   inService(endpoint: Endpoint, now: number): boolean {
-    return endpoint.ejectedUntil <= now && (endpoint.healthy || this.#unhealthy === this.endpoints.length);
+    return endpoint.ejectedUntil <= now && (endpoint.healthy || this.#panic(now));
+  }
+
+  #panic(now: number): boolean {
+    if (this.#unhealthy === 0) return false;
+    for (const endpoint of this.endpoints) if (endpoint.healthy && endpoint.ejectedUntil <= now) return false;
+    return true;
   }
 
   /** Picks an endpoint in service, other than `exclude` when there is a choice. */

@@ -149,3 +149,18 @@ test('an endpoint whose outlier ejection ends while its health check fails stays
   const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
   expect(metrics).toContain(`ficus_endpoint_up{service="app",endpoint="${sick.url}"} 0`);
 });
+
+test('when the only healthy endpoint is ejected, the one failing its health check serves rather than none (panic routing)', async () => {
+  const sick = await patient('sick', 503);
+  const well = await patient('well');
+  well.state.failPosts = true;
+  const proxy = await startProxy(config([sick.url, well.url]));
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === sick.url);
+  for (let i = 0; i < 5; i++) {
+    const res = await request(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' });
+    expect(res.statusCode).toBe(500);
+    await res.body.dump();
+  }
+  await logged(proxy, (l) => l.event === 'endpoint.ejected' && l.endpoint === well.url);
+  expect(await served(proxy, 2)).toEqual(['sick', 'sick']);
+});
