@@ -48,7 +48,10 @@ export class Tunnels {
   #dispatch(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node hands the upgrade over while responses to requests pipelined before it may still be
     // on their way: anything written now would overtake them, and they would land in the tunnel.
-    const earlier = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    const earlier = (socket as { _httpMessage?: (ServerResponse & { _last?: boolean }) | null })._httpMessage;
+    // A response before it closes the connection (a 400, a Connection: close): Node serves no
+    // more requests on it, and an upgrade parsed before then must not be served either.
+    if (socket.writableEnded || socket.destroyed || earlier?._last === true || earlier?.shouldKeepAlive === false) return void socket.destroy();
     if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
     if (!hostIsSound(req)) return void socket.end(errorResponse(400, randomUUID()));
     if (!isWebSocket(req)) return this.#replay(req, socket, head);

@@ -159,6 +159,12 @@ export class WebSocketUpgrade {
       this.#answered(code);
     };
     // An answer cut short, on either side, is no answer: the client sees the connection drop.
+    // An upstream that stalls mid-answer is cut after the service's idle timeout, as a plain
+    // response is (undici's bodyTimeout).
+    res.setTimeout(plan.service.def.timeouts.idleMs, () => {
+      res.destroy();
+      client.destroy();
+    });
     res.on('error', () => client.destroy());
     res.on('aborted', () => client.destroy());
     res.on('end', () => count(status));

@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
 
 /**
@@ -154,4 +155,33 @@ test('an open tunnel counts as a request in flight on its endpoint until it ends
   client.send(closePayload(1000), OP.close);
   await client.closed;
   await vi.waitFor(async () => expect(await inflight()).toBe(0), { timeout: 2_000, interval: 10 });
+});
+
+test('an upgrade pipelined behind a request refused with a close is neither planned nor sent upstream', async () => {
+  const chat = await startWsUpstream('chat');
+  const proxy = await startProxy(routesYaml(`services:\n  chat: { url: ${chat.url} }\nroutes:\n  - { name: chat, match: { path: / }, to: chat }\n`));
+  const port = portOf(proxy.app.proxyUrl);
+  // No Host: 400 and the connection closes, with the upgrade already parsed behind it.
+  const out = await rawExchange(port, `GET /first HTTP/1.1\r\n\r\n${UPGRADE.replace('/chat', '/sneaky')}`);
+  expect(out.statuses).toEqual([400]);
+  expect(out.closed).toBe(true);
+  // Anything ficus did with the upgrade would be done, and logged, before this one's answer.
+  const client = await wsConnect(port, '/chat');
+  expect(client.status).toBe(101);
+  expect(chat.connections.map((c) => c.req.url)).toEqual(['/chat']);
+  expect(proxy.logs.filter((l) => l.path === '/sneaky')).toEqual([]);
+});
+
+test('an upstream that stalls while refusing an upgrade is cut after the idle timeout', async () => {
+  const chat = await startWsUpstream('chat');
+  chat.server.removeAllListeners('upgrade');
+  chat.server.on('upgrade', (_req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => undefined);
+    // Ten bytes of a hundred, then nothing.
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+  });
+  const proxy = await startProxy(routesYaml(`services:\n  chat: { url: ${chat.url}, timeouts: { idle: 200ms } }\nroutes:\n  - { name: chat, match: { path: / }, to: chat }\n`));
+  const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  expect(client.status).toBe(200);
+  expect(client.body).toBe('0123456789');
 });
