@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
+import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -141,4 +142,15 @@ routes:
     const metric = await proxy.app.metrics.registry.getSingleMetric('ficus_requests_total')?.get();
     expect(metric?.values.find((v) => v.labels.side === 'shadow')?.labels).toEqual({ route: 'api', service: 'fresh', color: 'green', side: 'shadow', code: '200' });
   });
+});
+
+test('without compare, a copy that has its answer frees its place: maxConcurrent 1 still copies one request after another', async () => {
+  const { fresh, proxy } = await setup('{ to: fresh, maxConcurrent: 1 }');
+  for (let i = 1; i <= 3; i++) {
+    await send(proxy, `/one-by-one/${i}`);
+    // The copy's exchange is counted once its answer is read, after its place is given back.
+    await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow' })).toBe(i));
+  }
+  expect(fresh.seen.map((r) => r.url)).toEqual(['/one-by-one/1', '/one-by-one/2', '/one-by-one/3']);
+  expect(await metricSum(proxy.app, 'ficus_shadow_dropped_total', {})).toBe(0);
 });

@@ -5,6 +5,7 @@ import { expect, test, vi } from 'vitest';
 import { BIN } from '../helpers/child.js';
 import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { shadowRoutesYaml } from '../helpers/shadow.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** `/status` and `ficus status` say how a shadowed route's comparisons are going, without Prometheus. */
@@ -21,14 +22,7 @@ interface RouteStatus {
 test('a shadowed route shows its copies’ comparisons in /status and in ficus status', async () => {
   const legacy = await startUpstream('legacy', (req, res) => res.end(req.url === '/diff' ? 'old' : 'same'));
   const fresh = await startUpstream('fresh', (req, res) => res.end(req.url === '/diff' ? 'new' : 'same'));
-  const proxy = await startProxy(
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-  fresh: { url: ${fresh.url} }
-routes:
-  - { name: api, match: { path: / }, to: legacy, shadow: { to: fresh, compare: true } }
-`),
-  );
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, fresh.url));
   for (const path of ['/same', '/same', '/same', '/diff']) await (await request(`${proxy.app.proxyUrl}${path}`)).body.dump();
 
   const api = async (): Promise<RouteStatus | undefined> => {

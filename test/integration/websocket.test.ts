@@ -44,6 +44,7 @@ async function twoServices() {
 routes:
   - { name: tea, match: { path: /tea }, respond: { status: 418, body: "short and stout", headers: { x-pot: brown } } }
   - { name: chat, match: { path: /chat }, to: chat }
+  - { name: rooms, match: { path: /rooms }, to: chat, rewrite: { stripPrefix: /rooms, addPrefix: /r } }
   - { name: rest, match: { path: / }, to: legacy }
 `),
   );
@@ -54,6 +55,9 @@ test.each([
   { path: '/chat', served: 'chat', upstreamPath: '/v2/chat' },
   { path: '/chat/room/7?since=3', served: 'chat', upstreamPath: '/v2/chat/room/7?since=3' },
   { path: '/other/socket', served: 'legacy', upstreamPath: '/other/socket' },
+  // The matched path is the forwarded path (SPEC §1.2), after rewrite, for upgrades too.
+  { path: '/other/%2e%2e/chat/./room', served: 'chat', upstreamPath: '/v2/chat/room' },
+  { path: '/rooms/7?x=1', served: 'chat', upstreamPath: '/v2/r/7?x=1' },
 ])('an upgrade of $path is routed like a plain request to $served', async ({ path, served, upstreamPath }) => {
   const { chat, legacy, proxy } = await twoServices();
   const key = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -141,6 +145,9 @@ test('hop-by-hop fields stop at ficus both ways; Sec-WebSocket-* pass', async ()
     te: 'trailers',
     'sec-websocket-protocol': 'chat.v1, chat.v0',
     'x-ficus-toggles': 'forged',
+    'x-forwarded-for': '6.6.6.6',
+    forwarded: 'for=6.6.6.6',
+    'x-forwarded-proto': 'https',
   });
   expect(client.status).toBe(101);
   const seen = chat.connections[0]?.req.headers ?? {};
@@ -153,6 +160,9 @@ test('hop-by-hop fields stop at ficus both ways; Sec-WebSocket-* pass', async ()
   expect(seen.upgrade).toBe('websocket');
   expect(seen['sec-websocket-protocol']).toBe('chat.v1, chat.v0');
   expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+  // A client's own forwarding fields are replaced, as for a plain request (SPEC §1.7).
+  expect(seen.forwarded).toMatch(/^for=127\.0\.0\.1;/);
+  expect(seen['x-forwarded-proto']).toBe('http');
   const names = client.rawHeaders.map(([n]) => n.toLowerCase());
   for (const name of ['keep-alive', 'proxy-authenticate', 'x-internal', 'trailer']) expect(names).not.toContain(name);
   expect(names.filter((n) => n === 'connection')).toEqual(['connection']);
