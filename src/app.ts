@@ -49,6 +49,7 @@ export interface RunningApp {
 export async function startApp(options: AppOptions): Promise<RunningApp> {
   const logger = options.logger ?? createLogger();
   const clock = options.clock ?? systemClock;
+  const random = options.random ?? systemRandom;
   // The legacy-share window reads the same clock as everything else, so tests can advance it.
   const metrics = new Metrics(clock);
   // Every decision of the analysis is logged with its numbers, counted, shown and audited.
@@ -66,7 +67,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const store = await ConfigStore.open(options.configFile, {
     canaryEvents,
     clock,
-    random: options.random ?? systemRandom,
+    random,
     env: options.env,
     outlierEvents: (service) => announceOutliers(service, { logger, metrics }),
   });
@@ -97,7 +98,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
-  const shadow = new ShadowMirror({ metrics, logger, random: options.random ?? systemRandom, clock, guards: guarded });
+  const shadow = new ShadowMirror({ metrics, logger, random, clock, guards: guarded });
   const edge = createEdgeServer(first.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }));
   const upgrades = (tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) }));
   edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket, head));

@@ -1,14 +1,14 @@
 // The results table, the verdicts against the targets, and the BENCHMARKS.md update.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { roundsSection, roundsSummary } from './rounds.js';
 
 export const TARGETS = { minRatioToNginx: 0.45, maxAddedP99Ms: 1, maxRssMiB: 200 };
 const START = '<!-- bench:results:start -->';
 const END = '<!-- bench:results:end -->';
-const NAMES = { direct: 'direct', nginx: 'nginx', minimal: 'minimal undici', ficus: 'ficus' };
+export const NAMES = { direct: 'direct', nginx: 'nginx', minimal: 'minimal undici', ficus: 'ficus' };
 
 const fmt = (value, digits = 0) => (value === undefined || value === null || Number.isNaN(value) ? '—' : Number(value).toFixed(digits).replace(/\B(?=(\d{3})+(?!\d))/g, digits ? '' : ','));
-const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '—');
+const times = (r) => (r === undefined ? '—' : `${r.toFixed(2)}×`);
+const ratio = (a, b) => (a && b ? times(a / b) : '—');
 
 export function verdicts(results, rounds) {
   const ficus = results.ficus;
@@ -97,6 +97,43 @@ export function table(results, options) {
     row('proxy core busy (any process) during it, %', (r) => (r?.small?.proxyCoreBusy !== undefined ? r.small.proxyCoreBusy * 100 : undefined), 0, false),
     row('generator core busy during small-response run, %', (r) => (r?.small ? r.small.genCoreBusy * 100 : undefined), 0, false),
   ].join('\n');
+}
+
+function median(values) {
+  const sorted = values.filter((v) => v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Medians over the rounds: each proxy's req/s and CPU, and ficus's per-round ratios. */
+function roundsSummary(rounds) {
+  const perRatio = (other) => rounds.perRound.map((r) => (r.ficus && r[other] ? r.ficus.reqPerSec / r[other].reqPerSec : undefined));
+  const of = (name, key) => median(rounds.perRound.map((r) => r[name]?.[key]));
+  return {
+    reqPerSec: Object.fromEntries(rounds.names.map((n) => [n, of(n, 'reqPerSec')])),
+    cpuUsPerReq: Object.fromEntries(rounds.names.map((n) => [n, of(n, 'cpuUsPerReq')])),
+    ficusToNginx: median(perRatio('nginx')),
+    ficusToMinimal: median(perRatio('minimal')),
+    ficusErrors: rounds.perRound.reduce((n, r) => n + (r.ficus?.errors ?? 0), 0),
+  };
+}
+
+function roundsSection(rounds, connections) {
+  const summary = roundsSummary(rounds);
+  const names = rounds.names;
+  const lines = [
+    `Small responses in ${rounds.perRound.length} alternating rounds (wrk, ${connections} conns, ${rounds.seconds} s each; every proxy running, each round starting with the next one):`,
+    '',
+    `| round | ${names.map((n) => `${NAMES[n]} req/s`).join(' | ')} | ${names.map((n) => `${NAMES[n]} µs CPU/req`).join(' | ')} | ficus ÷ nginx | ficus ÷ minimal undici |`,
+    `|---|${names.map(() => '---:').join('|')}|${names.map(() => '---:').join('|')}|---:|---:|`,
+    ...rounds.perRound.map(
+      (r, i) =>
+        `| ${i + 1} | ${names.map((k) => fmt(r[k]?.reqPerSec)).join(' | ')} | ${names.map((k) => fmt(r[k]?.cpuUsPerReq, 1)).join(' | ')} | ${ratio(r.ficus?.reqPerSec, r.nginx?.reqPerSec)} | ${ratio(r.ficus?.reqPerSec, r.minimal?.reqPerSec)} |`,
+    ),
+    `| median | ${names.map((k) => fmt(summary.reqPerSec[k])).join(' | ')} | ${names.map((k) => fmt(summary.cpuUsPerReq[k], 1)).join(' | ')} | ${times(summary.ficusToNginx)} | ${times(summary.ficusToMinimal)} |`,
+  ];
+  return lines.join('\n');
 }
 
 export function resultsSection({ results, rounds, options, machine, notes, profile }) {

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { startPinned, stop, waitForHttp } from './children.js';
 import { writeProxyConf } from './nginx.js';
 import { childPids } from './proc.js';
-
-const NAMES = { nginx: 'nginx', minimal: 'minimal undici', ficus: 'ficus' };
+import { NAMES } from './report.js';
 
 /**
  * Small-response req/s and CPU per request of nginx, the minimal undici proxy and ficus, in
@@ -51,44 +50,4 @@ export async function alternatingRounds(o) {
   } finally {
     for (const p of proxies) await stop(p.handle, p.signal);
   }
-}
-
-export function median(values) {
-  const sorted = values.filter((v) => v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return undefined;
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Medians over the rounds: each proxy's req/s and CPU, and ficus's per-round ratios. */
-export function roundsSummary(rounds) {
-  const perRatio = (other) => rounds.perRound.map((r) => (r.ficus && r[other] ? r.ficus.reqPerSec / r[other].reqPerSec : undefined));
-  const of = (name, key) => median(rounds.perRound.map((r) => r[name]?.[key]));
-  return {
-    reqPerSec: Object.fromEntries(rounds.names.map((n) => [n, of(n, 'reqPerSec')])),
-    cpuUsPerReq: Object.fromEntries(rounds.names.map((n) => [n, of(n, 'cpuUsPerReq')])),
-    ficusToNginx: median(perRatio('nginx')),
-    ficusToMinimal: median(perRatio('minimal')),
-    ficusErrors: rounds.perRound.reduce((n, r) => n + (r.ficus?.errors ?? 0), 0),
-  };
-}
-
-export function roundsSection(rounds, connections) {
-  const summary = roundsSummary(rounds);
-  const names = rounds.names;
-  const num = (v, digits = 0) => (v === undefined ? '—' : v.toFixed(digits).replace(/\B(?=(\d{3})+(?!\d))/g, digits ? '' : ','));
-  const x = (v) => (v === undefined ? '—' : `${v.toFixed(2)}×`);
-  const ratios = (r) => [r.ficus && r.nginx ? r.ficus.reqPerSec / r.nginx.reqPerSec : undefined, r.ficus && r.minimal ? r.ficus.reqPerSec / r.minimal.reqPerSec : undefined];
-  const lines = [
-    `Small responses in ${rounds.perRound.length} alternating rounds (wrk, ${connections} conns, ${rounds.seconds} s each; every proxy running, each round starting with the next one):`,
-    '',
-    `| round | ${names.map((n) => `${NAMES[n]} req/s`).join(' | ')} | ${names.map((n) => `${NAMES[n]} µs CPU/req`).join(' | ')} | ficus ÷ nginx | ficus ÷ minimal undici |`,
-    `|---|${names.map(() => '---:').join('|')}|${names.map(() => '---:').join('|')}|---:|---:|`,
-    ...rounds.perRound.map((r, i) => {
-      const [n, m] = ratios(r);
-      return `| ${i + 1} | ${names.map((k) => num(r[k]?.reqPerSec)).join(' | ')} | ${names.map((k) => num(r[k]?.cpuUsPerReq, 1)).join(' | ')} | ${x(n)} | ${x(m)} |`;
-    }),
-    `| median | ${names.map((k) => num(summary.reqPerSec[k])).join(' | ')} | ${names.map((k) => num(summary.cpuUsPerReq[k], 1)).join(' | ')} | ${x(summary.ficusToNginx)} | ${x(summary.ficusToMinimal)} |`,
-  ];
-  return lines.join('\n');
 }

@@ -94,7 +94,7 @@ export function hostIsSound(req: IncomingMessage): boolean {
  * refuse it and close, since a 1.0 hop before it may have read the body differently. Node
  * accepts it. One header lookup, and only for 1.0 requests.
  */
-export function framingIsSound(req: IncomingMessage): boolean {
+function framingIsSound(req: IncomingMessage): boolean {
   return (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) || req.headers['transfer-encoding'] === undefined;
 }
 

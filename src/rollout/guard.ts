@@ -30,7 +30,6 @@ export function guardConfigOf(def: ServiceDef): GuardConfig | undefined {
   return { service: def.name, active: def.colours.active, def: gd, colours, fingerprint };
 }
 
-export type { GuardState } from './guard-state.js';
 export type GuardPhase = 'stable' | 'guarding' | 'rolled-back';
 export type RollbackReason = FailReason | 'consecutive_failures';
 

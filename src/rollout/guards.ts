@@ -1,6 +1,7 @@
 import type { Snapshot } from '../config/snapshot.js';
 import type { Clock } from '../observe/clock.js';
-import { Guard, guardConfigOf, type GuardEvent, type GuardState, type GuardWatch } from './guard.js';
+import { Guard, guardConfigOf, type GuardEvent, type GuardWatch } from './guard.js';
+import type { GuardState } from './guard-state.js';
 
 /**
  * The guards of the running configuration, one per blue/green service with `guard`. One object

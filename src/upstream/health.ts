@@ -5,7 +5,7 @@ import type { ServiceRuntime } from './service.js';
 
 /** Failed checks in a row that take an endpoint out, passed ones that bring it back (HAProxy's fall and rise). */
 export const FALL = 2;
-export const RISE = 2;
+const RISE = 2;
 
 export interface HealthEvents {
   unhealthy(service: string, endpoint: Endpoint, problem: string): void;
