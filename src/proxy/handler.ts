@@ -6,12 +6,13 @@ import { AccessLog } from '../observe/access-log.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Side } from '../routing/decide.js';
-import type { Guard, GuardDecision, GuardEvent } from '../rollout/guard.js';
+import type { Guard, GuardEvent } from '../rollout/guard.js';
 import type { ShadowMirror } from '../shadow/mirror.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Fault } from './errors.js';
 import { Exchange, type ExchangeResult } from './forward.js';
+import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { sendConfigured, sendError } from './local-response.js';
 import { planRequest } from './plan.js';
@@ -41,9 +42,7 @@ const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, inflight } = deps;
   const accessLog = new AccessLog(logger);
-  const report = (decision: GuardDecision) => {
-    if (decision.kind !== 'none') deps.guards?.onEvent(decision);
-  };
+  const onGuardEvent = deps.guards === undefined ? undefined : (event: GuardEvent) => deps.guards?.onEvent(event);
 
   return function handle(req, res) {
     const generation = deps.current();
@@ -122,7 +121,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       }
 
       side = plan.side;
-      const { canary, guard, service } = plan;
+      // Narrowed for the closures below.
+      const forward = plan;
+      const { service } = forward;
       serviceName = service.def.name;
       legacy = plan.legacy;
       colour = plan.colour;
@@ -137,9 +138,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const endpoint = service.pick();
       if (!endpoint) {
-        const ms = performance.now() - started;
-        canary?.record(side, true, ms);
-        if (guard !== undefined) report(guard.record(colour as Colour, true, ms));
+        judge(forward, true, performance.now() - started, onGuardEvent);
         bytesOut = sendError(res, 503, requestId, false, extraHeaders);
         return;
       }
@@ -171,12 +170,8 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           upstreamMs = result.upstreamMs;
           bytesOut = result.bytesOut;
           const fault = result.fault;
-          const verdict = serviceFailed(result);
-          if (verdict !== undefined && (canary !== undefined || guard !== undefined)) {
-            const ms = performance.now() - started;
-            canary?.record(side, verdict, ms);
-            if (guard !== undefined) report(guard.record(colour as Colour, verdict, ms));
-          }
+          const verdict = serviceFailed(result.status, fault);
+          if (verdict !== undefined && (forward.canary !== undefined || forward.guard !== undefined)) judge(forward, verdict, performance.now() - started, onGuardEvent);
           faultKind = fault?.kind;
           if (!fault) return;
           // Stop taking the client's body: what is still on its way is read and dropped.
@@ -200,29 +195,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
   /** Feeds the outcome to outlier detection and error counts; true when the attempt failed. */
   function settle(service: ServiceRuntime, endpoint: Endpoint, result: ExchangeResult): boolean {
     const fault = result.fault;
-    const failed = serviceFailed(result);
-    if (failed === true) service.outlier.failure(endpoint);
-    else if (failed === false) service.outlier.success(endpoint);
-    if (fault === undefined) return false;
-    if (fault.upstream) {
-      metrics.upstreamErrors.labels(service.def.name, fault.kind).inc();
-      logger.debug({ event: EVENT.upstreamError, service: service.def.name, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
-      return true;
-    }
-    return fault.kind === 'unavailable';
+    countOutcome(service, endpoint, serviceFailed(result.status, fault), fault, { metrics, logger });
+    return fault !== undefined && (fault.upstream || fault.kind === 'unavailable');
   }
-}
-
-/**
- * What one exchange says of the service (SPEC §1.4): failed on a 5xx or an upstream fault
- * (connect, reset, timeout, protocol), healthy otherwise; undefined when it says nothing — a
- * client's abort or error, or a pool closed under a reload. Outlier detection, the canary
- * windows and the cutover guard all count by this one rule.
- */
-function serviceFailed(result: ExchangeResult): boolean | undefined {
-  const fault = result.fault;
-  if (fault === undefined) return result.status >= 500;
-  return fault.upstream ? true : undefined;
 }
 
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */

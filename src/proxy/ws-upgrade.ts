@@ -8,6 +8,7 @@ import type { Metrics } from '../observe/metrics.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { acceptRequestId, clientResponseHeaders, dropContentLength, upstreamRequestHeaders } from './headers.js';
+import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
 import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
@@ -74,7 +75,6 @@ export class WebSocketUpgrade {
 
   start(head: Buffer): void {
     const { req, client, registry } = this;
-    const { metrics, logger } = this.deps;
     const generation = this.deps.current();
     const answer = (status: number, response: string | Buffer): void => {
       client.end(response);
@@ -113,27 +113,23 @@ export class WebSocketUpgrade {
     abort = askUpstream(endpoint, path, headers, plan.service.def.timeouts, client, head, {
       upgraded: (res, socket, upstreamHead, early) => {
         registry.answered(abort);
-        plan.service.outlier.success(endpoint);
+        countOutcome(plan.service, endpoint, false, undefined, this.deps);
         this.#judge(plan, false);
         this.#tunnel(plan, endpoint, res, early, socket, upstreamHead);
       },
       refused: (res) => {
         registry.answered(abort);
-        const failed = (res.statusCode ?? 0) >= 500;
-        if (failed) plan.service.outlier.failure(endpoint);
-        else plan.service.outlier.success(endpoint);
+        const failed = serviceFailed(res.statusCode ?? 0, undefined) === true;
+        countOutcome(plan.service, endpoint, failed, undefined, this.deps);
         this.#judge(plan, failed);
         this.#relayRefusal(plan, res);
       },
       failed: (fault) => {
         registry.answered(abort);
         this.#fault = fault.kind;
-        if (fault.upstream) {
-          metrics.upstreamErrors.labels(this.#service, fault.kind).inc();
-          logger.debug({ event: EVENT.upstreamError, service: this.#service, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
-          plan.service.outlier.failure(endpoint);
-          this.#judge(plan, true);
-        }
+        const failed = serviceFailed(0, fault);
+        countOutcome(plan.service, endpoint, failed, fault, this.deps);
+        if (failed === true) this.#judge(plan, true);
         if (fault.status === 0 || client.destroyed) {
           client.destroy();
           this.#answered(0);
@@ -241,11 +237,7 @@ export class WebSocketUpgrade {
 
   /** The canary windows and the cutover guard count a handshake like a request: 101 healthy, 5xx or a fault failed. */
   #judge(plan: ForwardPlan, failed: boolean): void {
-    const ms = performance.now() - this.#started;
-    plan.canary?.record(plan.side, failed, ms);
-    if (plan.guard === undefined) return;
-    const decision = plan.guard.record(plan.colour as Colour, failed, ms);
-    if (decision.kind !== 'none') this.deps.guards?.onEvent?.(decision);
+    judge(plan, failed, performance.now() - this.#started, (event) => this.deps.guards?.onEvent?.(event));
   }
 }
 
