@@ -215,6 +215,17 @@ test('a 50 % canary: each user\'s upgrade lands on the side their plain requests
   expect(sample(text, 'ficus_requests_total{route="search",service="search-v2",color="",side="canary",code="101"}')).toBeGreaterThan(0);
 });
 
+test('refused upgrades count against the canary like failed requests: three 503s in a row eject it', async () => {
+  const legacy = await startWsUpstream('legacy');
+  const v2 = await startWsUpstream('search-v2', { refuseWith: 503 });
+  const proxy = await startProxy(canaryYaml(legacy.url, v2.url, '{ to: search-v2, weight: 100, analysis: { interval: 1h, consecutiveFailures: 3 } }'));
+  for (let i = 0; i < 3; i++) expect((await open(proxy, '/search', { 'x-user-id': `user-${i}` })).status).toBe(503);
+  expect(sample(await scrape(proxy.app), 'ficus_ejections_total{route="search",reason="consecutive_failures"}')).toBe(1);
+  const after = await open(proxy, '/search', { 'x-user-id': 'user-0' });
+  expect(after.status).toBe(101);
+  expect(after.header('x-upstream')).toBe('legacy');
+});
+
 test('blue/green: the upgrade goes to the active colour, with the preview token to the other, and the token stays at ficus', async () => {
   const blue = await startWsUpstream('blue');
   const green = await startWsUpstream('green');
