@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import { metricSum } from '../helpers/metrics.js';
+import { startShadowed } from '../helpers/shadow.js';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -10,24 +11,6 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
  * whose method is listed (GET and HEAD unless said otherwise), with the primary's method, path,
  * headers and body, marked `x-ficus-shadow: 1`.
  */
-
-async function setup(shadowBlock: string, extraRoutes = '', options: Parameters<typeof startProxy>[1] = {}) {
-  const legacy = await startUpstream('legacy');
-  const fresh = await startUpstream('fresh');
-  const proxy = await startProxy(
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-  fresh: { url: ${fresh.url} }
-routes:
-${extraRoutes}  - name: api
-    match: { path: / }
-    to: legacy
-    shadow: ${shadowBlock}
-`),
-    options,
-  );
-  return { legacy, fresh, proxy };
-}
 
 /** Always copied: once its copy has arrived, any copy sent before it has too. */
 const SENTINEL = '  - { name: sentinel, match: { exact: /sentinel }, to: legacy, shadow: { to: fresh } }\n';
@@ -45,7 +28,7 @@ async function send(proxy: TestProxy, path: string, init: Parameters<typeof requ
 }
 
 test('percent 100 copies every GET with the same method, path, query and headers, marked x-ficus-shadow', async () => {
-  const { legacy, fresh, proxy } = await setup('{ to: fresh }');
+  const { legacy, fresh, proxy } = await startShadowed('{ to: fresh }');
   const body = JSON.parse(await send(proxy, '/orders/7?expand=items', { headers: { 'x-tenant': 'acme', 'accept-language': 'fr' } })) as { name: string };
   expect(body.name).toBe('legacy');
   await vi.waitFor(() => expect(fresh.seen).toHaveLength(1));
@@ -58,21 +41,21 @@ test('percent 100 copies every GET with the same method, path, query and headers
 });
 
 test('percent 0 copies nothing', async () => {
-  const { fresh, proxy } = await setup('{ to: fresh, percent: 0 }', SENTINEL);
+  const { fresh, proxy } = await startShadowed('{ to: fresh, percent: 0 }', SENTINEL);
   for (let i = 0; i < 5; i++) await send(proxy, `/a${i}`);
   expect(await sentinel(proxy, fresh)).toEqual(['GET /sentinel']);
 });
 
 test('a request is copied when random() * 100 < percent', async () => {
   const draws = [0.05, 0.5, 0.299, 0.3, 0.99];
-  const { fresh, proxy } = await setup('{ to: fresh, percent: 30 }', '', { random: () => draws.shift() ?? 1 });
+  const { fresh, proxy } = await startShadowed('{ to: fresh, percent: 30 }', '', { random: () => draws.shift() ?? 1 });
   for (let i = 0; i < 5; i++) await send(proxy, `/r${i}`);
   await vi.waitFor(() => expect(fresh.seen.map((r) => r.url).sort()).toEqual(['/r0', '/r2']));
   expect(draws).toEqual([]);
 });
 
 test('HEAD is copied by default, POST is not', async () => {
-  const { fresh, proxy } = await setup('{ to: fresh }', SENTINEL);
+  const { fresh, proxy } = await startShadowed('{ to: fresh }', SENTINEL);
   await send(proxy, '/h', { method: 'HEAD' });
   await send(proxy, '/p', { method: 'POST', body: 'order=1' });
   expect(await sentinel(proxy, fresh)).toEqual(['HEAD /h', 'GET /sentinel']);
@@ -113,7 +96,7 @@ test.each<[string, (text: string) => string | Readable]>([
   ['declared by Content-Length', (text: string) => text],
   ['found while reading a chunked body', (text: string) => Readable.from([text.slice(0, 600), text.slice(600)])],
 ])('a request body over maxBodyBytes (%s) is not copied, and counted; the primary gets all of it', async (_name, bodyOf) => {
-  const { fresh, proxy } = await setup('{ to: fresh, methods: [POST, GET], maxBodyBytes: 1000, compare: true }', SENTINEL);
+  const { fresh, proxy } = await startShadowed('{ to: fresh, methods: [POST, GET], maxBodyBytes: 1000, compare: true }', SENTINEL);
   const answer = JSON.parse(await send(proxy, '/big', { method: 'POST', body: bodyOf('x'.repeat(1200)) })) as { bytes: number };
   expect(answer.bytes).toBe(1200);
   expect(await sentinel(proxy, fresh)).toEqual(['GET /sentinel']);
@@ -145,7 +128,7 @@ routes:
 });
 
 test('without compare, a copy that has its answer frees its place: maxConcurrent 1 still copies one request after another', async () => {
-  const { fresh, proxy } = await setup('{ to: fresh, maxConcurrent: 1 }');
+  const { fresh, proxy } = await startShadowed('{ to: fresh, maxConcurrent: 1 }');
   for (let i = 1; i <= 3; i++) {
     await send(proxy, `/one-by-one/${i}`);
     // The copy's exchange is counted once its answer is read, after its place is given back.

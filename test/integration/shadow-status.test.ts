@@ -4,8 +4,8 @@ import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import { BIN } from '../helpers/child.js';
 import { metricSum } from '../helpers/metrics.js';
-import { routesYaml, startProxy } from '../helpers/proxy.js';
-import { shadowRoutesYaml } from '../helpers/shadow.js';
+import { startProxy } from '../helpers/proxy.js';
+import { shadowRoutesYaml, startShadowed } from '../helpers/shadow.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** `/status` and `ficus status` say how a shadowed route's comparisons are going, without Prometheus. */
@@ -38,16 +38,7 @@ test('a shadowed route shows its copies’ comparisons in /status and in ficus s
 });
 
 test('shadow copies serve no client, so they leave ficus_legacy_share alone', async () => {
-  const legacy = await startUpstream('legacy');
-  const fresh = await startUpstream('fresh');
-  const proxy = await startProxy(
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-  fresh: { url: ${fresh.url} }
-routes:
-  - { name: api, match: { path: / }, to: legacy, shadow: { to: fresh } }
-`),
-  );
+  const { proxy } = await startShadowed('{ to: fresh }');
   for (let i = 0; i < 4; i++) await (await request(`${proxy.app.proxyUrl}/x${i}`)).body.dump();
   await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(4), { timeout: 3_000, interval: 10 });
   // Four requests, all answered by legacy: a copy to `fresh` counted as forwarded would make it 0.5.
