@@ -108,3 +108,29 @@ test('every sampled request is counted exactly once, whatever became of it', asy
   await vi.waitFor(async () => expect(await total()).toBe(paths.length));
   expect(await values(proxy, 'ficus_shadow_comparisons_total')).toEqual({ match: 4, mismatch: 2, error: 1 });
 });
+
+test('a primary answer that outgrows maxBodyBytes frees its copy at once, not when the download ends', async () => {
+  const held: ServerResponse[] = [];
+  const legacy = await startUpstream('legacy', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write(Buffer.alloc(4096, 'x'));
+    held.push(res);
+  });
+  onTestFinished(() => {
+    for (const res of held) res.destroy();
+  });
+  const fresh = await startUpstream('fresh');
+  const proxy = await startProxy(shadowYaml(legacy.url, fresh.url, ', maxBodyBytes: 1024, maxConcurrent: 1'));
+  const res = await request(`${proxy.app.proxyUrl}/download`);
+  // Read what has come, and keep the download open (breaking out of the body would abort it).
+  await new Promise<void>((resolve) => {
+    let received = 0;
+    res.body.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= 4096) resolve();
+    });
+  });
+  // The download is still open: its copy can no longer be compared, and says so now.
+  await vi.waitFor(async () => expect(await values(proxy, 'ficus_shadow_comparisons_total')).toEqual({ skipped: 1 }), { timeout: 2_000, interval: 10 });
+  expect(held).toHaveLength(1);
+});
