@@ -11,7 +11,7 @@ import { announceCanary, announceGuard, announceHealth, announceOutliers } from 
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
-import { Metrics } from './observe/metrics.js';
+import { Metrics, type EndpointState } from './observe/metrics.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import { Tunnels } from './proxy/tunnel.js';
@@ -69,7 +69,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     clock,
     random,
     env: options.env,
-    outlierEvents: (service) => announceOutliers(service, { logger, metrics }),
+    outlierEvents: (service) => announceOutliers(service, logger),
   });
   const first = store.current.snapshot;
   const audit = new AuditLog(() => store.current.snapshot.auditLog, {
@@ -87,9 +87,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   await state.restore();
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
-  publishEndpoints(store, metrics, clock);
+  metrics.watchEndpoints(() => endpointStates(store, clock.now()));
   metrics.publishCanaries(store.current.canaries);
-  const health = new HealthChecks(announceHealth({ logger, metrics }, clock));
+  const health = new HealthChecks(announceHealth(logger));
   const analysis = new AnalysisLoop(() => store.current.canaries, clock, undefined, (error, canary) =>
     logger.error({ event: EVENT.internalError, route: canary.route, err: error }, `the analysis of canary ${canary.route} failed`),
   );
@@ -138,7 +138,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
     state.save();
     metrics.configLoaded(now.hash);
-    publishEndpoints(store, metrics, clock);
     metrics.publishCanaries(store.current.canaries);
     analysis.reschedule();
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
@@ -256,13 +255,9 @@ function idleWithin(inflight: HandlerDeps['inflight'], timeoutMs: number): Promi
   });
 }
 
-function publishEndpoints(store: ConfigStore, metrics: Metrics, clock: Clock): void {
-  metrics.endpointUp.reset();
-  const now = clock.now();
+function* endpointStates(store: ConfigStore, now: number): Iterable<EndpointState> {
   // Colours carry their service's name, so a blue/green service's endpoints are listed under it.
-  for (const runtime of runtimesOf(store.current)) {
-    for (const endpoint of runtime.endpoints) metrics.endpointUp.labels(runtime.def.name, endpoint.origin).set(endpoint.ejectedUntil > now || !endpoint.healthy ? 0 : 1);
-  }
+  for (const runtime of runtimesOf(store.current)) for (const endpoint of runtime.endpoints) yield [runtime.def.name, endpoint.origin, endpoint.isUp(now)];
 }
 
 async function listen(server: Server, port: number, host: string): Promise<void> {

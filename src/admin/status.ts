@@ -98,7 +98,7 @@ function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undef
   return runtime.endpoints.map((e) => ({
     url: e.origin + e.def.basePath,
     ...(color !== undefined ? { color } : {}),
-    up: e.ejectedUntil <= now && e.healthy,
+    up: e.isUp(now),
     ...(e.healthy ? {} : { healthCheck: 'failing' }),
     inflight: e.inflight,
     consecutiveFailures: e.consecutiveFailures,

@@ -6,12 +6,12 @@ import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import { FALL, type HealthEvents } from '../upstream/health.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
-import type { Clock } from './clock.js';
 
 /**
  * How a runtime decision of the immune system is told: a log line with its numbers, a metric,
  * and an audit record (SPEC §5), each decision in one place so the three never disagree.
- * Endpoints taken out of service and returned are told by a log line and `endpoint_up`.
+ * Endpoints taken out of service and returned are told by a log line; `endpoint_up` is read
+ * from the endpoints at scrape time.
  */
 export interface Announce {
   logger: Logger;
@@ -58,29 +58,25 @@ export function announceGuard(event: GuardEvent, { logger, metrics, audit, hash 
   void audit.record('rollback', { ...details, hash: hash() });
 }
 
-/** Passive outlier detection taking one service's endpoint out, and back: a log line and `endpoint_up`. */
-export function announceOutliers(service: string, { logger, metrics }: Pick<Announce, 'logger' | 'metrics'>): OutlierEvents {
+/** Passive outlier detection taking one service's endpoint out, and back. */
+export function announceOutliers(service: string, logger: Logger): OutlierEvents {
   return {
     ejected(endpoint: Endpoint, durationMs: number) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(0);
       logger.warn({ event: EVENT.endpointEjected, service, endpoint: endpoint.origin, durationMs, timesEjected: endpoint.timesEjected }, 'endpoint ejected after consecutive failures');
     },
     returned(endpoint: Endpoint) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.healthy ? 1 : 0);
       logger.info({ event: EVENT.endpointReturned, service, endpoint: endpoint.origin }, 'endpoint returned to service');
     },
   };
 }
 
-/** Health checks taking an endpoint out, and back; one back from its checks while still ejected stays down. */
-export function announceHealth({ logger, metrics }: Pick<Announce, 'logger' | 'metrics'>, clock: Clock): HealthEvents {
+/** Health checks taking an endpoint out, and back. */
+export function announceHealth(logger: Logger): HealthEvents {
   return {
     unhealthy(service, endpoint, problem) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(0);
       logger.warn({ event: EVENT.endpointUnhealthy, service, endpoint: endpoint.origin, problem }, `endpoint out of service: its health check failed ${FALL} times in a row (${problem})`);
     },
     healthy(service, endpoint) {
-      metrics.endpointUp.labels(service, endpoint.origin).set(endpoint.ejectedUntil > clock.now() ? 0 : 1);
       logger.info({ event: EVENT.endpointHealthy, service, endpoint: endpoint.origin }, 'endpoint back in service: its health check passes');
     },
   };

@@ -3,6 +3,9 @@ import type { Snapshot } from '../config/snapshot.js';
 import { systemClock, type Clock } from './clock.js';
 import { RequestSeries, type Sample } from './request-series.js';
 
+/** One endpoint as `endpoint_up` shows it: service, endpoint origin, in service. */
+export type EndpointState = readonly [service: string, endpoint: string, up: boolean];
+
 /** Every metric ficus exports is defined here (SPEC §4). One registry per running proxy. */
 export class Metrics {
   readonly registry = new Registry();
@@ -39,11 +42,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Read at scrape time, so it always agrees with /status, however endpoints came and went. */
   readonly endpointUp = new Gauge({
     name: 'ficus_endpoint_up',
-    help: '1 when the endpoint is in service, 0 while ejected.',
+    help: '1 when the endpoint is in service, 0 while ejected or failing its health checks.',
     labelNames: ['service', 'endpoint'] as const,
     registers: [this.registry],
+    collect: () => {
+      this.endpointUp.reset();
+      for (const [service, endpoint, up] of this.#endpoints()) this.endpointUp.labels(service, endpoint).set(up ? 1 : 0);
+    },
   });
 
   readonly reloads = new Counter({
@@ -128,6 +136,7 @@ export class Metrics {
   });
 
   #configHash = '';
+  #endpoints: () => Iterable<EndpointState> = () => [];
 
   constructor(clock: Clock = systemClock) {
     this.forwarded = new ShareWindow(clock, LEGACY_SHARE_WINDOW_MS);
@@ -142,6 +151,11 @@ export class Metrics {
     // A shadow copy serves no client: it says nothing of the migration's progress.
     if (service !== '' && side !== 'shadow') this.forwarded.add(legacy);
     this.#perRequest.record(route, service, color, side, status, seconds);
+  }
+
+  /** Where `endpoint_up` reads the running endpoints from. */
+  watchEndpoints(source: () => Iterable<EndpointState>): void {
+    this.#endpoints = source;
   }
 
   /** The effective weight of every canary route of the running configuration, and no other. */

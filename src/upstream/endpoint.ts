@@ -20,6 +20,11 @@ export class Endpoint {
     public pool: Pool,
   ) {}
 
+  /** In service as far as ejection and health checks go (panic routing may use it anyway). */
+  isUp(now: number): boolean {
+    return this.ejectedUntil <= now && this.healthy;
+  }
+
   get origin(): string {
     return this.def.origin;
   }

@@ -96,3 +96,23 @@ test('a lone dead endpoint is never ejected: at most half of a service is', asyn
   }
   expect(await metricsText(proxy.app.adminUrl)).toContain(`ficus_endpoint_up{service="app",endpoint="${deadUrl}"} 1`);
 });
+
+test('once an ejection has run out, ficus_endpoint_up and /status both show the endpoint up, before any request picks it', async () => {
+  let now = 1_700_000_000_000;
+  const live = await startUpstream('live');
+  const deadUrl = `http://127.0.0.1:${await refusedPort()}`;
+  const proxy = await startProxy(
+    routesYaml(`services:\n  app: { urls: [${deadUrl}, ${live.url}], outlier: { consecutiveFailures: 1 } }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`),
+    { clock: { now: () => now } },
+  );
+  for (let i = 0; i < 2; i++) await (await request(`${proxy.app.proxyUrl}/o`, { method: 'POST', body: 'x' })).body.dump();
+  const up = async () => {
+    const status = (await (await request(`${proxy.app.adminUrl}/status`)).body.json()) as { services: { name: string; endpoints: { url: string; up: boolean }[] }[] };
+    const fromStatus = status.services.find((s) => s.name === 'app')?.endpoints.find((e) => e.url.startsWith(deadUrl))?.up;
+    const fromMetric = (await metricsText(proxy.app.adminUrl)).includes(`ficus_endpoint_up{service="app",endpoint="${deadUrl}"} 1`);
+    return [fromStatus, fromMetric];
+  };
+  expect(await up()).toEqual([false, false]);
+  now += 10 * 60_000;
+  expect(await up()).toEqual([true, true]);
+});
