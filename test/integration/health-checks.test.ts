@@ -164,3 +164,27 @@ test('when the only healthy endpoint is ejected, the one failing its health chec
   await logged(proxy, (l) => l.event === 'endpoint.ejected' && l.endpoint === well.url);
   expect(await served(proxy, 2)).toEqual(['sick', 'sick']);
 });
+
+test('blue/green: each colour is checked, and a cutover keeps both colours\' verdicts and checks running', async () => {
+  const blue = await patient('blue');
+  const greenSick = await patient('green-sick', 503);
+  const greenWell = await patient('green-well');
+  const pair = (active: string) =>
+    routesYaml(
+      `services:\n  app:\n    blue: { url: ${blue.url} }\n    green: { urls: [${greenSick.url}, ${greenWell.url}] }\n    active: ${active}\n    health: { path: /healthz, interval: 50ms, timeout: 200ms }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`,
+    );
+  const proxy = await startProxy(pair('blue'));
+  // The inactive colour is checked too, so it is known before anyone is sent to it.
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === greenSick.url);
+
+  await proxy.write(pair('green'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  // The first request after the cutover already avoids green's sick endpoint: its verdict carried over.
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['green-well']));
+
+  // The colour now inactive is still checked.
+  blue.state.status = 503;
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === blue.url);
+  expect(proxy.logs.filter((l) => l.event === 'endpoint.unhealthy' && l.endpoint === greenSick.url)).toHaveLength(1);
+  expect(proxy.logs.some((l) => l.event === 'endpoint.healthy')).toBe(false);
+});

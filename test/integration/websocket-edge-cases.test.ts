@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { startUpstream } from '../helpers/upstream.js';
 import { rawExchange } from '../helpers/raw-socket.js';
 import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
 
@@ -184,4 +185,33 @@ test('an upstream that stalls while refusing an upgrade is cut after the idle ti
   const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
   expect(client.status).toBe(200);
   expect(client.body).toBe('0123456789');
+});
+
+test('during a drain, an upgrade on a connection still open gets 503 and never reaches its upstream', async () => {
+  const chat = await startWsUpstream('chat');
+  const held: (() => void)[] = [];
+  const slow = await startUpstream('slow', (_req, res) => {
+    res.writeHead(200, { 'content-length': '4' });
+    held.push(() => res.end('done'));
+  });
+  const proxy = await startProxy(
+    routesYaml(`drainTimeout: 5s\nservices:\n  chat: { url: ${chat.url} }\n  slow: { url: ${slow.url} }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n  - { name: rest, match: { path: / }, to: slow }\n`),
+  );
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
+  onTestFinished(() => void client.destroy());
+  let received = '';
+  client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  // The first response has begun, keep-alive, before the drain: the connection stays open for the upgrade behind it.
+  client.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n');
+  await vi.waitFor(() => expect(held).toHaveLength(1));
+  const draining = proxy.app.drain();
+  client.write(UPGRADE);
+  held[0]?.();
+  await once(client, 'close');
+  await draining;
+  const responses = received.split(/(?=HTTP\/1\.1 )/);
+  expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
+  expect(responses[1]).toMatch(/\r\nconnection: close\r\n/i);
+  expect(chat.connections).toHaveLength(0);
+  expect(chat.plain).toHaveLength(0);
 });
