@@ -59,6 +59,7 @@ export const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'bad request',
   404: 'no route',
   405: 'method not allowed',
+  408: 'request timeout',
   413: 'request body too large',
   431: 'request header fields too large',
   500: 'internal error',

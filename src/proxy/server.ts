@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
-import { responseHead } from './raw-response.js';
+import { sendError } from './local-response.js';
+import { errorResponse } from './raw-response.js';
 
 /**
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
@@ -18,10 +20,8 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
       // connection after it, and any request parsed meanwhile is dropped above.
       refused.add(req.socket);
-      const body = JSON.stringify({ error: 'bad request', status: 400 });
       res.shouldKeepAlive = false;
-      res.writeHead(400, { 'content-type': 'application/json', 'content-length': body.length, connection: 'close' });
-      res.end(body);
+      sendError(res, 400, randomUUID(), true);
       return;
     }
     handler(req, res);
@@ -55,16 +55,16 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   // the connection. ficus is no forward proxy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    socket.end(rawResponse(405, 'Method Not Allowed'));
+    socket.end(errorResponse(405, randomUUID()));
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
       socket.destroy();
       return;
     }
-    if (error.code === 'HPE_HEADER_OVERFLOW') socket.end(rawResponse(431, 'Request Header Fields Too Large'));
-    else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end(rawResponse(408, 'Request Timeout'));
-    else socket.end(rawResponse(400, 'Bad Request'));
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    // No request was read, so there is no id to carry on: the answer gets a fresh one to quote.
+    socket.end(errorResponse(status, randomUUID()));
   });
   return server;
 }
@@ -96,10 +96,4 @@ export function hostIsSound(req: IncomingMessage): boolean {
  */
 function framingIsSound(req: IncomingMessage): boolean {
   return (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) || req.headers['transfer-encoding'] === undefined;
-}
-
-/** A whole response for a connection that is about to close, written before any handler ran. */
-function rawResponse(status: number, reason: string): string {
-  const body = JSON.stringify({ error: reason.toLowerCase(), status });
-  return responseHead(status, ['content-type', 'application/json', 'content-length', String(body.length), 'connection', 'close'], reason) + body;
 }

@@ -37,6 +37,7 @@ test.each([
   { name: 'malformed escape in the target', text: 'GET /a%zz HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'encoded backslash in the target', text: 'GET /a%5c..%5cadmin HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'target that is neither a path nor a URL', text: 'GET a/b HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'HTTP/1.1 without Host', text: 'GET / HTTP/1.1\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'TRACE', text: 'TRACE / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 405 },
   { name: 'CONNECT', text: 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', status: 405 },
   { name: 'Content-Length over maxBodyBytes', text: 'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1001\r\nconnection: close\r\n\r\n', status: 413 },
@@ -49,6 +50,11 @@ test.each([
   const response = await exchange(port, text);
   expect(statusOf(response)).toBe(status);
   expect(legacy.seen).toHaveLength(0);
+  // ficus's own answer, whichever layer refused: JSON naming the request id it also sends as a field.
+  const [head = '', body = ''] = response.split('\r\n\r\n');
+  const requestId = /\r\nx-request-id: ([^\r]+)/i.exec(head)?.[1];
+  expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(JSON.parse(body)).toEqual({ error: expect.any(String), status, requestId });
 });
 
 test('requests inside the limits pass', async () => {
