@@ -116,3 +116,30 @@ test.each([
   expect(res.statusCode).toBe(status);
   await res.body.json();
 });
+
+test('a blue/green preview token is in none of /config, /status, GET / and /explain, even asked with the token', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  orders:
+    blue: { url: ${legacy.url} }
+    green: { url: ${legacy.url}/green }
+    active: blue
+    preview: { header: x-preview, token: preview-secret }
+routes:
+  - { name: orders, match: { path: / }, to: orders }
+`),
+  );
+  const admin = proxy.app.adminUrl;
+  const explainUrl = `${admin}/explain?url=/orders&header=${encodeURIComponent('x-preview: preview-secret')}`;
+  const answers: Record<string, string> = {};
+  for (const url of [`${admin}/config`, `${admin}/status`, `${admin}/`, explainUrl]) {
+    const res = await request(url);
+    expect(res.statusCode).toBe(200);
+    answers[url] = await res.body.text();
+  }
+  // The door is open, and the explanation says the token opened it, without repeating it.
+  expect(answers[explainUrl]).toContain('green');
+  expect(JSON.parse(answers[`${admin}/config`] ?? '')).toMatchObject({ services: { orders: { preview: { header: 'x-preview', token: '<redacted>' } } } });
+  for (const [url, text] of Object.entries(answers)) expect({ url, leaks: text.includes('preview-secret') }).toEqual({ url, leaks: false });
+});

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { expect, test } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
 import { bucketOf } from '../../src/routing/bucket.js';
 import { canaryYaml } from '../helpers/canary.js';
@@ -109,6 +109,11 @@ test('ficus_requests_total counts the canary and the stable side apart', async (
   const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
   expect(metrics).toContain(`ficus_requests_total{route="search",service="search-v2",color="",side="canary",code="200"} ${canary}`);
   expect(metrics).toContain(`ficus_requests_total{route="search",service="legacy",color="",side="stable",code="200"} ${stable}`);
+  // The access line names the side too, so a log search can split the two as the metrics do.
+  await vi.waitFor(() => expect(proxy.logs.filter((l) => l.event === 'access')).toHaveLength(200));
+  const sidesLogged = proxy.logs.filter((l) => l.event === 'access').map((l) => `${String(l.service)} ${String(l.side)}`);
+  expect(sidesLogged.filter((s) => s === 'search-v2 canary')).toHaveLength(canary);
+  expect(sidesLogged.filter((s) => s === 'legacy stable')).toHaveLength(stable);
 });
 
 test('two replicas of the proxy put every user on the same side', async () => {
