@@ -4,7 +4,6 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.js';
 import { formatIssue } from './config/issues.js';
-import type { Snapshot } from './config/snapshot.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
 import { announceCanary, announceGuard, announceHealth, announceOutliers } from './observe/announce.js';
@@ -20,6 +19,7 @@ import { AnalysisLoop } from './rollout/loop.js';
 import type { GuardEvent } from './rollout/guard.js';
 import { Guards } from './rollout/guards.js';
 import { RuntimeState } from './rollout/runtime-state.js';
+import { cutovers } from './upstream/bluegreen.js';
 import { HealthChecks } from './upstream/health.js';
 import { ShadowMirror } from './shadow/mirror.js';
 
@@ -212,17 +212,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   };
 
   return { proxyUrl, adminUrl, store, metrics, audit, reload, drain };
-}
-
-/** Blue/green services whose active colour differs between two snapshots. */
-function cutovers(before: Snapshot, after: Snapshot): { service: string; from: string; to: string }[] {
-  const changed: { service: string; from: string; to: string }[] = [];
-  for (const [name, service] of after.services) {
-    const from = before.services.get(name)?.colours?.active;
-    const to = service.colours?.active;
-    if (from !== undefined && to !== undefined && from !== to) changed.push({ service: name, from, to });
-  }
-  return changed;
 }
 
 function sameAddress(a: { host: string; port: number }, b: { host: string; port: number }): boolean {

@@ -1,5 +1,5 @@
 import type { RouteDef, ServiceDef, Snapshot } from '../config/snapshot.js';
-import type { ShareReading } from '../observe/metrics.js';
+import type { ShareReading } from '../observe/share-window.js';
 import type { CanaryState } from '../rollout/canary.js';
 
 /**

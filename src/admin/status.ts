@@ -3,7 +3,7 @@ import type { Guard } from '../rollout/guard.js';
 import type { Guards } from '../rollout/guards.js';
 import type { ConfigStore } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
-import type { ShareReading } from '../observe/metrics.js';
+import type { ShareReading } from '../observe/share-window.js';
 import type { CanaryRuntime } from '../rollout/canary.js';
 import type { ShadowTally } from '../shadow/mirror.js';
 import type { ServiceRuntime } from '../upstream/service.js';

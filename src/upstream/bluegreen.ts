@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { matchesSecret } from '../config/secret.js';
-import type { Colour, ColoursDef } from '../config/snapshot.js';
+import type { Colour, ColoursDef, Snapshot } from '../config/snapshot.js';
 
 export interface ColourChoice {
   colour: Colour;
@@ -37,4 +37,15 @@ export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders, 
 /** The other colour of the pair. */
 export function otherColour(colour: Colour): Colour {
   return colour === 'blue' ? 'green' : 'blue';
+}
+
+/** Blue/green services whose active colour differs between two snapshots: the reload's cutovers. */
+export function cutovers(before: Snapshot, after: Snapshot): { service: string; from: Colour; to: Colour }[] {
+  const changed: { service: string; from: Colour; to: Colour }[] = [];
+  for (const [name, service] of after.services) {
+    const from = before.services.get(name)?.colours?.active;
+    const to = service.colours?.active;
+    if (from !== undefined && to !== undefined && from !== to) changed.push({ service: name, from, to });
+  }
+  return changed;
 }

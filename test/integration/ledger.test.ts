@@ -4,7 +4,8 @@ import { routeLedger } from '../../src/admin/ledger.js';
 import type { RunningApp } from '../../src/app.js';
 import { compile } from '../../src/config/compile.js';
 import { RoutesFile } from '../../src/config/schema.js';
-import { LEGACY_SHARE_WINDOW_MS, Metrics } from '../../src/observe/metrics.js';
+import { Metrics } from '../../src/observe/metrics.js';
+import { LEGACY_SHARE_WINDOW_MS } from '../../src/observe/share-window.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
