@@ -10,7 +10,7 @@ interface StatusView {
     legacy?: boolean;
     active?: string;
     state?: string;
-    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string }[];
+    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string; healthCheck?: string }[];
   }[];
   toggles?: { name: string; enabled?: boolean; audience?: string; percent?: number; users?: number; cohorts?: string[] }[];
   migration?: { legacyShare?: number | null; requests?: number; windowSeconds?: number };
@@ -55,7 +55,7 @@ function renderStatus(origin: string, s: StatusView): string {
     return (service.endpoints ?? []).map((e, i) => [
       i === 0 ? `${service.name}${service.legacy ? ' (legacy)' : ''}${colours}` : '',
       e.color ? `${e.color}: ${e.url}` : e.url,
-      `${e.up === false ? `EJECTED until ${e.ejectedUntil ?? '?'}` : 'up'}${e.color && e.color !== service.active ? ' (idle colour)' : ''}`,
+      `${endpointState(e)}${e.color && e.color !== service.active ? ' (idle colour)' : ''}`,
     ]);
   });
   lines.push(...columns(serviceRows));
@@ -71,6 +71,15 @@ function renderStatus(origin: string, s: StatusView): string {
   const share = s.migration?.legacyShare;
   if (typeof share === 'number') lines.push(`legacy share: ${(share * 100).toFixed(1)} % of ${s.migration?.requests ?? '?'} requests in the last ${s.migration?.windowSeconds ?? '?'} s`);
   return `${lines.join('\n')}\n`;
+}
+
+/** Down for either of two reasons, or both: an outlier ejection (until when) and a failing health check. */
+function endpointState(e: NonNullable<NonNullable<StatusView['services']>[number]['endpoints']>[number]): string {
+  if (e.up !== false) return 'up';
+  const reasons = [];
+  if (e.ejectedUntil !== undefined) reasons.push(`EJECTED until ${e.ejectedUntil}`);
+  if (e.healthCheck === 'failing') reasons.push('HEALTH CHECK FAILING');
+  return reasons.length > 0 ? reasons.join(', ') : 'down';
 }
 
 function migrationOf(r: NonNullable<StatusView['routes']>[number]): string {

@@ -47,13 +47,16 @@ async function trafficUntil(proxy: TestProxy, until: (state: string | undefined)
 }
 
 test.each([
-  { name: 'maxP99', canaryMs: 120, stableMs: 0, thresholds: 'maxP99: 50ms', message: /^p99 [\d.]+ms > 50ms over \d+ requests$/ },
-  { name: 'maxP99VsStable', canaryMs: 250, stableMs: 10, thresholds: 'maxP99VsStable: 3', message: /^p99 [\d.]+ms is [\d.]+× stable's [\d.]+ms > 3× over \d+ requests$/ },
-])('a slow canary is ejected on $name, and its users then get the stable side', async ({ canaryMs, stableMs, thresholds, message }) => {
+  { name: 'maxP99', canaryMs: 120, stableMs: 0, thresholds: 'maxP99: 50ms', reason: 'p99', message: /^p99 [\d.]+ms > 50ms over \d+ requests$/ },
+  { name: 'maxP99VsStable', canaryMs: 250, stableMs: 10, thresholds: 'maxP99VsStable: 3', reason: 'vs_stable', message: /^p99 [\d.]+ms is [\d.]+× stable's [\d.]+ms > 3× over \d+ requests$/ },
+])('a slow canary is ejected on $name, and its users then get the stable side', async ({ canaryMs, stableMs, thresholds, reason, message }) => {
   const { proxy, v2 } = await setup(canaryMs, stableMs, thresholds);
   await trafficUntil(proxy, (state) => state === 'ejected', 5_000);
   const line = proxy.logs.find((l) => l.event === EVENT.canaryEjected);
-  expect(line).toMatchObject({ reason: thresholds.startsWith('maxP99:') ? 'p99' : 'vs_stable', trigger: 'analysis', message: expect.stringMatching(message) });
+  expect(line).toMatchObject({ reason, trigger: 'analysis', message: expect.stringMatching(message) });
+  // Counted once, under the reason it was ejected for and no other.
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics.split('\n').filter((l) => l.startsWith('ficus_ejections_total{'))).toEqual([`ficus_ejections_total{route="search",reason="${reason}"} 1`]);
   // Back on the stable side: the slow canary sees none of its users any more.
   const before = v2.seen.length;
   expect(await Promise.all(onCanary.map((id) => get(proxy, id)))).toEqual(onCanary.map(() => 200));

@@ -1,8 +1,10 @@
 import { once } from 'node:events';
-import { createServer, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { request } from 'undici';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
 
 /** A TCP upstream that answers each request head with whatever `reply` writes on the socket. */
@@ -136,4 +138,98 @@ test('an upstream that resets in the middle of the upload gives the client a 502
   expect(res.statusCode).toBe(502);
   expect(await res.body.json()).toMatchObject({ status: 502 });
   expect(await upstreamErrors(proxy.app.adminUrl, 'reset')).toBe(1);
+});
+
+test.each([
+  { framing: 'content-length', reply: 'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst part' },
+  { framing: 'chunked', reply: 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\nfirst part\r\n' },
+])('an upstream that goes quiet mid-body ($framing) is cut after timeouts.idle, and so is the client', async ({ reply }) => {
+  let upstreamClosed: Promise<unknown> | undefined;
+  // The upstream keeps its socket open: only ficus's idle timeout can end this exchange.
+  const url = await rawUpstream((s) => {
+    upstreamClosed = once(s, 'close');
+    s.write(reply);
+  });
+  const proxy = await proxyTo(url, ', timeouts: { idle: 200ms }');
+  // A raw client tells a connection ficus closed apart from one we gave up on (the 3 s bound).
+  const out = await rawExchange(Number(new URL(proxy.app.proxyUrl).port), 'GET /x HTTP/1.1\r\nhost: a\r\n\r\n', { timeoutMs: 3_000 });
+  expect(out.timedOut).toBe(false);
+  expect(out.closed).toBe(true);
+  expect(out.statuses).toEqual([200]);
+  const body = out.response.slice(out.response.indexOf('\r\n\r\n') + 4);
+  // What came before the silence was passed on; what would mark the response complete never was.
+  expect(body).toContain('first part');
+  expect(body).not.toContain('\r\n0\r\n\r\n');
+  expect(body.length).toBeLessThan(100);
+  expect(await upstreamErrors(proxy.app.adminUrl, 'timeout')).toBe(1);
+  // The stalled upstream connection is dropped, not kept for the next request.
+  await upstreamClosed;
+});
+
+test('timeouts.idle bounds the silence between body chunks, not the whole body', async () => {
+  const chunks = 20;
+  const legacy = await startUpstream('legacy', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    let sent = 0;
+    const timer = setInterval(() => {
+      res.write(`${sent}.`);
+      if (++sent === chunks) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, 50);
+    res.on('close', () => clearInterval(timer));
+  });
+  // The body takes about a second, several times the idle timeout; no gap comes near it.
+  const proxy = await proxyTo(legacy.url, ', timeouts: { idle: 300ms }');
+  const started = performance.now();
+  const res = await request(`${proxy.app.proxyUrl}/trickle`);
+  expect(res.statusCode).toBe(200);
+  expect(await res.body.text()).toBe(Array.from({ length: chunks }, (_, i) => `${i}.`).join(''));
+  expect(performance.now() - started).toBeGreaterThan(3 * 300);
+  expect(await upstreamErrors(proxy.app.adminUrl, 'timeout')).toBe(0);
+});
+
+/**
+ * An endpoint whose TCP handshake never completes. The listener lives on a worker thread that
+ * blocks at once, so nothing ever accepts; with backlog 1 Linux queues two handshakes, and once
+ * its accept queue is full it drops further SYNs instead of refusing them (no RST), so the next
+ * connect just hangs.
+ */
+async function unansweredPort(): Promise<number> {
+  const release = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const server = require('node:net').createServer();
+     server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+       parentPort.postMessage(server.address().port);
+       Atomics.wait(workerData, 0, 0);
+       server.close();
+       parentPort.close();
+     });`,
+    { eval: true, workerData: release },
+  );
+  const [port] = (await once(worker, 'message')) as [number];
+  const fillers = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
+  onTestFinished(async () => {
+    for (const socket of fillers) socket.destroy();
+    Atomics.store(release, 0, 1);
+    Atomics.notify(release, 0);
+    await worker.terminate();
+  });
+  await Promise.all(fillers.map((socket) => once(socket, 'connect')));
+  return port;
+}
+
+test.skipIf(process.platform !== 'linux')('a handshake that never completes gives 504 after timeouts.connect, counted as a timeout', async () => {
+  const port = await unansweredPort();
+  const proxy = await proxyTo(`http://127.0.0.1:${port}`, ', timeouts: { connect: 300ms }');
+  const started = performance.now();
+  const res = await request(`${proxy.app.proxyUrl}/x`);
+  expect(res.statusCode).toBe(504);
+  expect(await res.body.json()).toMatchObject({ status: 504 });
+  // undici's coarse timers fire a 300 ms timeout after about a second; its own default, which
+  // this would be without the setting, is 10 s. The bound leaves room for a loaded CI machine.
+  expect(performance.now() - started).toBeLessThan(5_000);
+  expect(await upstreamErrors(proxy.app.adminUrl, 'timeout')).toBe(1);
 });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, onTestFinished, test } from 'vitest';
 import { startApp } from '../../src/app.js';
+import { EVENT } from '../../src/observe/log.js';
 import { memoryLogger, routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -34,19 +35,54 @@ routes:
   expect(await get()).toBe(200);
   await proxy.write(yaml('green'));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  const status = async () => ((await (await fetch(`${proxy.app.adminUrl}/status`)).json()) as { services: { name: string; state: string; active: string }[] }).services.find((s) => s.name === 'orders');
+  const status = async (adminUrl = proxy.app.adminUrl) =>
+    ((await (await fetch(`${adminUrl}/status`)).json()) as { services: { name: string; state: string; active: string; message?: string }[] }).services.find((s) => s.name === 'orders');
   expect((await status())?.state).toBe('guarding');
   for (let i = 0; i < 6; i++) expect(await get()).toBe(500);
   const after = await until(status, (s) => s?.state === 'rolled-back');
-  expect(after).toMatchObject({ state: 'rolled-back', active: 'blue', configuredActive: 'green', reason: 'error_rate' });
+  expect(after).toMatchObject({
+    state: 'rolled-back',
+    active: 'blue',
+    configuredActive: 'green',
+    reason: 'error_rate',
+    message: expect.stringMatching(/^green rolled back to blue: error rate 1 > 0\.1 over \d+ requests$/),
+  });
   expect(await get()).toBe(200);
   const metrics = await (await fetch(`${proxy.app.adminUrl}/metrics`)).text();
   expect(metrics).toContain('ficus_rollbacks_total{service="orders"} 1');
+
+  // Said once, at warn, with the numbers it was decided on; the verdict may have come after
+  // the fifth failure (minRequests) or the sixth.
+  const lines = proxy.logs.filter((l) => l.event === EVENT.rolledBack);
+  expect(lines).toHaveLength(1);
+  const line = lines[0];
+  expect(line).toMatchObject({ level: 40, service: 'orders', from: 'green', to: 'blue', reason: 'error_rate', message: after?.message, errorRate: 1, p99Ms: expect.any(Number) });
+  expect(line?.requests).toBeOneOf([5, 6]);
+  expect(line?.msg).toContain(`${String(after?.message)}; live traffic is back on blue`);
+
+  // The audit record carries the same numbers as the log line: one decision, told once.
   await proxy.app.audit.settled();
-  expect(await readFile(join(proxy.dir, 'audit.jsonl'), 'utf8')).toContain('"kind":"rollback"');
+  const audit = (await readFile(join(proxy.dir, 'audit.jsonl'), 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const rollbacks = audit.filter((r) => r.kind === 'rollback');
+  expect(rollbacks).toEqual([
+    {
+      time: expect.any(String),
+      kind: 'rollback',
+      service: 'orders',
+      from: 'green',
+      to: 'blue',
+      reason: 'error_rate',
+      message: after?.message,
+      requests: line?.requests,
+      errorRate: 1,
+      p99Ms: line?.p99Ms,
+      hash: proxy.app.store.current.snapshot.hash,
+    },
+  ]);
+  expect(new Date(String(rollbacks[0]?.time)).toISOString()).toBe(rollbacks[0]?.time);
+
   const state = await until(async () => JSON.parse(await readFile(join(proxy.dir, 'state.json'), 'utf8')) as { services: { orders: { state: string } } }, (s) => s.services.orders.state === 'rolled-back');
   expect(state.services.orders.state).toBe('rolled-back');
-  expect(proxy.logs.filter((l) => l.event === 'service.rolled_back')).toHaveLength(1);
   await proxy.app.drain();
 
   const { logger } = memoryLogger();
@@ -54,4 +90,6 @@ routes:
   onTestFinished(() => again.drain());
   const res = await fetch(`${again.proxyUrl}/x`);
   expect(res.status).toBe(200);
+  // The restarted proxy also tells the operator why it is not serving the file's colour.
+  expect(await status(again.adminUrl)).toMatchObject({ state: 'rolled-back', active: 'blue', configuredActive: 'green', reason: 'error_rate', message: after?.message });
 });

@@ -23,6 +23,9 @@ async function lastReload(app: RunningApp): Promise<{ trigger: string; result: s
   return ((await res.body.json()) as { config: { lastReload: { trigger: string; result: string; hashAfter: string } } }).config.lastReload;
 }
 
+/** Every sample line of ficus_config_info in a scrape. */
+const configInfo = (scrape: string) => scrape.split('\n').filter((line) => line.startsWith('ficus_config_info{'));
+
 const movesTo = (app: RunningApp, name: string) =>
   vi.waitFor(async () => expect(await servedBy(app)).toBe(name), { timeout: 5_000, interval: 20 });
 
@@ -69,6 +72,8 @@ test('a Kubernetes ConfigMap swap reloads the file, and again on the next swap',
 test('POST /reload reloads at once and answers with the report', async () => {
   const [a, b] = [await startUpstream('a'), await startUpstream('b')];
   const proxy = await startProxy(config(a, b, 'a'));
+  const hashBefore = proxy.app.store.current.snapshot.hash;
+  expect(configInfo(await (await request(`${proxy.app.adminUrl}/metrics`)).body.text())).toEqual([`ficus_config_info{hash="${hashBefore}"} 1`]);
   await proxy.write(config(a, b, 'b'));
   expect(await servedBy(proxy.app)).toBe('a');
   const res = await request(`${proxy.app.adminUrl}/reload`, { method: 'POST' });
@@ -83,7 +88,9 @@ test('POST /reload reloads at once and answers with the report', async () => {
   const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
   expect(metrics).toContain('ficus_config_reloads_total{result="success"} 1');
   expect(metrics).toContain('ficus_config_reloads_total{result="unchanged"} 1');
-  expect(metrics).toContain(`ficus_config_info{hash="${report.hashAfter}"} 1`);
+  // A dashboard joins on config_info: a series left behind for the old hash would show two configs running.
+  expect(report.hashAfter).not.toBe(hashBefore);
+  expect(configInfo(metrics)).toEqual([`ficus_config_info{hash="${report.hashAfter}"} 1`]);
 });
 
 test('a burst of edits is debounced into one reload; rewriting the same content is skipped by hash', async () => {

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, onTestFinished, test } from 'vitest';
 import { startApp } from '../../src/app.js';
+import { bucketOf } from '../../src/routing/bucket.js';
 import { canaryYaml } from '../helpers/canary.js';
 import { memoryLogger, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -12,6 +13,9 @@ interface RouteStatus {
   name: string;
   state?: string;
   weight?: number;
+  step?: number;
+  message?: string;
+  since?: string;
 }
 
 async function routeStatus(adminUrl: string, name: string): Promise<RouteStatus | undefined> {
@@ -64,4 +68,37 @@ test('a corrupt state file is reported and ignored, never fatal', async () => {
   const warning = again.lines.find((line) => line.event === 'state.ignored');
   expect(warning?.level).toBe(40);
   expect(JSON.stringify(warning)).toContain('state.json');
+});
+
+test('a canary part-way through its steps resumes at the step it reached after a restart', async () => {
+  // A clock of our own: the step is taken when the test says so, not when a timer races the drain.
+  let now = 1_700_000_000_000;
+  const legacy = await startUpstream('legacy');
+  const v2 = await startUpstream('search-v2');
+  const canary = '{ to: search-v2, weight: 10, steps: [10, 40, 100], stepInterval: 1m, analysis: { interval: 10s, window: 5m, minRequests: 5, maxErrorRate: 0.01 } }';
+  const proxy = await startProxy(canaryYaml(legacy.url, v2.url, canary, { head: 'stateFile: state.json\n', rest: false }), { clock: { now: () => now } });
+  const users = Array.from({ length: 100 }, (_, i) => `user-${i}`);
+  for (const id of users) {
+    const res = await fetch(`${proxy.app.proxyUrl}/search`, { headers: { 'x-user-id': id } });
+    await res.arrayBuffer();
+    expect(res.status).toBe(200);
+  }
+  expect(v2.seen.length).toBeGreaterThanOrEqual(5);
+  now += 60_000;
+  // The loop's real timer waits out a 10 s interval, after this test is over: take its verdict by hand.
+  proxy.app.store.current.canaries[0]?.evaluate(now);
+  const stepped = await routeStatus(proxy.app.adminUrl, 'search');
+  expect(stepped).toMatchObject({ state: 'running', weight: 40, step: 2 });
+  // Drain waits for the newest save, so the step is on disk when it returns.
+  await proxy.app.drain();
+
+  const again = await restart(proxy.file);
+  expect(await routeStatus(again.app.adminUrl, 'search')).toMatchObject({ state: 'running', weight: 40, step: 2, message: stepped?.message, since: stepped?.since });
+  const metrics = await (await fetch(`${again.app.adminUrl}/metrics`)).text();
+  expect(metrics).toContain('ficus_canary_weight{route="search"} 40');
+  // A user let in by the step (bucket 10..40 %) is still on the canary.
+  const joined = users.find((id) => bucketOf('search', id) >= 1_000 && bucketOf('search', id) < 4_000);
+  if (joined === undefined) throw new Error('no user between 10 % and 40 %');
+  const res = await fetch(`${again.app.proxyUrl}/search`, { headers: { 'x-user-id': joined } });
+  expect(((await res.json()) as { name: string }).name).toBe('search-v2');
 });
