@@ -24,6 +24,8 @@ export interface CanaryRecord {
   readonly message: string;
   /** When the state last changed (ms since the epoch). */
   readonly since: number;
+  /** When the rollout last moved (its start, a step, a readmission): the next step is due stepInterval after it. */
+  readonly lastStepAt: number;
 }
 
 export interface CanaryChange {
@@ -193,7 +195,7 @@ export class CanaryRuntime {
   }
 
   toRecord(): CanaryRecord {
-    return { state: this.#state, step: this.#step, weight: this.weight, ejectedReason: this.#reason, message: this.#message, since: this.#since };
+    return { state: this.#state, step: this.#step, weight: this.weight, ejectedReason: this.#reason, message: this.#message, since: this.#since, lastStepAt: this.#lastStepAt };
   }
 
   /** Takes back decisions written by `toRecord` for this same canary block (a restart). */
@@ -205,6 +207,9 @@ export class CanaryRuntime {
     this.#reason = record.state === 'ejected' ? record.ejectedReason : undefined;
     this.#message = record.message;
     this.#since = record.since;
+    // The countdown to the next step goes on from the last one, so a proxy restarted more often
+    // than stepInterval still advances; a time ahead of the clock (set back since) counts from now.
+    if (typeof record.lastStepAt === 'number') this.#lastStepAt = Math.min(record.lastStepAt, this.clock.now());
   }
 
   #eject(reason: EjectReason, trigger: CanaryTrigger, message: string): void {

@@ -140,6 +140,32 @@ describe('progressive rollout', () => {
     expect(t.changes[2]?.message).toMatch(/^reached 100 % while healthy \(.*\): make search-v2 the route's "to"$/);
   });
 
+  test('restored after a restart, a rollout keeps its step countdown: the next step comes stepInterval after the last, not after the restart', () => {
+    const t = setup({ weight: 5, steps: [5, 25, 50, 100], stepIntervalMs: 3_000, analysis: { maxErrorRate: 0.1 } });
+    const now = 1_700_000_000_000;
+    // The step to 25 % was taken 1 s before this process started, 11 s after the rollout's start.
+    t.canary.restore({ state: 'running', step: 1, weight: 25, ejectedReason: undefined, message: 'step 2/4', since: now - 12_000, lastStepAt: now - 1_000 });
+    const weights: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      t.traffic(20);
+      t.advance(1_000);
+      weights.push(t.canary.weight);
+    }
+    expect(weights).toEqual([25, 50, 50]);
+  });
+
+  test('a restored step time from the future (a clock set back) counts from now', () => {
+    const t = setup({ weight: 5, steps: [5, 25, 50, 100], stepIntervalMs: 3_000, analysis: { maxErrorRate: 0.1 } });
+    t.canary.restore({ state: 'running', step: 1, weight: 25, ejectedReason: undefined, message: 'step 2/4', since: 1_700_000_000_000, lastStepAt: 1_700_000_000_000 + 3_600_000 });
+    const weights: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      t.traffic(20);
+      t.advance(1_000);
+      weights.push(t.canary.weight);
+    }
+    expect(weights).toEqual([25, 25, 50]);
+  });
+
   test('a weight between steps continues from the next step up; steps that stop below 100 hold there', () => {
     const t = setup({ weight: 10, steps: [5, 25, 50], stepIntervalMs: 1_000 });
     const weights: number[] = [];
@@ -225,9 +251,9 @@ describe('across reloads and restarts', () => {
   });
 
   test.each([
-    { record: { state: 'ejected', step: 1, weight: 0, ejectedReason: 'p99', message: 'p99 900ms > 800ms', since: 42 }, weight: 0 },
-    { record: { state: 'running', step: 1, weight: 25, ejectedReason: undefined, message: 'step 2/3', since: 42 }, weight: 25 },
-    { record: { state: 'promoted', step: 2, weight: 100, ejectedReason: undefined, message: 'reached 100 %', since: 42 }, weight: 100 },
+    { record: { state: 'ejected', step: 1, weight: 0, ejectedReason: 'p99', message: 'p99 900ms > 800ms', since: 42, lastStepAt: 40 }, weight: 0 },
+    { record: { state: 'running', step: 1, weight: 25, ejectedReason: undefined, message: 'step 2/3', since: 42, lastStepAt: 40 }, weight: 25 },
+    { record: { state: 'promoted', step: 2, weight: 100, ejectedReason: undefined, message: 'reached 100 %', since: 42, lastStepAt: 42 }, weight: 100 },
   ] as const)('the $record.state record written by toRecord is taken back by restore', ({ record, weight }) => {
     const t = setup({ weight: 5, steps: [5, 25, 100], stepIntervalMs: 1_000 });
     t.canary.restore(record);
