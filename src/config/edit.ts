@@ -1,5 +1,5 @@
 import { lstat, readFile, realpath } from 'node:fs/promises';
-import { isMap, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { writeFileAtomically } from './atomic-write.js';
 import type { ConfigIssue } from './issues.js';
 import { parseRoutes } from './load.js';
@@ -110,43 +110,70 @@ function planEdit(doc: Document, request: EditRequest): Plan {
   const { command, target, value } = request;
   switch (command) {
     case 'cutover': {
-      const service = entry(doc, ['services'], target, 'service');
+      const { node: service, path } = entry(doc, ['services'], target, 'service');
       if (value !== 'blue' && value !== 'green') throw new Refusal(`the colour must be "blue" or "green", not "${value}"`);
       if (!isMap(service) || !service.has('blue') || !service.has('green')) {
         throw new Refusal(`service "${target}" is not a blue/green service (it needs "blue", "green" and "active")`);
       }
-      return { path: ['services', target, 'active'], value };
+      return { path: [...path, 'active'], value };
     }
     case 'weight': {
       const percent = parsePercent(value, 'the weight');
       const routes = doc.get('routes', true);
-      const index = isSeq(routes) ? routes.items.findIndex((route) => isMap(route) && route.get('name') === target) : -1;
-      if (index === -1) throw new Refusal(`no route named "${target}"${known(isSeq(routes) ? routes.items.map((route) => (isMap(route) ? route.get('name') : undefined)) : [], 'routes')}`);
+      const resolved = isSeq(routes) ? routes.items.map((route) => (isAlias(route) ? route.resolve(doc) : route)) : [];
+      const index = resolved.findIndex((route) => isMap(route) && route.get('name') === target);
+      if (index === -1) throw new Refusal(`no route named "${target}"${known(resolved.map((route) => (isMap(route) ? route.get('name') : undefined)), 'routes')}`);
+      assertUnshared(doc, ['routes', index, 'canary']);
       if (!isMap(doc.getIn(['routes', index, 'canary'], true))) {
         throw new Refusal(`route "${target}" has no canary; add one first, e.g. canary: { to: SERVICE, weight: ${percent} }`);
       }
       return { path: ['routes', index, 'canary', 'weight'], value: percent };
     }
     case 'toggle': {
-      const toggle = entry(doc, ['toggles'], target, 'toggle');
+      const { node: toggle, path } = entry(doc, ['toggles'], target, 'toggle');
       if (!isMap(toggle)) throw new Refusal(`toggle "${target}" is not a map of settings; edit it by hand`);
-      if (value === 'on' || value === 'off') return { path: ['toggles', target, 'enabled'], value: value === 'on', implied: true };
-      return { path: ['toggles', target, 'percent'], value: parsePercent(value, 'the percentage (or "on"/"off")') };
+      if (value === 'on' || value === 'off') return { path: [...path, 'enabled'], value: value === 'on', implied: true };
+      return { path: [...path, 'percent'], value: parsePercent(value, 'the percentage (or "on"/"off")') };
     }
   }
 }
 
-/** The node of `name` under the map at `at`, or a refusal listing the names there are. */
-function entry(doc: Document, at: Path, name: string, what: string): unknown {
+/**
+ * The node of `name` under the map at `at`, with its path, or a refusal listing the names there
+ * are. Names are matched as written: YAML reads `123:` or `true:` as a number or a boolean, and
+ * the config (a JSON object) as the name "123" or "true".
+ */
+function entry(doc: Document, at: Path, name: string, what: string): { node: unknown; path: Path } {
   const map = doc.getIn(at, true);
-  const names = isMap(map) ? map.items.map((pair) => (isScalar(pair.key) ? pair.key.value : undefined)) : [];
-  if (!isMap(map) || !map.has(name)) throw new Refusal(`no ${what} named "${name}"${known(names, `${what}s`)}`);
-  return map.get(name, true);
+  const keys = isMap(map) ? map.items.map((pair) => (isScalar(pair.key) ? pair.key.value : undefined)) : [];
+  const key = keys.find((k) => (typeof k === 'string' || typeof k === 'number' || typeof k === 'boolean') && String(k) === name);
+  if (!isMap(map) || key === undefined) throw new Refusal(`no ${what} named "${name}"${known(keys, `${what}s`)}`);
+  const path = [...at, key as string | number];
+  assertUnshared(doc, path);
+  return { node: map.get(key, true), path };
+}
+
+/**
+ * Refuses a path through a YAML anchor or alias: the node is shared, and changing it in one
+ * place would change it everywhere an alias names it, or not where the operator looks.
+ */
+function assertUnshared(doc: Document, path: Path): void {
+  let node: unknown = doc.contents;
+  for (let depth = 0; ; depth++) {
+    const where = path.slice(0, depth).join('.');
+    if (isAlias(node)) throw new Refusal(`${where} is a YAML alias (*${node.source}): the value is shared with &${node.source}; edit the file by hand`);
+    if (isNode(node) && node.anchor !== undefined) {
+      throw new Refusal(`${where || 'the file'} carries the YAML anchor &${node.anchor}: a change would also change every *${node.anchor}; edit the file by hand`);
+    }
+    if (depth === path.length) return;
+    const key = path[depth] as string | number;
+    node = isMap(node) ? node.get(key, true) : isSeq(node) && typeof key === 'number' ? node.items[key] : undefined;
+  }
 }
 
 function known(names: readonly unknown[], what: string): string {
-  const strings = names.filter((name): name is string => typeof name === 'string');
-  return strings.length === 0 ? ` (the file has no ${what})` : ` (${what}: ${strings.join(', ')})`;
+  const written = names.filter((name) => typeof name === 'string' || typeof name === 'number' || typeof name === 'boolean').map(String);
+  return written.length === 0 ? ` (the file has no ${what})` : ` (${what}: ${written.join(', ')})`;
 }
 
 /** 0..100, decimals allowed, an optional `%`: the SPEC's percentages. */

@@ -176,6 +176,48 @@ describe('refused, with a message that says why', () => {
     expect(edit('cutover', 'orders', 'green', text)).toMatchObject({ result: 'refused', message: expect.stringContaining('anchor, alias or tag') });
   });
 
+  // A change to a shared node would also change every alias of it, out of the operator's sight.
+  const SHARED = `version: 1
+services:
+  legacy: { url: http://127.0.0.1:3001 }
+  new: { url: http://127.0.0.1:3002 }
+  orders: &pair
+    blue: { url: http://127.0.0.1:3201 }
+    green: { url: http://127.0.0.1:3202 }
+    active: blue
+  payments: *pair
+toggles:
+  a: &on { enabled: true }
+  b: *on
+routes:
+  - { name: one, match: { path: /one }, to: legacy, canary: &five { to: new, weight: 5 } }
+  - { name: two, match: { path: /two }, to: legacy, canary: *five }
+  - &three { name: three, match: { path: /three }, to: legacy, canary: { to: new, weight: 5 } }
+  - { name: rest, match: { path: / }, to: legacy }
+`;
+
+  test.each<[EditRequest['command'], string, string, string]>([
+    ['cutover', 'orders', 'green', 'services.orders carries the YAML anchor &pair: a change would also change every *pair; edit the file by hand'],
+    ['cutover', 'payments', 'green', 'services.payments is a YAML alias (*pair): the value is shared with &pair; edit the file by hand'],
+    ['toggle', 'a', 'off', 'toggles.a carries the YAML anchor &on: a change would also change every *on; edit the file by hand'],
+    ['toggle', 'b', 'off', 'toggles.b is a YAML alias (*on): the value is shared with &on; edit the file by hand'],
+    ['weight', 'one', '50', 'routes.0.canary carries the YAML anchor &five: a change would also change every *five; edit the file by hand'],
+    ['weight', 'two', '50', 'routes.1.canary is a YAML alias (*five): the value is shared with &five; edit the file by hand'],
+    ['weight', 'three', '50', 'routes.2 carries the YAML anchor &three: a change would also change every *three; edit the file by hand'],
+  ])('%s %s through a YAML anchor or alias is refused, naming it', (command, target, value, message) => {
+    expect(parseRoutes(SHARED, 'routes.yaml').ok).toBe(true);
+    expect(edit(command, target, value, SHARED)).toEqual({ result: 'refused', message, issues: [] });
+  });
+
+  test('names YAML reads as numbers or booleans are edited by the name the config knows', () => {
+    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\ntoggles:\n  123: { enabled: true }\n  true: { enabled: true }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`;
+    const numbered = edit('toggle', '123', 'off', text);
+    expect(numbered).toMatchObject({ result: 'changed', change: { path: 'toggles.123.enabled', from: true, to: false } });
+    expect(numbered.result === 'changed' && numbered.text).toContain('  123: { enabled: false }\n  true: { enabled: true }');
+    expect(edit('toggle', 'true', 'off', text)).toMatchObject({ result: 'changed', change: { path: 'toggles.true.enabled' } });
+    expect(edit('toggle', 'nope', 'off', text)).toMatchObject({ result: 'refused', message: 'no toggle named "nope" (toggles: 123, true)' });
+  });
+
   test('a result that would not validate is refused with every error, positioned in the file', () => {
     // The file is already wrong elsewhere: writing it would hand the proxy a file it rejects.
     const text = FILE.replace('  - name: rest\n    match: { path: / }\n    to: legacy\n', '  - name: rest\n    match: { path: / }\n    to: legasy\n');
