@@ -5,7 +5,7 @@ import type { z } from 'zod';
 import { substituteEnv } from './env.js';
 import type { ConfigIssue } from './issues.js';
 import { RoutesFile } from './schema.js';
-import { crossCheck } from './validate.js';
+import { crossCheck, type Running } from './validate.js';
 
 export type LoadResult =
   | { ok: true; file: string; hash: string; config: RoutesFile }
@@ -14,7 +14,7 @@ export type LoadResult =
 type Path = readonly (string | number)[];
 type At = (offset: number, path: string, message: string) => ConfigIssue;
 
-export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadResult> {
+export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): Promise<LoadResult> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -22,7 +22,7 @@ export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = proc
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
     return { ok: false, file, hash: '', issues: [{ file, line: 1, col: 1, path: '', message: `cannot read file (${reason})` }] };
   }
-  return parseRoutes(text, file, env);
+  return parseRoutes(text, file, env, running);
 }
 
 /** The config hash: of the file's text, before env substitution. */
@@ -33,8 +33,9 @@ export function contentHash(text: string): string {
 /**
  * Parses, substitutes env, validates the schema and the cross references, and reports every
  * issue at once: an operator fixing a file should not discover its errors one reload at a time.
+ * `running` is what a reload cannot change in the process it would reload.
  */
-export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): LoadResult {
   const hash = contentHash(text);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
@@ -69,7 +70,7 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
       for (const located of locateZodIssue(doc, issue, [], at)) if (!envPaths.has(located.path)) issues.push(located);
     }
   }
-  for (const problem of crossCheck(raw)) {
+  for (const problem of crossCheck(raw, running)) {
     const node = problem.atKey ? keyOf(doc, problem.path) : undefined;
     issues.push(at(node ?? nearestNode(doc, problem.path).offset, problem.path.join('.'), problem.message));
   }

@@ -9,6 +9,7 @@ import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
 import { contentHash, loadRoutesFile } from './load.js';
 import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
+import type { Running } from './validate.js';
 
 /** A snapshot plus the runtime state it routes to: what one request reads, once, at its start. */
 export interface Generation {
@@ -55,6 +56,7 @@ export class ConfigStore {
   #queue: Promise<unknown> = Promise.resolve();
   /** Pools of removed endpoints, closing gracefully; `close()` cuts them if they linger. */
   readonly #retiring = new Set<Pool>();
+  readonly #bound: Running;
 
   private constructor(
     readonly file: string,
@@ -64,6 +66,7 @@ export class ConfigStore {
     this.#current = this.#build(first, undefined);
     this.#last = { trigger: 'start', at: first.loadedAt, result: 'success', hashBefore: '', hashAfter: first.hash, issues: [] };
     this.#seen = first.hash;
+    this.#bound = { adminHost: first.admin.host };
   }
 
   /** Loads the first configuration; throws a ConfigError listing every issue when it is bad. */
@@ -112,7 +115,8 @@ export class ConfigStore {
       const text = await readFile(this.file, 'utf8').catch(() => undefined);
       if (text !== undefined && contentHash(text) === this.#seen) return report('unchanged', this.#seen, []);
     }
-    const loaded = await loadRoutesFile(this.file, this.deps.env);
+    // Addresses are bound once, from the first configuration (app.ts).
+    const loaded = await loadRoutesFile(this.file, this.deps.env, { adminHost: this.#bound.adminHost });
     if (trigger === 'file' && !force && loaded.hash !== '' && loaded.hash === this.#seen) return report('unchanged', loaded.hash, []);
     this.#seen = loaded.hash;
     if (!loaded.ok) return (this.#last = report('failure', loaded.hash, loaded.issues));

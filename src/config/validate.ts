@@ -11,6 +11,11 @@ export interface CrossProblem {
   atKey?: boolean;
 }
 
+/** What a reload cannot change in the running process: the addresses bound at start. */
+export interface Running {
+  readonly adminHost: string;
+}
+
 type Report = (path: (string | number)[], message: string, atKey?: boolean) => void;
 type Fields = Readonly<Record<string, unknown>>;
 
@@ -20,7 +25,7 @@ type Fields = Readonly<Record<string, unknown>>;
  * run even when the schema failed elsewhere and every error is reported in one pass; each check
  * looks only at values of the right type and leaves wrong types to the schema's own message.
  */
-export function crossCheck(document: unknown): CrossProblem[] {
+export function crossCheck(document: unknown, running?: Running): CrossProblem[] {
   const problems: CrossProblem[] = [];
   const problem: Report = (path, message, atKey) => problems.push(atKey ? { path, message, atKey } : { path, message });
   const file = fields(document);
@@ -29,6 +34,9 @@ export function crossCheck(document: unknown): CrossProblem[] {
   const token = admin.token ?? '';
   if (typeof admin.host === 'string' && !isLoopback(admin.host) && token === '') {
     problem(['admin', 'host'], `admin listener on non-loopback host ${admin.host} needs admin.token`);
+  } else if (running !== undefined && !isLoopback(running.adminHost) && token === '') {
+    // The token is read per request, but the listener moves only at a restart.
+    problem(['admin', admin.token === undefined ? 'host' : 'token'], `the admin listener stays on non-loopback host ${running.adminHost} until a restart, so it keeps needing admin.token`);
   }
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);

@@ -96,3 +96,21 @@ test('ficus start refuses a non-loopback admin host without a token, with a clea
   expect(stderr).toMatch(new RegExp(`${file}:3:\\d+ admin\\.host: .*0\\.0\\.0\\.0.*admin\\.token`));
   expect(stderr).toContain('not starting');
 });
+
+test.each([
+  { name: 'the token emptied', admin: '{ host: 0.0.0.0, port: 0, token: "" }', at: 'admin.host' },
+  { name: 'the host made loopback and the token emptied', admin: '{ host: 127.0.0.1, port: 0, token: "" }', at: 'admin.token' },
+  { name: 'the host made loopback and the token removed', admin: '{ host: 127.0.0.1, port: 0 }', at: 'admin.host' },
+])('an admin listener bound to a non-loopback host keeps its token through a reload with $name', async ({ admin, at }) => {
+  const upstream = await startUpstream('legacy');
+  const proxy = await startProxy(config(upstream.url, '{ host: 0.0.0.0, port: 0, token: s3cret-token }'));
+  const port = new URL(proxy.app.adminUrl).port;
+  await proxy.write(config(upstream.url, admin));
+  const report = await proxy.app.reload('signal');
+  expect(report.result).toBe('failure');
+  expect(report.issues.map((issue) => issue.path)).toEqual([at]);
+  // The listener is still where it was bound, and still asks for the token.
+  const res = await request(`http://127.0.0.1:${port}/reload`, { method: 'POST' });
+  expect(res.statusCode).toBe(401);
+  await res.body.dump();
+});
