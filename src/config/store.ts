@@ -51,7 +51,7 @@ export class ConfigStore {
   readonly pools = new PoolRegistry();
   #current: Generation;
   #last: ReloadReport;
-  /** Hash of the last content read from disk, good or bad: file events for it are noise. */
+  /** Hash of the last content read from disk, good or bad, or why it could not be read: file events for it are noise. */
   #seen: string;
   #queue: Promise<unknown> = Promise.resolve();
   /** Pools of removed endpoints, closing gracefully; `close()` cuts them if they linger. */
@@ -117,8 +117,11 @@ export class ConfigStore {
     }
     // Addresses are bound once, from the first configuration (app.ts).
     const loaded = await loadRoutesFile(this.file, this.deps.env, { adminHost: this.#bound.adminHost });
-    if (trigger === 'file' && !force && loaded.hash !== '' && loaded.hash === this.#seen) return report('unchanged', loaded.hash, []);
-    this.#seen = loaded.hash;
+    // A file that cannot be read is "seen" too: with an audit log beside it, every failure
+    // reported would be one more event in the directory, and another failure.
+    const seen = loaded.hash !== '' ? loaded.hash : `unreadable: ${loaded.ok ? '' : loaded.issues[0]?.message}`;
+    if (trigger === 'file' && !force && seen === this.#seen) return report('unchanged', loaded.hash, []);
+    this.#seen = seen;
     if (!loaded.ok) return (this.#last = report('failure', loaded.hash, loaded.issues));
     if (loaded.hash === before.hash && !force) return (this.#last = report('unchanged', loaded.hash, []));
     let snapshot: Snapshot;

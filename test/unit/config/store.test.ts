@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, onTestFinished, test } from 'vitest';
 import { ConfigStore } from '../../../src/config/store.js';
@@ -24,13 +24,13 @@ routes:
 `);
 }
 
-async function openStore(text: string): Promise<{ store: ConfigStore; write: (text: string) => Promise<void> }> {
+async function openStore(text: string): Promise<{ store: ConfigStore; write: (text: string) => Promise<void>; remove: () => Promise<void> }> {
   const dir = await tempDir();
   const file = join(dir, 'routes.yaml');
   await writeFile(file, text);
   const store = await ConfigStore.open(file, { clock: systemClock, random: Math.random, outlierEvents: () => ({ ejected() {}, returned() {} }) });
   onTestFinished(() => store.close());
-  return { store, write: (next) => writeFile(file, next) };
+  return { store, write: (next) => writeFile(file, next), remove: () => rm(file) };
 }
 
 test('a good file swaps in a new generation whole; the old one stays as it was', async () => {
@@ -93,6 +93,18 @@ test('a file event for content already seen is not recorded again; putting the r
   const back = await store.reload('file');
   expect(back).toMatchObject({ result: 'unchanged', issues: [] });
   expect(store.lastReload).toBe(back);
+});
+
+test('a file gone from its directory is reported once, not at every later event there (an audit log beside it)', async () => {
+  const { store, write, remove } = await openStore(config());
+  await remove();
+  const failure = await store.reload('file');
+  expect(failure).toMatchObject({ result: 'failure', issues: [{ message: 'cannot read file (ENOENT)' }] });
+  // Each failure is audited, and the audit line is one more event in the directory.
+  expect((await store.reload('file')).result).toBe('unchanged');
+  expect(store.lastReload).toBe(failure);
+  await write(config({ route: '/back' }));
+  expect((await store.reload('file')).result).toBe('success');
 });
 
 test('concurrent reloads queue up instead of racing', async () => {
