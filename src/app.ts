@@ -250,7 +250,8 @@ function* endpointStates(store: ConfigStore, now: number): Iterable<EndpointStat
 }
 
 async function listen(server: Server, port: number, host: string): Promise<void> {
-  server.listen(port, host);
+  // An IPv6 address may be written bracketed, as in a URL; the socket wants it bare.
+  server.listen(port, host.replace(/^\[(.*)\]$/, '$1'));
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]);
 }
 

@@ -32,8 +32,18 @@ export function createAdminServer(deps: AdminDeps): Server {
 }
 
 async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://admin');
-  const route = `${req.method} ${url.pathname}`;
+  const target = req.url ?? '/';
+  let url: URL;
+  try {
+    // Origin-form only, read as a path: `//host/status` names no host and is no /status.
+    if (!target.startsWith('/')) throw new TypeError('not origin-form');
+    url = new URL(`http://admin${target}`);
+  } catch {
+    return json(res, 400, { error: 'bad request target' });
+  }
+  // Node leaves the body out of a HEAD response: a HEAD is answered as its GET, as a load
+  // balancer's probe expects.
+  const route = `${req.method === 'HEAD' ? 'GET' : req.method} ${url.pathname}`;
   switch (route) {
     case 'GET /healthz':
       return json(res, 200, { status: 'ok' });
@@ -68,19 +78,21 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     }
   }
   if (req.method === 'POST' && !authorized(deps.store.current.snapshot.admin.token, req)) return unauthorized(res);
+  if (READ_PATHS.has(url.pathname)) return methodNotAllowed(res, 'GET, HEAD');
   const canaryAction = CANARY_ACTION.exec(url.pathname);
   if (canaryAction) {
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      return json(res, 405, { error: 'method not allowed' });
-    }
+    if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
     return canaryCommand(deps, canaryAction[1] as string, canaryAction[2] as 'eject' | 'readmit', res);
   }
-  if (url.pathname === '/reload') {
-    res.setHeader('allow', 'POST');
-    return json(res, 405, { error: 'method not allowed' });
-  }
+  if (url.pathname === '/reload') return methodNotAllowed(res, 'POST');
   return json(res, 404, { error: 'not found' });
+}
+
+const READ_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics', '/status', '/config', '/explain']);
+
+function methodNotAllowed(res: ServerResponse, allow: string): void {
+  res.setHeader('allow', allow);
+  json(res, 405, { error: 'method not allowed' });
 }
 
 const CANARY_ACTION = /^\/routes\/([^/]+)\/(eject|readmit)$/;

@@ -114,3 +114,12 @@ test.each([
   expect(res.statusCode).toBe(401);
   await res.body.dump();
 });
+
+test('an admin host written bracketed, [::1], is loopback and binds', async () => {
+  const upstream = await startUpstream('legacy');
+  const proxy = await startProxy(config(upstream.url, '{ host: "[::1]", port: 0 }'));
+  expect(proxy.app.adminUrl).toMatch(/^http:\/\/\[::1\]:\d+$/);
+  const res = await request(`${proxy.app.adminUrl}/healthz`);
+  expect(res.statusCode).toBe(200);
+  await res.body.dump();
+});

@@ -1,6 +1,7 @@
-import { request } from 'undici';
-import { expect, test } from 'vitest';
+import { Client, request, type Dispatcher } from 'undici';
+import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
 
 async function adminProxy() {
@@ -107,14 +108,41 @@ test('GET / is an HTML status page naming the routes, services and config hash',
 });
 
 test.each([
-  { method: 'GET', path: '/nope', status: 404 },
-  { method: 'GET', path: '/reload', status: 405 },
-  { method: 'DELETE', path: '/status', status: 404 },
-])('$method $path answers $status', async ({ method, path, status }) => {
-  const { admin } = await adminProxy();
-  const res = await request(`${admin}${path}`, { method });
+  { method: 'GET', path: '/nope', status: 404, allow: undefined },
+  { method: 'GET', path: '/reload', status: 405, allow: 'POST' },
+  { method: 'DELETE', path: '/status', status: 405, allow: 'GET, HEAD' },
+  { method: 'PUT', path: '/metrics', status: 405, allow: 'GET, HEAD' },
+  // A path, never a host: `//status` is no /status, and `//x/reload` no /reload.
+  { method: 'GET', path: '//status', status: 404, allow: undefined },
+  { method: 'GET', path: '//evil.example/status', status: 404, allow: undefined },
+  { method: 'POST', path: '//x/reload', status: 404, allow: undefined },
+])('$method $path answers $status', async ({ method, path, status, allow }) => {
+  const { proxy, admin } = await adminProxy();
+  // A client of the admin origin sends the path as written; a URL would read `//…` as a host.
+  const client = new Client(admin);
+  onTestFinished(() => client.close());
+  const res = await client.request({ method: method as Dispatcher.HttpMethod, path, headers: { authorization: 'Bearer admin-secret' } });
   expect(res.statusCode).toBe(status);
+  expect(res.headers.allow).toBe(allow);
   await res.body.json();
+  expect(proxy.app.store.lastReload.trigger).toBe('start');
+});
+
+test.each(['/healthz', '/readyz', '/status', '/metrics', '/config', '/'])('HEAD %s answers as its GET, without a body', async (path) => {
+  const { admin } = await adminProxy();
+  const get = await request(`${admin}${path}`);
+  await get.body.dump();
+  const head = await request(`${admin}${path}`, { method: 'HEAD' });
+  expect(head.statusCode).toBe(get.statusCode);
+  expect(head.headers['content-type']).toBe(get.headers['content-type']);
+  expect(await head.body.text()).toBe('');
+});
+
+test('a request target that is not a path gets 400, not 500', async () => {
+  const { admin } = await adminProxy();
+  const { port } = new URL(admin);
+  const out = await rawExchange(Number(port), 'GET http://[bad/status HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  expect(out.statuses).toEqual([400]);
 });
 
 test('a blue/green preview token is in none of /config, /status, GET / and /explain, even asked with the token', async () => {
