@@ -1,3 +1,4 @@
+import { looksSecret, REDACTED } from '../config/secret.js';
 import type { Colour, ServiceDef, ShadowDef } from '../config/snapshot.js';
 import type { Guard } from '../rollout/guard.js';
 import type { Guards } from '../rollout/guards.js';
@@ -123,22 +124,24 @@ function coloursOf(def: ServiceDef, guard: Guard | undefined) {
 /** The effective configuration with every secret replaced, for `/config`. */
 export function redactedConfig(store: ConfigStore): unknown {
   const source = structuredClone(store.current.snapshot.source);
-  // The secrets ficus knows by name are blanked whatever the pattern below catches.
-  if (source.admin.token) source.admin.token = '<redacted>';
-  for (const service of Object.values(source.services)) if (service.preview?.token) service.preview.token = '<redacted>';
-  return redactDeep(source);
+  // The secrets ficus knows by name are blanked whatever the names below catch.
+  if (source.admin.token) source.admin.token = REDACTED;
+  for (const service of Object.values(source.services)) if (service.preview?.token) service.preview.token = REDACTED;
+  return redactDeep(source, false);
 }
 
-const SECRET_KEY = /token|secret|passw(or)?d|authorization|api[-_]?key|credential|private/i;
-
-function redactDeep(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(redactDeep);
+/**
+ * Under a secret-looking key, every non-empty value is blanked, however nested (a header
+ * matched by `{ regex }`); so is the `value` beside a secret-looking `name` (a cohort's header).
+ */
+function redactDeep(value: unknown, secret: boolean): unknown {
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, secret));
   if (value && typeof value === 'object') {
+    const fields = value as Record<string, unknown>;
+    const named = typeof fields.name === 'string' && looksSecret(fields.name);
     const out: Record<string, unknown> = {};
-    for (const [key, inner] of Object.entries(value)) {
-      out[key] = SECRET_KEY.test(key) && typeof inner === 'string' && inner !== '' ? '<redacted>' : redactDeep(inner);
-    }
+    for (const [key, inner] of Object.entries(fields)) out[key] = redactDeep(inner, secret || looksSecret(key) || (named && key === 'value'));
     return out;
   }
-  return value;
+  return secret && typeof value === 'string' && value !== '' ? REDACTED : value;
 }

@@ -1,4 +1,5 @@
 import type { MatchSpec } from '../config/schema.js';
+import { looksSecret, REDACTED } from '../config/secret.js';
 import type { RequestView } from './request-view.js';
 
 /** One precompiled `match` key; `describe` says what it requires, for explain and errors. */
@@ -87,12 +88,12 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
   for (const [rawName, condition] of Object.entries(spec.headers ?? {})) {
     const name = rawName.toLowerCase();
     if (typeof condition === 'string') {
-      conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${condition}"`, test: (r) => headerValue(r, name) === condition });
+      conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${looksSecret(name) ? REDACTED : condition}"`, test: (r) => headerValue(r, name) === condition });
     } else {
       const regex = new RegExp(condition.regex);
       conditions.push({
         key: `headers.${rawName}`,
-        describe: `header ${name} matches /${condition.regex}/`,
+        describe: `header ${name} matches /${looksSecret(name) ? REDACTED : condition.regex}/`,
         test: (r) => {
           const value = headerValue(r, name);
           return value !== undefined && regex.test(value);
@@ -101,7 +102,7 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
     }
   }
   for (const [name, value] of Object.entries(spec.query ?? {})) {
-    conditions.push({ key: `query.${name}`, describe: `query ${name}=${value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
+    conditions.push({ key: `query.${name}`, describe: `query ${name}=${looksSecret(name) ? REDACTED : value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
   }
   if (spec.regex !== undefined) {
     const regex = new RegExp(spec.regex);

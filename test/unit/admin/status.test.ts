@@ -68,3 +68,37 @@ test('the status page escapes what a routes file can put in it', async () => {
   expect(page).toContain('draining');
   expect(page).toContain(store.file);
 });
+
+test('secret-looking headers and parameters are redacted in /config however written, and in the match conditions /status shows', async () => {
+  const { store } = await open(
+    routesYaml(`services:
+  app: { url: http://127.0.0.1:1 }
+cohorts:
+  partners: { header: { name: authorization, value: "Bearer cohort-secret" } }
+  beta: { header: { name: x-beta, value: "yes" } }
+routes:
+  - name: keyed
+    match: { path: /k, headers: { x-api-key: header-secret, authorization: { regex: "^Bearer regex-secret$" }, x-plain: shown }, query: { api_key: query-secret, page: "2" } }
+    to: app
+  - name: cookie
+    match: { path: /c }
+    respond: { status: 200, headers: { set-cookie: "sid=cookie-secret" } }
+`),
+  );
+  const config = JSON.stringify(redactedConfig(store));
+  const status = JSON.stringify(statusDocument(store, { now: () => NOW }, true));
+  for (const secret of ['cohort-secret', 'header-secret', 'regex-secret', 'query-secret', 'cookie-secret']) {
+    expect({ secret, inConfig: config.includes(secret), inStatus: status.includes(secret) }).toEqual({ secret, inConfig: false, inStatus: false });
+  }
+  // What is no secret stays readable: names, and values under plain names.
+  for (const shown of ['"x-beta"', '"yes"', '"x-plain"', '"shown"', '"page"', '"authorization"']) expect(config).toContain(shown);
+  const match = (statusDocument(store, { now: () => NOW }, true).routes as { name: string; match?: string[] }[]).find((r) => r.name === 'keyed')?.match;
+  expect(match).toEqual([
+    'path under /k',
+    'header x-api-key is "<redacted>"',
+    'header authorization matches /<redacted>/',
+    'header x-plain is "shown"',
+    'query api_key=<redacted>',
+    'query page=2',
+  ]);
+});
