@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
 import { Audience } from '../routing/audience.js';
 import { bucketOf, inPercent } from '../routing/bucket.js';
-import { effectiveWeight, explainDecision, type EffectiveWeights } from '../routing/decide.js';
+import { effectiveWeight, explainDecision, REFUSED_METHODS, type EffectiveWeights } from '../routing/decide.js';
 import { identify, type Caller } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
@@ -65,6 +65,11 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
   const report: ExplainReport = { request: `${method} ${request.url}`, host: '', user: '', cohorts: [], toggles: [], buckets: [], skipped: [], route: null, notes };
 
+  if (REFUSED_METHODS.has(method)) {
+    report.respond = 405;
+    notes.push(`ficus refuses ${method} before routing: it is no forward proxy, and TRACE would echo credentials back`);
+    return report;
+  }
   const target = normalizeTarget(request.url);
   if (!target.ok) {
     report.respond = 400;
@@ -126,7 +131,12 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
     if (chosen.preview) notes.push(`preview: the ${service.colours.preview?.header ?? ''} header carries the right token, so the inactive colour answers`);
   }
   report.endpoints = endpoints.map(endpointUrl);
-  report.forward = `${method} ${action.rewrite(target.path)}${target.query}`;
+  // The service URL's path goes in front, as the proxy puts it; endpoints that differ in it
+  // each put their own.
+  const bases = new Set(endpoints.map((e) => e.basePath));
+  const base = bases.size === 1 ? (endpoints[0]?.basePath ?? '') : '';
+  report.forward = `${method} ${base}${action.rewrite(target.path)}${target.query}`;
+  if (bases.size > 1) notes.push("forward: each endpoint puts its own URL path in front (as listed under endpoints)");
   const shadow = action.shadow;
   if (shadow !== undefined) {
     // Which requests are copied is drawn per request: explain can only say whether this one may be.

@@ -5,7 +5,7 @@ import type { Generation } from '../config/store.js';
 import type { CanaryRuntime } from '../rollout/canary.js';
 import type { Guard } from '../rollout/guard.js';
 import { Audience } from '../routing/audience.js';
-import { decide, type Side } from '../routing/decide.js';
+import { decide, REFUSED_METHODS, type Side } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { hostName, RequestView } from '../routing/request-view.js';
@@ -13,7 +13,6 @@ import { chooseColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 
 /** CONNECT is answered by the edge server itself; TRACE would echo credentials back. */
-const REFUSED_METHODS = new Set(['CONNECT', 'TRACE']);
 
 export type ProxyAction = Extract<RouteAction, { kind: 'proxy' }>;
 export type RespondAction = Extract<RouteAction, { kind: 'respond' }>;

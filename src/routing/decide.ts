@@ -3,6 +3,9 @@ import { inPercent } from './bucket.js';
 import type { RequestView } from './request-view.js';
 import { traceMatch, firstMatch, type RouteTrace } from './route.js';
 
+/** Refused before routing: ficus is no forward proxy (CONNECT), and TRACE would echo credentials back. */
+export const REFUSED_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
+
 export type Side = 'stable' | 'canary';
 
 /** Where a request goes, before any endpoint is picked. */

@@ -89,6 +89,12 @@ describe('the route, and why the earlier ones did not match', () => {
     if (service) expect(report.service).toBe(service);
   });
 
+  test.each(['TRACE', 'CONNECT', 'trace'])('%s is explained as the 405 the proxy answers, before any route', (method) => {
+    const report = run({ url: '/', method });
+    expect(report).toMatchObject({ route: null, respond: 405, skipped: [] });
+    expect(report.notes.join('\n')).toMatch(/refuses/);
+  });
+
   test('a request target ficus refuses is explained as 400, with the reason', () => {
     const report = run({ url: '/a/%00' });
     expect(report).toMatchObject({ route: null, respond: 400 });
@@ -158,10 +164,14 @@ describe('side, colour, endpoints', () => {
   });
 
   test('a service with several endpoints lists them all, with their base paths; the rewrite shows in forward', () => {
-    expect(run({ url: '/catalog/42', user: 'bob' })).toMatchObject({
-      endpoints: ['http://127.0.0.1:3101', 'http://127.0.0.1:3102/base'],
-      forward: 'GET /v2/catalog/42',
-    });
+    const report = run({ url: '/catalog/42', user: 'bob' });
+    expect(report).toMatchObject({ endpoints: ['http://127.0.0.1:3101', 'http://127.0.0.1:3102/base'], forward: 'GET /v2/catalog/42' });
+    expect(report.notes).toContain('forward: each endpoint puts its own URL path in front (as listed under endpoints)');
+  });
+
+  test("forward is the path the upstream receives: the service URL's path in front", () => {
+    const snapshot = snapshotOf(FILE.replace('INVOICES', 'true').replace('legacy: { url: http://127.0.0.1:3001 }', 'legacy: { url: http://127.0.0.1:3001/shop }'));
+    expect(run({ url: '/account?tab=2' }, snapshot)).toMatchObject({ route: 'rest', endpoints: ['http://127.0.0.1:3001/shop'], forward: 'GET /shop/account?tab=2' });
   });
 });
 
