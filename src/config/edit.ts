@@ -1,6 +1,8 @@
-import { lstat, readFile, realpath } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, readFile, realpath } from 'node:fs/promises';
 import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { writeFileAtomically } from './atomic-write.js';
+import { lockForEdit } from './edit-lock.js';
 import type { ConfigIssue } from './issues.js';
 import { parseRoutes } from './load.js';
 import type { RoutesFile } from './schema.js';
@@ -208,11 +210,25 @@ export async function editRoutesFile(file: string, request: EditRequest, env: No
     );
   }
   if (!stats.isFile()) return refused(`${file} is not a regular file`);
-  const text = await readFile(file, 'utf8');
-  const outcome = editRoutes(text, file, request, env);
-  if (outcome.result !== 'changed') return outcome;
-  // Another edit landed between our read and now: writing would silently undo it.
-  if ((await readFile(file, 'utf8')) !== text) return refused(`${file} changed while it was being edited; run the command again`);
-  await writeFileAtomically(file, outcome.text, { mode: stats.mode & 0o7777, owner: stats });
-  return outcome;
+  // The new file is renamed over the old, which only the directory's permissions govern: a
+  // file its owner made read-only must not be replaced behind their back.
+  const denied = await access(file, constants.R_OK | constants.W_OK).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error.code ?? String(error),
+  );
+  if (denied !== undefined) return refused(`cannot write ${file} (${denied})`);
+  const lock = await lockForEdit(file);
+  if ('busy' in lock) return refused(lock.busy);
+  try {
+    const text = await readFile(file, 'utf8');
+    const outcome = editRoutes(text, file, request, env);
+    if (outcome.result !== 'changed') return outcome;
+    // An editor (not another ficus edit: those wait for the lock) saved in the meantime:
+    // writing would silently undo it.
+    if ((await readFile(file, 'utf8')) !== text) return refused(`${file} changed while it was being edited; run the command again`);
+    await writeFileAtomically(file, outcome.text, { mode: stats.mode & 0o7777, owner: stats });
+    return outcome;
+  } finally {
+    await lock.release();
+  }
 }

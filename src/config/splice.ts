@@ -41,7 +41,22 @@ export function spliceValue(text: string, doc: Document, path: Path, value: Valu
   }
   const from = typeof node.value === 'string' || typeof node.value === 'number' || typeof node.value === 'boolean' ? node.value : null;
   const toText = render(value, node.type);
-  return { text: text.slice(0, node.range[0]) + toText + text.slice(node.range[1]), at: node.range[0], from, fromText, toText };
+  const after = keepCommentColumn(text, node.range[1], toText.length - fromText.length);
+  return { text: text.slice(0, node.range[0]) + toText + after, at: node.range[0], from, fromText, toText };
+}
+
+/**
+ * The text from `end` on, with an end-of-line comment kept in its column: the spaces before it
+ * take up the value's change of length (down to one). Only when nothing but closing brackets
+ * and commas stands between the value and the comment, so no `#` inside a string is mistaken
+ * for one.
+ */
+function keepCommentColumn(text: string, end: number, delta: number): string {
+  const rest = text.slice(end);
+  const padded = /^([,\]} ]*?)( +)#/.exec(rest.slice(0, rest.search(/\r?\n|$/)));
+  if (delta === 0 || padded === null) return rest;
+  const [, closing = '', spaces = ''] = padded;
+  return closing + ' '.repeat(Math.max(1, spaces.length - delta)) + rest.slice(closing.length + spaces.length);
 }
 
 /** Adds `key: value` as the map's last entry, in the map's own style and indentation. */
@@ -57,7 +72,7 @@ function insertPair(text: string, map: YAMLMap, key: string, value: Value): Spli
     const at = lastEnd ? lastEnd[1] : range[0] + 1;
     const inserted = lastEnd ? `, ${key}: ${toText}` : ` ${key}: ${toText} `;
     const valueAt = at + inserted.length - toText.length - (lastEnd ? 0 : 1);
-    return { text: text.slice(0, at) + inserted + text.slice(at), at: valueAt, from: null, fromText: undefined, toText };
+    return { text: text.slice(0, at) + inserted + keepCommentColumn(text, at, inserted.length), at: valueAt, from: null, fromText: undefined, toText };
   }
   const firstKey = map.items[0]?.key;
   const keyStart = isScalar(firstKey) ? firstKey.range?.[0] : undefined;

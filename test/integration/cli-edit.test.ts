@@ -210,3 +210,46 @@ test('a reader never sees half a file, however often the file is edited', async 
   expect(reads).toBeGreaterThan(10);
   expect(bad).toEqual([]);
 });
+
+test('edits started together take turns: every one lands, none is undone by another', async () => {
+  const { dir, file } = await routesFile();
+  for (let round = 0; round < 5; round++) {
+    const weight = String(10 + round);
+    const [toggle, cutover, canary] = await Promise.all([
+      ficus(['toggle', 'invoices', round % 2 === 0 ? 'off' : 'on', '-c', file], { cwd: dir }),
+      ficus(['cutover', 'orders', round % 2 === 0 ? 'green' : 'blue', '-c', file], { cwd: dir }),
+      ficus(['weight', 'search', weight, '-c', file], { cwd: dir }),
+    ]);
+    expect([toggle.code, cutover.code, canary.code], toggle.stderr + cutover.stderr + canary.stderr).toEqual([0, 0, 0]);
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain(`invoices: { enabled: ${round % 2 === 0 ? 'false' : 'true'} }`);
+    expect(text).toContain(`active: ${round % 2 === 0 ? 'green' : 'blue'}`);
+    expect(text).toContain(`weight: ${weight} }`);
+  }
+  expect(await readdir(dir)).toEqual(['routes.yaml']);
+});
+
+test('a lock left by an edit whose process is gone is taken over', async () => {
+  const { dir, file } = await routesFile();
+  // A pid no process has: the kernel's pid space ends well below it.
+  await writeFile(`${file}.lock`, '2147483646\n');
+  const run = await ficus(['toggle', 'invoices', 'off', '-c', file], { cwd: dir });
+  expect(run.code, run.stderr).toBe(0);
+  expect(await readdir(dir)).toEqual(['routes.yaml']);
+});
+
+test('a routes file its owner made read-only is not replaced, though its directory would allow it', async () => {
+  const { dir, file } = await routesFile();
+  await chmod(file, 0o444);
+  await chmod(dir, 0o777);
+  // Root may write any file: the edit runs as an unprivileged user then, as an operator would.
+  const asOperator = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+  const run = await new Promise<Run>((resolve) => {
+    execFile(process.execPath, [BIN, 'toggle', 'invoices', 'off', '-c', file], { cwd: dir, env: { PATH: process.env.PATH ?? '' }, timeout: 10_000, ...asOperator }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain(`cannot write ${file} (EACCES)`);
+  expect(await readFile(file, 'utf8')).toBe(ROUTES);
+});

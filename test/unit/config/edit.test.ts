@@ -87,8 +87,11 @@ describe('one line changes; every other line, comment and ${env:…} stays byte 
     const lines = outcome.text.split('\n');
     expect(lines).toHaveLength(before.length);
     expect(lines.flatMap((text, i) => (text === before[i] ? [] : [i + 1]))).toEqual([line]);
-    // The rest of the line, its comment and the spaces before it included, is as it was.
-    expect(lines[line - 1]).toBe(before[line - 1]?.replace(replace[0], replace[1]));
+    // The rest of the line is as it was, and an end-of-line comment stays in its column: the
+    // spaces before it take up the value's new length.
+    const was = before[line - 1] ?? '';
+    expect(lines[line - 1]?.replace(/ +#/, ' #')).toBe(was.replace(replace[0], replace[1]).replace(/ +#/, ' #'));
+    if (was.includes('#')) expect(lines[line - 1]?.indexOf('#')).toBe(was.indexOf('#'));
     expect(outcome.change).toMatchObject({ line, key: diff[0], fromText: diff[1], toText: diff[2], command, target });
   });
 
@@ -103,6 +106,18 @@ describe('one line changes; every other line, comment and ${env:…} stays byte 
     else expected[line - 1] = after;
     expect(outcome.text.split('\n')).toEqual(expected);
     expect(outcome.change).toMatchObject({ line, fromText: undefined, from: null });
+  });
+
+  test('a comment with no room to stay in its column moves as little as it must; a # inside a string is no comment', () => {
+    const tight = changed(edit('cutover', 'orders', 'green', FILE.replace('active: blue                               #', 'active: blue #')));
+    expect(tight.text).toContain('    active: green # flip with');
+    const text = FILE.replace(
+      '  quoted:\n    blue:  { url: http://127.0.0.1:3203 }\n    green: { url: http://127.0.0.1:3204 }\n    active: "green"\n',
+      '  quoted: { blue: { url: http://127.0.0.1:3203 }, green: { url: http://127.0.0.1:3204 }, active: blue, preview: { header: x-p, token: "a     #b" } }   # flow\n',
+    );
+    const flow = changed(edit('cutover', 'quoted', 'green', text));
+    // Keys stand between the value and the comment: the line is left as it is, the string above all.
+    expect(flow.text).toContain('active: green, preview: { header: x-p, token: "a     #b" } }   # flow\n');
   });
 
   test('environment references are kept as written, never replaced by their values', () => {
