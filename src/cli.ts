@@ -95,7 +95,7 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'toggle':
       return edit(command, rest);
     case 'schema': {
-      parseArgs('schema', rest, []);
+      if (parseArgs('schema', rest, []).positional.length > 0) throw new UsageError('"ficus schema" takes no arguments');
       const { routesJsonSchema } = await import('./config/schema.js');
       process.stdout.write(`${JSON.stringify(routesJsonSchema(), null, 2)}\n`);
       return 0;
@@ -103,8 +103,11 @@ async function main(argv: readonly string[]): Promise<number> {
     case 'status': {
       const parsed = parseArgs('status', rest, ['--admin'], ['--json']);
       if (parsed.positional.length > 0) throw new UsageError('"ficus status" takes no arguments (use --admin URL)');
+      const admin = parsed.flags.get('--admin') ?? (process.env.FICUS_ADMIN || DEFAULT_ADMIN);
+      // `127.0.0.1:9901` parses as a URL whose scheme is "127.0.0.1:".
+      if (!URL.canParse(admin) || !/^https?:$/.test(new URL(admin).protocol)) throw new UsageError(`the admin API is a URL such as ${DEFAULT_ADMIN}, not "${admin}"`);
       const { status } = await import('./admin/status-command.js');
-      return status(parsed.flags.get('--admin') ?? (process.env.FICUS_ADMIN || DEFAULT_ADMIN), parsed.flags.has('--json'));
+      return status(admin, parsed.flags.has('--json'));
     }
     case 'demo': {
       const parsed = parseArgs('demo', rest, ['-c', '--config']);

@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
 
 /** The parts of the admin `/status` document this command shows; read defensively. */
@@ -19,19 +20,22 @@ interface StatusView {
 /** `ficus status`: the running proxy's /status, for a human or (`--json`) as is. */
 export async function status(admin: string, json: boolean): Promise<number> {
   const url = new URL('/status', admin);
-  let response: Response;
+  let body: StatusView;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    // undici's request, not fetch: fetch refuses ports the browsers block (6000, 6666…), where
+    // an admin listener may well be.
+    const response = await request(url, { signal: AbortSignal.timeout(5_000) });
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      process.stderr.write(`ficus: ${url.href} answered ${response.statusCode}\n`);
+      return 1;
+    }
+    body = (await response.body.json()) as StatusView;
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+    const cause = (error as { code?: string }).code ?? (error as Error).message;
     process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${cause}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
     return 1;
   }
-  if (!response.ok) {
-    process.stderr.write(`ficus: ${url.href} answered ${response.status}\n`);
-    return 1;
-  }
-  const body = (await response.json()) as StatusView;
   process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : renderStatus(url.origin, body));
   return 0;
 }

@@ -86,7 +86,7 @@ export function editRoutes(text: string, file: string, request: EditRequest, env
     toText: splice.toText,
   };
   if (splice.from === plan.value) return { result: 'unchanged', change, reason: `${key} is already ${splice.toText}` };
-  if (splice.from === null && plan.implied === plan.value) {
+  if (splice.fromText === undefined && plan.implied === plan.value) {
     // Nothing was inserted after all: point at the map the key would have joined.
     const line = lineOf(text, (doc.getIn(plan.path.slice(0, -1), true) as YAMLMap).range?.[0] ?? 0);
     return { result: 'unchanged', change: { ...change, line }, reason: `${key} is not written, which means ${splice.toText}` };

@@ -37,15 +37,17 @@ export function contentHash(text: string): string {
  */
 export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): LoadResult {
   const hash = contentHash(text);
+  // A byte-order mark is no character of line 1: columns there count from after it.
+  const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
   const at: At = (offset, path, message) => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col, path, message };
   };
   const fail = (issues: ConfigIssue[]): LoadResult => ({ ok: false, file, hash, issues });
 
-  if (doc.errors.length > 0) return fail(syntaxIssues(doc, text, at));
+  if (doc.errors.length > 0) return fail(syntaxIssues(doc, source, at));
 
   const issues: ConfigIssue[] = [];
   const envPaths = new Set<string>();

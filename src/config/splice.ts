@@ -34,6 +34,8 @@ export function spliceValue(text: string, doc: Document, path: Path, value: Valu
   if (!isScalar(node) || !node.range || node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') {
     throw new Refusal(`${where} is not a single value; edit it by hand`);
   }
+  // `key:` with nothing after it: YAML's null, with no text to replace in place.
+  if (node.range[0] === node.range[1]) throw new Refusal(`${where} is written with no value; give it one by hand`);
   const fromText = text.slice(node.range[0], node.range[1]);
   // The proxy reads the variable, so the value lives in its environment, not in this file.
   if (typeof node.value === 'string' && node.value.includes('${env:')) {

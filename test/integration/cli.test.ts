@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -55,6 +56,8 @@ test.each([
   { args: ['check', '--bogus'], says: /unknown option "--bogus" for "ficus check"/ },
   { args: ['check', 'a.yaml', 'b.yaml'], says: /takes one routes file/ },
   { args: ['status', '--admin'], says: /--admin needs a value/ },
+  { args: ['status', '--admin', '127.0.0.1:9901'], says: /the admin API is a URL such as http:\/\/127\.0\.0\.1:9901, not "127\.0\.0\.1:9901"/ },
+  { args: ['schema', 'extra'], says: /"ficus schema" takes no arguments/ },
 ])('ficus $args is a usage error: exit 2', async ({ args, says }) => {
   const run = await ficus(args);
   expect(run.code).toBe(2);
@@ -159,6 +162,28 @@ test('status without a running proxy says where it looked and exits 1', async ()
   const run = await ficus(['status', '--admin', `http://127.0.0.1:${port}`]);
   expect(run.code).toBe(1);
   expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`);
+});
+
+test('status reaches an admin listener on a port that browsers (and fetch) refuse, such as 6666', async () => {
+  // One of fetch's blocked ports that is free here: an admin listener may be on any of them.
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"routes":[],"services":[]}'));
+  let port: number | undefined;
+  for (const candidate of [6665, 6666, 6667, 6668, 6669, 10080]) {
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(candidate, '127.0.0.1', () => resolve(true));
+    });
+    if (bound) {
+      port = candidate;
+      break;
+    }
+  }
+  if (port === undefined) throw new Error('none of the blocked ports is free');
+  onTestFinished(() => void server.close());
+  const run = await ficus(['status', '--admin', `http://127.0.0.1:${port}`]);
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain(`ficus at http://127.0.0.1:${port}: ready`);
 });
 
 test('start runs the proxy, reloads on SIGHUP, and drains to exit 0 on SIGTERM', async () => {

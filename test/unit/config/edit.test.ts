@@ -159,6 +159,11 @@ describe('nothing to change: no new text', () => {
   });
 });
 
+test('an `enabled:` written with no value is refused, not taken for a key left unwritten ("nothing to change")', () => {
+  const text = FILE.replace('invoices:     { enabled: true }', 'invoices:     { enabled: }');
+  expect(edit('toggle', 'invoices', 'on', text)).toEqual({ result: 'refused', message: 'toggles.invoices.enabled is written with no value; give it one by hand', issues: [] });
+});
+
 describe('refused, with a message that says why', () => {
   test.each([
     { command: 'cutover', target: 'ordrs', value: 'green', says: 'no service named "ordrs" (services: legacy, search-v2, orders, quoted)' },

@@ -45,6 +45,18 @@ routes:
   ]);
 });
 
+test('a byte-order mark moves no position: line 1 counts its columns from after it', () => {
+  const text = 'version: 2\nlisten: { host: 127.0.0.1, port: nope }\n';
+  const positions = (t: string) => {
+    const loaded = parseRoutes(t, 'routes.yaml', {});
+    return loaded.ok ? [] : loaded.issues.map(formatIssue);
+  };
+  expect(positions(text)).toContain('routes.yaml:1:10 version: expected 1');
+  expect(positions(`\uFEFF${text}`)).toEqual(positions(text));
+  // The hash is of the file as it is, mark included.
+  expect(parseRoutes(`\uFEFF${text}`, 'routes.yaml', {}).hash).not.toBe(parseRoutes(text, 'routes.yaml', {}).hash);
+});
+
 test('the hash identifies the text: 16 hex digits, equal for equal text', () => {
   const text = 'version: 1\nservices: {}\nroutes: []\n';
   const a = parseRoutes(text, 'a.yaml', {});
