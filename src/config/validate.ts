@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '../proxy/cidr.js';
+import { linearRegExp } from '../routing/linear-regexp.js';
 import { normalizePath } from '../routing/normalize.js';
 import { parseDuration } from './duration.js';
 import { Duration, PathPrefix } from './schema.js';
@@ -206,7 +207,7 @@ function checkPath(value: unknown, path: (string | number)[], problem: Report): 
 function checkRegex(source: unknown, path: (string | number)[], problem: Report): void {
   if (typeof source !== 'string') return;
   try {
-    new RegExp(source);
+    linearRegExp(source);
   } catch (error) {
     problem(path, (error as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression '));
   }

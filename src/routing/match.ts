@@ -1,5 +1,6 @@
 import type { MatchSpec } from '../config/schema.js';
 import { looksSecret, REDACTED } from '../config/secret.js';
+import { linearRegExp } from './linear-regexp.js';
 import type { RequestView } from './request-view.js';
 
 /** One precompiled `match` key; `describe` says what it requires, for explain and errors. */
@@ -90,7 +91,7 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
     if (typeof condition === 'string') {
       conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${looksSecret(name) ? REDACTED : condition}"`, test: (r) => headerValue(r, name) === condition });
     } else {
-      const regex = new RegExp(condition.regex);
+      const regex = linearRegExp(condition.regex);
       conditions.push({
         key: `headers.${rawName}`,
         describe: `header ${name} matches /${looksSecret(name) ? REDACTED : condition.regex}/`,
@@ -105,7 +106,7 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
     conditions.push({ key: `query.${name}`, describe: `query ${name}=${looksSecret(name) ? REDACTED : value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
   }
   if (spec.regex !== undefined) {
-    const regex = new RegExp(spec.regex);
+    const regex = linearRegExp(spec.regex);
     conditions.push({ key: 'regex', describe: `path matches /${spec.regex}/`, test: (r) => regex.test(r.path) });
   }
   return conditions;

@@ -27,6 +27,11 @@ describe('routes', () => {
       ['r.yaml:5:32 routes.0.match.regex: invalid regular expression /a(/: Unterminated group']],
     ['a header regex that does not compile', route('{ name: a, match: { headers: { x-a: { regex: "[" } } }, to: legacy }'),
       ['r.yaml:5:50 routes.0.match.headers.x-a.regex: invalid regular expression /[/: Unterminated character class']],
+    // Only what V8's linear-time engine can run: no request may make a match backtrack for ever.
+    ['a regex with a backreference', route('{ name: a, match: { regex: "^/(a)\\\\1" }, to: legacy }'),
+      ['r.yaml:5:32 routes.0.match.regex: /^/(a)\\1/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy']],
+    ['a header regex with a lookahead', route('{ name: a, match: { headers: { x-a: { regex: "^(?=v2)" } } }, to: legacy }'),
+      ['r.yaml:5:50 routes.0.match.headers.x-a.regex: /^(?=v2)/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy']],
     ['a path written with dot segments', route('{ name: a, match: { path: /api/./v1 }, to: legacy }'),
       ['r.yaml:5:31 routes.0.match.path: "/api/./v1" is not a normalized path (write "/api/v1")']],
     ['an exact path with a double slash', route('{ name: a, match: { exact: //api }, to: legacy }'),
