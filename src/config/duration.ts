@@ -1,5 +1,8 @@
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
+/** The longest delay Node's timers take (2^31-1 ms); beyond it they fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** `250ms`, `10s`, `5m`, `1h` → milliseconds. The schema has already checked the shape. */
 export function parseDuration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);

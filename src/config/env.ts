@@ -26,6 +26,11 @@ export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): EnvProblem
           return whole;
         }
         const [, name = '', fallback] = parts;
+        // `${env:A:-${env:B}}`: the first `}` ends the reference, so the rest would be kept as text.
+        if (fallback?.includes('${') === true) {
+          problems.push({ node, message: `a default cannot hold another reference: ${node.value} (set ${name} instead)` });
+          return whole;
+        }
         const value = env[name];
         if (value !== undefined) return value;
         if (fallback !== undefined) return fallback;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TIMER_MS, parseDuration } from './duration.js';
 
 /**
  * The routes.yaml contract (SPEC §1). Every object is strict: an unknown key is an error,
@@ -8,7 +9,11 @@ import { z } from 'zod';
  */
 
 const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
-export const Duration = z.string().regex(DURATION, 'expected a duration such as 250ms, 10s, 5m or 1h');
+export const Duration = z
+  .string()
+  .regex(DURATION, { message: 'expected a duration such as 250ms, 10s, 5m or 1h', abort: true })
+  // Node's timers take at most 2^31-1 ms and fire at once beyond it: 1000h would mean 1 ms.
+  .refine((text) => parseDuration(text) <= MAX_TIMER_MS, 'at most 596h (24.8 days), the longest a timer can wait');
 
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'names use letters, digits, ".", "_" and "-"');
 const HttpUrl = z

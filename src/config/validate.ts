@@ -31,6 +31,7 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
   const problem: Report = (path, message, atKey) => problems.push(atKey ? { path, message, atKey } : { path, message });
   const file = fields(document);
 
+  for (const path of protoKeys(document, [])) problem(path, 'a key named "__proto__" would be dropped by the JavaScript that reads the file; rename it', true);
   const admin = fields(file.admin);
   const token = admin.token ?? '';
   if (typeof admin.host === 'string' && !isLoopback(admin.host) && token === '') {
@@ -73,6 +74,9 @@ interface Known {
   toggles: ReadonlySet<string>;
 }
 
+/** Fields that say how a message is framed or how its connection behaves: ficus's own to set. */
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+
 function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, number>, problem: Report): void {
   const services = known.services;
   const at = (...rest: (string | number)[]) => ['routes', i, ...rest];
@@ -84,6 +88,11 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
   if ((route.to === undefined) === (route.respond === undefined)) problem(at(), 'a route needs exactly one of "to" or "respond"');
   if (typeof route.to === 'string' && !services.has(route.to)) problem(at('to'), `unknown service "${route.to}"`);
   if (route.respond !== undefined && route.rewrite !== undefined) problem(at('rewrite'), 'a "respond" route forwards nothing to rewrite', true);
+  for (const name of Object.keys(fields(fields(route.respond).headers))) {
+    // A second framing of the body (Transfer-Encoding beside ficus's Content-Length) is what
+    // desynchronizes a cache or proxy in front of ficus.
+    if (FRAMING.has(name.toLowerCase())) problem(at('respond', 'headers', name), `ficus frames its own answer: "${name}" cannot be set here`, true);
+  }
   checkCanary(route, at, services, problem);
   checkShadow(route, at, services, problem);
   const match = fields(route.match);
@@ -211,6 +220,13 @@ function checkRegex(source: unknown, path: (string | number)[], problem: Report)
   } catch (error) {
     problem(path, (error as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression '));
   }
+}
+
+/** Paths of `__proto__` keys: the schema's records drop them, so `query: { __proto__: x }` would match anything. */
+function protoKeys(value: unknown, path: (string | number)[]): (string | number)[][] {
+  if (Array.isArray(value)) return value.flatMap((item, i) => protoKeys(item, [...path, i]));
+  if (!isRecord(value)) return [];
+  return Object.entries(value).flatMap(([key, inner]) => (key === '__proto__' ? [[...path, key]] : protoKeys(inner, [...path, key])));
 }
 
 function isRecord(value: unknown): value is Fields {

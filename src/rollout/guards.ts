@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../config/duration.js';
 import type { Snapshot } from '../config/snapshot.js';
 import type { Clock } from '../observe/clock.js';
 import { Guard, guardConfigOf, type GuardEvent, type GuardWatch } from './guard.js';
@@ -78,6 +79,7 @@ export class Guards {
     let due = Infinity;
     for (const guard of this.#guards.values()) due = Math.min(due, guard.dueAt);
     if (due === Infinity) return;
+    // A later verdict is simply re-planned when this timer fires.
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, due - this.clock.now()));
     this.#timer = setTimeout(() => {
       for (const event of this.tick()) {
@@ -93,5 +95,3 @@ export class Guards {
   }
 }
 
-/** setTimeout's longest delay; a later verdict is simply re-planned when this one fires. */
-const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -45,6 +45,13 @@ describe('reference errors are reported at the value that holds them', () => {
     ['an unterminated reference', 'admin:\n  token: "${env:TOKEN"\n', { TOKEN: 'x' }, [
       'routes.yaml:3:10 admin.token: malformed reference ${env:TOKEN (write ${env:NAME} or ${env:NAME:-default})',
     ]],
+    // The first `}` would end the outer reference and leave the rest as text: a guessable token.
+    ['a reference nested in a default, the outer variable unset', 'admin:\n  token: "${env:A:-${env:B}}"\n', { B: 'b' }, [
+      'routes.yaml:3:10 admin.token: a default cannot hold another reference: ${env:A:-${env:B}} (set A instead)',
+    ]],
+    ['a reference nested in a default, the outer variable set', 'admin:\n  token: "${env:A:-${env:B}}"\n', { A: 'secret' }, [
+      'routes.yaml:3:10 admin.token: a default cannot hold another reference: ${env:A:-${env:B}} (set A instead)',
+    ]],
     ['a quoted reference where a number is needed', 'listen:\n  port: "${env:PORT}"\n', { PORT: '8080' }, [
       'routes.yaml:3:9 listen.port: expected number, received string',
     ]],

@@ -32,6 +32,11 @@ describe('routes', () => {
       ['r.yaml:5:32 routes.0.match.regex: /^/(a)\\1/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy']],
     ['a header regex with a lookahead', route('{ name: a, match: { headers: { x-a: { regex: "^(?=v2)" } } }, to: legacy }'),
       ['r.yaml:5:50 routes.0.match.headers.x-a.regex: /^(?=v2)/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy']],
+    ['a respond header that frames the answer a second time', route('{ name: a, match: {}, respond: { status: 200, body: hi, headers: { Transfer-Encoding: chunked, content-length: "2", x-ok: "1" } } }'),
+      ['r.yaml:5:72 routes.0.respond.headers.Transfer-Encoding: ficus frames its own answer: "Transfer-Encoding" cannot be set here',
+        'r.yaml:5:100 routes.0.respond.headers.content-length: ficus frames its own answer: "content-length" cannot be set here']],
+    ['a key named __proto__, which the schema would drop (so the condition would hold for every request)', route('{ name: a, match: { path: /, query: { __proto__: secret } }, to: legacy }'),
+      ['r.yaml:5:43 routes.0.match.query.__proto__: a key named "__proto__" would be dropped by the JavaScript that reads the file; rename it']],
     ['a path written with dot segments', route('{ name: a, match: { path: /api/./v1 }, to: legacy }'),
       ['r.yaml:5:31 routes.0.match.path: "/api/./v1" is not a normalized path (write "/api/v1")']],
     ['an exact path with a double slash', route('{ name: a, match: { exact: //api }, to: legacy }'),
@@ -105,4 +110,14 @@ describe('services', () => {
   ])('%s', (_name, service, expected) => {
     expect(errors(`services:\n${service}routes: []\n`)).toEqual(expected);
   });
+});
+
+test('a duration longer than a timer can wait is refused (it would fire at once), up to 596h is fine', () => {
+  const issues = (text: string) => {
+    const loaded = parseRoutes(text, 'r.yaml', {});
+    return loaded.ok ? [] : loaded.issues.map(formatIssue);
+  };
+  expect(issues(`version: 1\ndrainTimeout: 1000h\n${LEGACY}routes: []\n`)).toEqual(['r.yaml:2:15 drainTimeout: at most 596h (24.8 days), the longest a timer can wait']);
+  expect(issues(`version: 1\ndrainTimeout: 596h\n${LEGACY}routes: []\n`)).toEqual([]);
+  expect(issues(`version: 1\ndrainTimeout: 10x\n${LEGACY}routes: []\n`)).toEqual(['r.yaml:2:15 drainTimeout: expected a duration such as 250ms, 10s, 5m or 1h']);
 });
