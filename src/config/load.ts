@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { substituteEnv } from './env.js';
+import { besideConfig } from './paths.js';
 import type { ConfigIssue } from './issues.js';
 import { RoutesFile } from './schema.js';
 import { crossCheck, type Running } from './validate.js';
@@ -40,7 +42,9 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
   // A byte-order mark is no character of line 1: columns there count from after it.
   const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  // Duplicate keys are found below, in one pass: the parser's own check is quadratic in a
+  // map's size, and stops every other error from being reported.
+  const doc = parseDocument(source, { lineCounter, uniqueKeys: false, prettyErrors: false });
   const at: At = (offset, path, message) => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, col, path, message };
@@ -49,7 +53,7 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
 
   if (doc.errors.length > 0) return fail(syntaxIssues(doc, source, at));
 
-  const issues: ConfigIssue[] = [];
+  const issues: ConfigIssue[] = duplicateKeys(doc, at);
   const envPaths = new Set<string>();
   for (const problem of substituteEnv(doc, env)) {
     const path = pathAt(doc, problem.node.range?.[0] ?? 0).join('.');
@@ -59,7 +63,8 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
 
   let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+    // Enough for a file that reuses an anchor on every route, far too few for an alias bomb.
+    raw = doc.toJS({ maxAliasCount: 10_000 }) ?? {};
   } catch (error) {
     // An alias bomb ("billion laughs") is refused here rather than expanded.
     return fail([...issues, at(0, '', `cannot expand the document: ${(error as Error).message}`)]);
@@ -76,6 +81,7 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
     const node = problem.atKey ? keyOf(doc, problem.path) : undefined;
     issues.push(at(node ?? nearestNode(doc, problem.path).offset, problem.path.join('.'), problem.message));
   }
+  issues.push(...writtenFiles(doc, raw, file, at));
   issues.sort((a, b) => a.line - b.line || a.col - b.col);
   if (issues.length > 0 || !parsed.success) return fail(issues);
   return { ok: true, file, hash, config: parsed.data };
@@ -105,7 +111,6 @@ function syntaxIssues(doc: Document, text: string, at: At): ConfigIssue[] {
 /** Syntax errors with a better explanation or position than the parser's; the tree is a guess after an error. */
 function knownSyntaxError(doc: Document, error: YAMLError, text: string): { kind: string; offset: number; path: string; message: string } | undefined {
   const offset = error.pos[0];
-  if (error.code === 'DUPLICATE_KEY') return { kind: 'duplicate', offset, path: pathAt(doc, offset).join('.'), message: 'duplicate key' };
   // `{ port: ${env:PORT} }`: in flow collections "{" and "}" are YAML syntax, so the reference must be quoted.
   if (text.startsWith('${env:', offset - 1)) {
     return { kind: 'env', offset: offset - 1, path: pathAt(doc, offset).join('.'), message: 'inside { } or [ ], write "${env:…}" in quotes (YAML syntax)' };
@@ -190,6 +195,45 @@ function keyOf(doc: Document, path: Path): number | undefined {
 }
 
 /** The key path of the innermost key or value written at `offset`. */
+/**
+ * The files ficus writes (`auditLog`, `stateFile`, relative to the routes file's directory)
+ * must be neither the routes file, which every write would reload and break, nor each other.
+ */
+function writtenFiles(doc: Document, raw: unknown, file: string, at: At): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const config = (raw ?? {}) as Record<string, unknown>;
+  const claimed = new Map<string, string>([[resolve(file), 'the routes file itself']]);
+  for (const key of ['auditLog', 'stateFile']) {
+    const value = config[key];
+    const path = typeof value === 'string' ? besideConfig(file, value) : undefined;
+    if (path === undefined) continue;
+    const other = claimed.get(path);
+    if (other !== undefined) issues.push(at(nearestNode(doc, [key]).offset, key, `${value} is ${other}; give it a file of its own`));
+    else claimed.set(path, `the ${key} too`);
+  }
+  return issues;
+}
+
+/**
+ * A key written twice in one map, compared as the config reads it: `1:` and `"1":` are one
+ * name once the file is a JSON object, and the later would silently win.
+ */
+function duplicateKeys(doc: Document, at: At): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const name = String(pair.key.value);
+        if (!seen.has(name)) seen.add(name);
+        else if (pair.key.range) issues.push(at(pair.key.range[0], pathAt(doc, pair.key.range[0]).join('.'), 'duplicate key'));
+      }
+    },
+  });
+  return issues;
+}
+
 function pathAt(doc: Document, offset: number): (string | number)[] {
   const inside = (node: unknown) => isNode(node) && node.range != null && node.range[0] <= offset && offset < node.range[2];
   const path: (string | number)[] = [];

@@ -175,6 +175,25 @@ function checkService(name: string, service: Fields, problem: Report): void {
   }
   const health = fields(service.health);
   for (const key of ['interval', 'timeout']) checkPositive(health[key], at('health', key), problem);
+  const groups: [Fields, string[]][] = [[service, []], [fields(service.blue), ['blue']], [fields(service.green), ['green']]];
+  for (const [group, where] of groups) {
+    if (typeof group.url === 'string') checkUrlPath(group.url, at(...where, 'url'), problem);
+    list(group.urls).forEach((url, i) => {
+      if (typeof url === 'string') checkUrlPath(url, [...at(...where, 'urls'), i], problem);
+    });
+  }
+}
+
+/**
+ * The URL's path goes in front of every forwarded path, so it must be one ficus would accept
+ * from a client: `http://h//` would forward `//x`, and `http://h/a%zz` a malformed escape.
+ */
+function checkUrlPath(url: string, path: (string | number)[], problem: Report): void {
+  if (!URL.canParse(url)) return;
+  const pathname = new URL(url).pathname;
+  const normalized = normalizePath(pathname);
+  if (typeof normalized !== 'string') problem(path, `the URL's path "${pathname}": ${normalized.reason}`);
+  else if (normalized !== pathname) problem(path, `the URL's path "${pathname}" is not a normalized path (write "${normalized}")`);
 }
 
 const ENDPOINT_KEYS = ['url', 'urls'] as const;

@@ -26,6 +26,12 @@ describe('documents that are not a routes file', () => {
     const [first] = errors(`${levels.join('\n')}\n`);
     expect(first).toMatch(/^r\.yaml:1:1 cannot expand the document: /);
   });
+
+  test('an anchor reused on hundreds of routes is no bomb', () => {
+    const routes = Array.from({ length: 300 }, (_, i) => `  - { name: r${i}, match: { path: /r${i} }, to: legacy, canary: { to: next, weight: 5, analysis: ${i === 0 ? '&analysis { interval: 5s }' : '*analysis'} } }`);
+    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\n  next: { url: http://127.0.0.1:3002 }\nroutes:\n${routes.join('\n')}\n`;
+    expect(errors(text)).toEqual([]);
+  });
 });
 
 test('issues come sorted by position, whatever found them', () => {
@@ -55,6 +61,37 @@ test('a byte-order mark moves no position: line 1 counts its columns from after 
   expect(positions(`\uFEFF${text}`)).toEqual(positions(text));
   // The hash is of the file as it is, mark included.
   expect(parseRoutes(`\uFEFF${text}`, 'routes.yaml', {}).hash).not.toBe(parseRoutes(text, 'routes.yaml', {}).hash);
+});
+
+test('a duplicate key is reported with every other error, and keys YAML types apart but the config reads as one are duplicates', () => {
+  const text = [
+    'version: 1',
+    'services:',
+    '  legacy: { url: http://127.0.0.1:3001 }',
+    '  1: { url: http://127.0.0.1:3002 }',
+    '  "1": { url: http://127.0.0.1:3003 }',
+    '  legacy: { url: http://127.0.0.1:3004 }',
+    'routes:',
+    '  - { name: a, match: { path: /, path: /x, exact: /a, exact: /b }, to: nope }',
+    '',
+  ].join('\n');
+  const loaded = parseRoutes(text, 'routes.yaml', {});
+  expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([
+    'routes.yaml:5:3 services.1: duplicate key',
+    'routes.yaml:6:3 services.legacy: duplicate key',
+    'routes.yaml:8:34 routes.0.match.path: duplicate key',
+    'routes.yaml:8:55 routes.0.match.exact: duplicate key',
+    'routes.yaml:8:72 routes.0.to: unknown service "nope"',
+  ]);
+});
+
+test.each([
+  ['the audit log is the routes file', 'auditLog: ./routes.yaml\n', 'routes.yaml:2:11 auditLog: ./routes.yaml is the routes file itself; give it a file of its own'],
+  ['the state file is the routes file, by its absolute path', `stateFile: ${process.cwd()}/conf/routes.yaml\n`, `routes.yaml:2:12 stateFile: ${process.cwd()}/conf/routes.yaml is the routes file itself; give it a file of its own`],
+  ['the state file is the audit log', 'auditLog: ficus.log\nstateFile: ./ficus.log\n', 'routes.yaml:3:12 stateFile: ./ficus.log is the auditLog too; give it a file of its own'],
+])('a file ficus writes may not be one it reads or writes already: %s', (_name, head, issue) => {
+  const loaded = parseRoutes(`version: 1\n${head}services:\n  legacy: { url: http://127.0.0.1:3001 }\nroutes: []\n`, 'conf/routes.yaml', {});
+  expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([issue.replace('routes.yaml:', 'conf/routes.yaml:')]);
 });
 
 test('the hash identifies the text: 16 hex digits, equal for equal text', () => {

@@ -112,6 +112,17 @@ describe('services', () => {
   });
 });
 
+test.each([
+  ['a double slash', 'legacy: { url: "http://127.0.0.1:3001//" }', 'r.yaml:3:18 services.legacy.url: the URL\'s path "//" is not a normalized path (write "/")'],
+  ['a malformed escape', 'legacy: { urls: [http://127.0.0.1:3001/a%zz] }', 'r.yaml:3:20 services.legacy.urls.0: the URL\'s path "/a%zz": malformed percent-encoding in path'],
+  ['an encoded slash, in a colour', 'legacy: { blue: { url: http://127.0.0.1:3001/a%2Fb }, green: { url: http://127.0.0.1:3002 }, active: blue }', 'r.yaml:3:26 services.legacy.blue.url: the URL\'s path "/a%2Fb" is not a normalized path (write "/a/b")'],
+])("a service URL's path is checked as a client's path would be: %s", (_name, service, issue) => {
+  const loaded = parseRoutes(`version: 1\nservices:\n  ${service}\nroutes: []\n`, 'r.yaml', {});
+  const issues = loaded.ok ? [] : loaded.issues.map(formatIssue);
+  expect(issues).toHaveLength(1);
+  expect(issues[0]).toContain(issue);
+});
+
 test('a duration longer than a timer can wait is refused (it would fire at once), up to 596h is fine', () => {
   const issues = (text: string) => {
     const loaded = parseRoutes(text, 'r.yaml', {});
