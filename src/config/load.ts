@@ -113,7 +113,7 @@ function knownSyntaxError(doc: Document, error: YAMLError, text: string): { kind
   const offset = error.pos[0];
   // `{ port: ${env:PORT} }`: in flow collections "{" and "}" are YAML syntax, so the reference must be quoted.
   if (text.startsWith('${env:', offset - 1)) {
-    return { kind: 'env', offset: offset - 1, path: pathAt(doc, offset).join('.'), message: 'inside { } or [ ], write "${env:…}" in quotes (YAML syntax)' };
+    return { kind: 'env', offset: offset - 1, path: pathAt(doc, offset).join('.'), message: 'inside { } or [ ], write "${env:…}" in quotes (YAML syntax), or move the key to a line of its own (block style) where a number must stay a number' };
   }
   // The parser notices a missing closing quote only at the end of the file; point at the opening one.
   if (error.code === 'MISSING_CHAR' && /quote/.test(error.message)) {

@@ -16,6 +16,12 @@ export const Duration = z
   .refine((text) => parseDuration(text) <= MAX_TIMER_MS, 'at most 596h (24.8 days), the longest a timer can wait');
 
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'names use letters, digits, ".", "_" and "-"');
+/**
+ * A service, cohort or toggle name is a key of its map. A whole number there would be reordered
+ * before every other name by JavaScript (file order matters: `x-ficus-toggles`, `/status`), and
+ * `1:` and `"1":` would be one name.
+ */
+const KeyName = Name.refine((name) => !/^(?:0|[1-9]\d*)$/.test(name), 'a name here may not be a whole number (JavaScript would move it to the front): add a letter, as in "v10"');
 const HttpUrl = z
   .string()
   .regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, { message: 'expected an http:// or https:// URL such as http://127.0.0.1:3001', abort: true })
@@ -37,7 +43,7 @@ const Percent = z.number().min(0).max(100);
 const HeaderName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid HTTP header name');
 // RFC 9110 §5.5: field values hold visible characters, spaces and tabs; a line break in one is
 // a response-splitting hole that Node refuses to send at request time.
-const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value may not hold control characters such as a line break');
+const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header value holds tabs, spaces and Latin-1 text only: no control characters such as a line break, and no character beyond Latin-1 such as "€"');
 const Method = z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens such as GET');
 export const PathPrefix = z.string().regex(/^\/[^\s?#]*$/, 'a path starts with "/" and holds no spaces, "?" or "#"');
 
@@ -197,9 +203,9 @@ export const RoutesFile = z.strictObject({
   listen: Listen.default({ host: '0.0.0.0', port: 8080 }),
   admin: Admin.default({ host: '127.0.0.1', port: 9901, token: '' }),
   identity: Identity.optional(),
-  services: z.record(Name, Service),
-  cohorts: z.record(Name, Cohort).optional(),
-  toggles: z.record(Name, Toggle).optional(),
+  services: z.record(KeyName, Service),
+  cohorts: z.record(KeyName, Cohort).optional(),
+  toggles: z.record(KeyName, Toggle).optional(),
   routes: z.array(Route),
   auditLog: z.string().optional(),
   stateFile: z.string().optional(),

@@ -230,12 +230,12 @@ routes:
   });
 
   test('names YAML reads as numbers or booleans are edited by the name the config knows', () => {
-    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\ntoggles:\n  123: { enabled: true }\n  true: { enabled: true }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`;
-    const numbered = edit('toggle', '123', 'off', text);
-    expect(numbered).toMatchObject({ result: 'changed', change: { path: 'toggles.123.enabled', from: true, to: false } });
-    expect(numbered.result === 'changed' && numbered.text).toContain('  123: { enabled: false }\n  true: { enabled: true }');
+    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\ntoggles:\n  1.5: { enabled: true }\n  true: { enabled: true }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`;
+    const numbered = edit('toggle', '1.5', 'off', text);
+    expect(numbered).toMatchObject({ result: 'changed', change: { path: 'toggles.1.5.enabled', from: true, to: false } });
+    expect(numbered.result === 'changed' && numbered.text).toContain('  1.5: { enabled: false }\n  true: { enabled: true }');
     expect(edit('toggle', 'true', 'off', text)).toMatchObject({ result: 'changed', change: { path: 'toggles.true.enabled' } });
-    expect(edit('toggle', 'nope', 'off', text)).toMatchObject({ result: 'refused', message: 'no toggle named "nope" (toggles: 123, true)' });
+    expect(edit('toggle', 'nope', 'off', text)).toMatchObject({ result: 'refused', message: 'no toggle named "nope" (toggles: 1.5, true)' });
   });
 
   test('a result that would not validate is refused with every error, positioned in the file', () => {

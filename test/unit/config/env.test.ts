@@ -56,7 +56,7 @@ describe('reference errors are reported at the value that holds them', () => {
       'routes.yaml:3:9 listen.port: expected number, received string',
     ]],
     ['an unquoted reference inside { } (YAML syntax)', 'listen: { port: ${env:PORT} }\n', { PORT: '8080' }, [
-      'routes.yaml:2:17 listen.port: inside { } or [ ], write "${env:…}" in quotes (YAML syntax)',
+      'routes.yaml:2:17 listen.port: inside { } or [ ], write "${env:…}" in quotes (YAML syntax), or move the key to a line of its own (block style) where a number must stay a number',
     ]],
   ])('%s', (_name, head, env, expected) => {
     expect(load(head, env).errors).toEqual(expected);

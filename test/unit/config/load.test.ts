@@ -68,8 +68,8 @@ test('a duplicate key is reported with every other error, and keys YAML types ap
     'version: 1',
     'services:',
     '  legacy: { url: http://127.0.0.1:3001 }',
-    '  1: { url: http://127.0.0.1:3002 }',
-    '  "1": { url: http://127.0.0.1:3003 }',
+    '  1.5: { url: http://127.0.0.1:3002 }',
+    '  "1.5": { url: http://127.0.0.1:3003 }',
     '  legacy: { url: http://127.0.0.1:3004 }',
     'routes:',
     '  - { name: a, match: { path: /, path: /x, exact: /a, exact: /b }, to: nope }',
@@ -77,7 +77,7 @@ test('a duplicate key is reported with every other error, and keys YAML types ap
   ].join('\n');
   const loaded = parseRoutes(text, 'routes.yaml', {});
   expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([
-    'routes.yaml:5:3 services.1: duplicate key',
+    'routes.yaml:5:3 services.1.5: duplicate key',
     'routes.yaml:6:3 services.legacy: duplicate key',
     'routes.yaml:8:34 routes.0.match.path: duplicate key',
     'routes.yaml:8:55 routes.0.match.exact: duplicate key',

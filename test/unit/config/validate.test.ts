@@ -46,7 +46,7 @@ describe('routes', () => {
     ['a path with a malformed escape', route('{ name: a, match: { path: /a%zz }, to: legacy }'),
       ['r.yaml:5:31 routes.0.match.path: "/a%zz": malformed percent-encoding in path']],
     ['a respond header value with a line break (response splitting)', route('{ name: a, match: {}, respond: { status: 200, headers: { x-a: "1\\r\\nset-cookie: a=b" } } }'),
-      ['r.yaml:5:67 routes.0.respond.headers.x-a: a header value may not hold control characters such as a line break']],
+      ['r.yaml:5:67 routes.0.respond.headers.x-a: a header value holds tabs, spaces and Latin-1 text only: no control characters such as a line break, and no character beyond Latin-1 such as "€"']],
     ['a rewrite prefix with dot segments', route('{ name: a, match: {}, to: legacy, rewrite: { stripPrefix: /a/../b } }'),
       ['r.yaml:5:63 routes.0.rewrite.stripPrefix: "/a/../b" is not a normalized path (write "/b")']],
   ])('%s', (_name, body, expected) => {
@@ -121,6 +121,13 @@ test.each([
   const issues = loaded.ok ? [] : loaded.issues.map(formatIssue);
   expect(issues).toHaveLength(1);
   expect(issues[0]).toContain(issue);
+});
+
+test('a service, cohort or toggle name may not be a whole number, which JavaScript would move to the front', () => {
+  const loaded = parseRoutes('version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\ntoggles:\n  zeta: { enabled: true }\n  "2": { enabled: true }\n  v10: { enabled: true }\nroutes: []\n', 'r.yaml', {});
+  expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([
+    'r.yaml:6:3 toggles.2: invalid name "2": a name here may not be a whole number (JavaScript would move it to the front): add a letter, as in "v10"',
+  ]);
 });
 
 test('a duration longer than a timer can wait is refused (it would fire at once), up to 596h is fine', () => {
