@@ -64,13 +64,14 @@ export class ShadowCopy implements ResponseTap {
    * Sends the copy: a bodyless request on the next turn of the event loop (after the primary
    * was dispatched), one with a body once the client has sent all of it. The client's body is
    * read from the same 'data' events the primary reads; pausing stays the primary's business.
+   * A body over `limits.maxBodyBytes` got the client a 413 and is never copied either.
    */
-  start(req: IncomingMessage, hasBody: boolean): void {
+  start(req: IncomingMessage, hasBody: boolean, requestLimit = Number.POSITIVE_INFINITY): void {
     if (!hasBody) {
       setImmediate(() => this.#send(null));
       return;
     }
-    const max = this.target.def.maxBodyBytes;
+    const max = Math.min(this.target.def.maxBodyBytes, requestLimit);
     const chunks: Buffer[] = [];
     let size = 0;
     const detach = (): void => {

@@ -123,7 +123,7 @@ export class ShadowMirror {
       failed: (error) => this.deps.logger.error({ event: EVENT.internalError, requestId, route, err: error }, 'shadow copy failed'),
     };
     const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers }, report);
-    copy.start(req, hasBody);
+    copy.start(req, hasBody, generation.snapshot.limits.maxBodyBytes);
     return def.compare ? copy : undefined;
   }
 

@@ -137,3 +137,22 @@ test('without compare, a copy that has its answer frees its place: maxConcurrent
   expect(fresh.seen.map((r) => r.url)).toEqual(['/one-by-one/1', '/one-by-one/2', '/one-by-one/3']);
   expect(await metricSum(proxy.app, 'ficus_shadow_dropped_total', {})).toBe(0);
 });
+
+test('a chunked body the client is refused with 413 for (limits.maxBodyBytes) is never copied, whatever the shadow allows', async () => {
+  const legacy = await startUpstream('legacy');
+  const fresh = await startUpstream('fresh');
+  const proxy = await startProxy(
+    routesYaml(`limits: { maxBodyBytes: 1000 }
+services:
+  legacy: { url: ${legacy.url} }
+  fresh: { url: ${fresh.url} }
+routes:
+${SENTINEL}  - { name: api, match: { path: / }, to: legacy, shadow: { to: fresh, methods: [POST, GET] } }
+`),
+  );
+  const res = await request(`${proxy.app.proxyUrl}/big`, { method: 'POST', body: Readable.from(['x'.repeat(600), 'x'.repeat(600)]) });
+  expect(res.statusCode).toBe(413);
+  await res.body.dump();
+  expect(await sentinel(proxy, fresh)).toEqual(['GET /sentinel']);
+  expect(await metricSum(proxy.app, 'ficus_shadow_dropped_total', { reason: 'body_too_large' })).toBe(1);
+});
