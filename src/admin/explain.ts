@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Snapshot } from '../config/snapshot.js';
 import type { EffectiveWeights } from '../routing/decide.js';
-import { addHeaderLine, explain, type ExplainReport } from '../explain/explain.js';
+import { addHeaderLine, explain, type ExplainReport, type LiveColour } from '../explain/explain.js';
 
 export type ExplainAnswer = { ok: true; report: ExplainReport } | { ok: false; error: string };
 
@@ -12,7 +12,7 @@ const METHOD = /^[A-Za-z]+$/;
  * `ficus explain`, against the snapshot serving right now and its canaries' effective weights.
  * `header` may be repeated.
  */
-export function explainQuery(snapshot: Snapshot, query: URLSearchParams, live?: EffectiveWeights): ExplainAnswer {
+export function explainQuery(snapshot: Snapshot, query: URLSearchParams, live?: EffectiveWeights, liveColour?: LiveColour): ExplainAnswer {
   const url = query.get('url');
   if (url === null || url === '') return { ok: false, error: 'give the request to explain: /explain?method=GET&url=/path&user=ID' };
   const method = query.get('method') || 'GET';
@@ -22,5 +22,5 @@ export function explainQuery(snapshot: Snapshot, query: URLSearchParams, live?: 
     if (!addHeaderLine(headers, line)) return { ok: false, error: `header takes "name: value", not "${line}"` };
   }
   const user = query.get('user');
-  return { ok: true, report: explain(snapshot, { method, url, user: user === null || user === '' ? undefined : user, headers }, undefined, live) };
+  return { ok: true, report: explain(snapshot, { method, url, user: user === null || user === '' ? undefined : user, headers }, undefined, live, liveColour) };
 }

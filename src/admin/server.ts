@@ -4,6 +4,7 @@ import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { Guards } from '../rollout/guards.js';
 import type { Metrics } from '../observe/metrics.js';
+import { liveColour } from '../proxy/plan.js';
 import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
 import { canaryStatus, redactedConfig, statusDocument, type Shadows } from './status.js';
@@ -62,7 +63,7 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return json(res, 200, redactedConfig(deps.store));
     case 'GET /explain': {
       const { snapshot, canaries } = deps.store.current;
-      const answer = explainQuery(snapshot, url.searchParams, canaries);
+      const answer = explainQuery(snapshot, url.searchParams, canaries, (service, colours) => liveColour(colours, deps.guards?.get(service)));
       return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
     }
     case 'GET /': {

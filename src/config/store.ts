@@ -57,6 +57,8 @@ export class ConfigStore {
   /** Pools of removed endpoints, closing gracefully; `close()` cuts them if they linger. */
   readonly #retiring = new Set<Pool>();
   readonly #bound: Running;
+  /** New canary runtimes replacing old ones in the generation being built. */
+  readonly #successions: [CanaryRuntime, CanaryRuntime][] = [];
 
   private constructor(
     readonly file: string,
@@ -133,6 +135,8 @@ export class ConfigStore {
     }
     const previous = this.#current;
     this.#current = this.#build(snapshot, previous);
+    // Told once the new generation runs, so what is said of it (an audit record's hash) is of it.
+    for (const [fresh, old] of this.#successions.splice(0)) fresh.succeed(old);
     this.#retire(previous);
     return (this.#last = report('success', snapshot.hash, []));
   }
@@ -159,7 +163,7 @@ export class ConfigStore {
         return old;
       }
       const fresh = new CanaryRuntime(route.name, def, this.deps.clock, this.deps.canaryEvents ?? NO_CANARY_EVENTS);
-      if (old) fresh.succeed(old);
+      if (old) this.#successions.push([fresh, old]);
       return fresh;
     });
     for (const gone of before.values()) gone.retire();

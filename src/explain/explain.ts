@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
+import type { Colour, ColoursDef, EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
 import { Audience } from '../routing/audience.js';
 import { bucketOf, inPercent } from '../routing/bucket.js';
 import { effectiveWeight, explainDecision, REFUSED_METHODS, type EffectiveWeights } from '../routing/decide.js';
@@ -59,7 +59,10 @@ export interface ExplainReport {
  * request that is never sent, and says why at each step. Offline and live explain both come
  * here, so neither can disagree with where the proxy really sends the request.
  */
-export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live?: EffectiveWeights): ExplainReport {
+/** The colour a blue/green service serves live traffic on right now (a guard may have rolled it back). */
+export type LiveColour = (service: string, colours: ColoursDef) => Colour;
+
+export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live?: EffectiveWeights, liveColour?: LiveColour): ExplainReport {
   const method = request.method.toUpperCase();
   const notes: string[] = [];
   const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
@@ -124,7 +127,9 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const service = snapshot.services.get(report.service) as ServiceDef;
   let endpoints = service.endpoints;
   if (service.colours !== undefined) {
-    const chosen = chooseColour(service.colours, headers);
+    const active = liveColour?.(report.service, service.colours) ?? service.colours.active;
+    if (active !== service.colours.active) notes.push(`${report.service} was rolled back by its guard: live traffic is on ${active}, though the file says ${service.colours.active}`);
+    const chosen = chooseColour(service.colours, headers, active);
     report.color = chosen.colour;
     report.preview = chosen.preview;
     endpoints = service.colours[chosen.colour].endpoints;

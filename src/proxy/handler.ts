@@ -77,6 +77,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       inflight.count--;
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
+      // Closed unfinished with no fault of ficus's or the upstream's on record: the client left
+      // (the exchange, if any, is aborted below and learns it only then).
+      if (status === 0 && faultKind === undefined) faultKind = 'client_abort';
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(routeName, serviceName, colour, serviceName ? side : '', status, seconds, legacy);
       if (snapshot.accessLog) {

@@ -203,7 +203,9 @@ export class CanaryRuntime {
     const steps = this.def.steps;
     this.#state = record.state;
     this.#step = steps === undefined ? -1 : Math.max(-1, Math.min(record.step, steps.length - 1));
-    this.weight = record.state === 'ejected' ? 0 : this.#step >= 0 ? (steps?.[this.#step] ?? this.def.weight) : this.def.weight;
+    // The rollout starts at the file's weight, which may lie between steps (or above the last):
+    // a step below it was never taken, so it never lowers the weight.
+    this.weight = record.state === 'ejected' ? 0 : Math.max(this.def.weight, this.#step >= 0 ? (steps?.[this.#step] ?? 0) : 0);
     this.#reason = record.state === 'ejected' ? record.ejectedReason : undefined;
     this.#message = record.message;
     this.#since = record.since;

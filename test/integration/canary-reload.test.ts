@@ -65,6 +65,8 @@ test('an ejected canary stays ejected across reloads that leave its block alone,
     ['ejection', 'admin'],
     ['readmission', 'reload'],
   ]);
+  // The readmission is of the new file: its record names the new hash, as the reload's does.
+  expect(audit.find((r) => r.kind === 'readmission')?.hash).toBe(proxy.app.store.current.snapshot.hash);
 });
 
 test('a route removed by a reload leaves no canary gauge behind', async () => {

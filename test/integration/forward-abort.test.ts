@@ -100,6 +100,9 @@ test.each(scenarios)('a client abort $name aborts the upstream request and is no
   expect(metrics).not.toMatch(/^ficus_upstream_errors_total\{/m);
   expect(metrics).not.toMatch(/^ficus_endpoint_up\{.*\} 0$/m);
   expect(metrics).toMatch(/^ficus_requests_total\{route="rest",service="app",color="",side="stable",code="000"\} 4$/m);
+  // The access line says who ended it.
+  const access = proxy.logs.filter((line) => line.event === 'access');
+  expect(access.map((line) => [line.status, line.fault])).toEqual(Array(4).fill([0, 'client_abort']));
 });
 
 test('after client aborts the endpoints still serve', async () => {

@@ -50,6 +50,10 @@ routes:
   expect(await get()).toBe(200);
   const metrics = await (await fetch(`${proxy.app.adminUrl}/metrics`)).text();
   expect(metrics).toContain('ficus_rollbacks_total{service="orders"} 1');
+  // /explain answers for the traffic as it runs: on the colour rolled back to.
+  const explained = (await (await fetch(`${proxy.app.adminUrl}/explain?url=/x`)).json()) as { color: string; endpoints: string[]; notes: string[] };
+  expect(explained).toMatchObject({ color: 'blue', endpoints: [blue.url] });
+  expect(explained.notes).toContain('orders was rolled back by its guard: live traffic is on blue, though the file says green');
 
   // Said once, at warn, with the numbers it was decided on; the verdict may have come after
   // the fifth failure (minRequests) or the sixth.

@@ -154,6 +154,17 @@ describe('progressive rollout', () => {
     expect(weights).toEqual([25, 50, 50]);
   });
 
+  test.each([
+    { name: 'between two steps', weight: 40, steps: [30, 60, 100] },
+    { name: 'above the last step', weight: 80, steps: [10, 50] },
+  ])('a file weight $name comes back from a restart as it was, before any step', ({ weight, steps }) => {
+    const first = setup({ weight, steps, stepIntervalMs: 3_600_000 });
+    expect(first.canary.weight).toBe(weight);
+    const again = setup({ weight, steps, stepIntervalMs: 3_600_000 });
+    again.canary.restore(first.canary.toRecord());
+    expect(again.canary.weight).toBe(weight);
+  });
+
   test('a restored step time from the future (a clock set back) counts from now', () => {
     const t = setup({ weight: 5, steps: [5, 25, 50, 100], stepIntervalMs: 3_000, analysis: { maxErrorRate: 0.1 } });
     t.canary.restore({ state: 'running', step: 1, weight: 25, ejectedReason: undefined, message: 'step 2/4', since: 1_700_000_000_000, lastStepAt: 1_700_000_000_000 + 3_600_000 });
