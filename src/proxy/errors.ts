@@ -51,6 +51,11 @@ export function classify(error: unknown, clientFault: BodyFault | undefined): Fa
   if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
     return { kind: 'unavailable', status: 502, upstream: false, beforeSend: true, message };
   }
+  // The upstream answered, but with what undici will not read (an unsolicited `100 Continue`,
+  // an unasked-for upgrade): it has the request, so this is no reset to retry on.
+  if (code === 'UND_ERR_SOCKET' && (message === 'bad response' || message === 'bad upgrade')) {
+    return { kind: 'protocol', status: 502, upstream: true, beforeSend: false, message };
+  }
   if (RESET_CODES.has(code)) return { kind: 'reset', status: 502, upstream: true, beforeSend: false, message };
   return { kind: 'protocol', status: 502, upstream: true, beforeSend: false, message };
 }

@@ -99,8 +99,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       const headers = clientResponseHeaders(rawHeaders);
       if (statusCode === 204) dropContentLength(headers);
       if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
-      res.writeHead(statusCode, statusText || undefined, headers);
+      res.writeHead(statusCode, plainReason(statusText), headers);
     } catch (error) {
+      // writeHead keeps the reason it was given even when it throws; the 502 must not reuse it.
+      res.statusMessage = '';
       // A header Node refuses to send (bad characters) is the upstream's fault: 502.
       this.#abort?.(Object.assign(new Error(`invalid upstream response header: ${(error as Error).message}`), { code: 'FICUS_BAD_HEADER' }));
       return false;
@@ -168,3 +170,15 @@ function soundTransferEncoding(raw: Buffer[]): boolean {
   }
   return true;
 }
+
+/**
+ * The upstream's reason phrase when it is plain visible ASCII, else the standard one. RFC 9112
+ * allows any Latin-1 byte there, but undici hands it over decoded as UTF-8, so its bytes can no
+ * longer be told; Node refuses what is not Latin-1. The reason carries no meaning (RFC 9110
+ * §15): Envoy drops it altogether.
+ */
+function plainReason(statusText: string): string | undefined {
+  return statusText !== '' && PLAIN_REASON.test(statusText) ? statusText : undefined;
+}
+
+const PLAIN_REASON = /^[\t\x20-\x7e]*$/;

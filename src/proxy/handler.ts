@@ -182,7 +182,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           // Never a truncated response that looks complete: once the head went out, only
           // dropping the connection tells the client the body is incomplete.
           if (result.responseStarted || fault.status === 0) res.destroy();
-          else bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
+          else {
+            try {
+              bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
+            } catch {
+              // Never a client left waiting for an answer that cannot be written.
+              res.destroy();
+            }
+          }
         }
         abortUpstream = () => exchange.clientClosed();
         exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
+import { HOST_VALUE } from '../routing/normalize.js';
 import { sendError } from './local-response.js';
 import { errorResponse } from './raw-response.js';
 
@@ -69,7 +70,6 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   return server;
 }
 
-const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
 
 /**
  * RFC 9112 §3.2: an HTTP/1.1 request without Host, with more than one Host line, or with a Host

@@ -21,6 +21,9 @@ const PCHARS = /^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 const ABSOLUTE = /^https?:\/\/([^/?#]*)(.*)$/i;
 
+/** `host[:port]`, a name or an IP literal: what a Host field, or the authority standing for it, may hold. */
+export const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
+
 export function normalizeTarget(raw: string): Target {
   let target = raw;
   let host: string | undefined;
@@ -31,6 +34,8 @@ export function normalizeTarget(raw: string): Target {
     host = absolute[1];
     // RFC 9110 §4.2.4: userinfo in an http URI is an error; an empty authority names no host.
     if (!host || host.includes('@')) return { ok: false, reason: 'absolute-form target with userinfo or without a host' };
+    // It takes the place of Host, so it is held to the same rule (RFC 9112 §3.2).
+    if (!HOST_VALUE.test(host)) return { ok: false, reason: 'absolute-form target whose authority is no host[:port]' };
     target = absolute[2] || '/';
     if (target.charCodeAt(0) === 63 /* ? */) target = `/${target}`;
   }

@@ -37,6 +37,8 @@ test.each([
   { name: 'malformed escape in the target', text: 'GET /a%zz HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'encoded backslash in the target', text: 'GET /a%5c..%5cadmin HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'target that is neither a path nor a URL', text: 'GET a/b HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'an absolute-form authority that is no host[:port]', text: 'GET http://a:b:c/p HTTP/1.1\r\nhost: good\r\nconnection: close\r\n\r\n', status: 400 },
+  { name: 'an absolute-form authority with a stray bracket', text: 'GET http://x]y/p HTTP/1.1\r\nhost: good\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'HTTP/1.1 without Host', text: 'GET / HTTP/1.1\r\nconnection: close\r\n\r\n', status: 400 },
   { name: 'TRACE', text: 'TRACE / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', status: 405 },
   { name: 'CONNECT', text: 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', status: 405 },

@@ -230,3 +230,28 @@ async function rawClient(port: number) {
     },
   };
 }
+
+describe('reason phrases', () => {
+  test.each([
+    ['Latin-1 (obs-text)', Buffer.from('HTTP/1.1 404 N\xe3o encontrado\r\ncontent-length: 5\r\n\r\nnope\n', 'latin1'), 'HTTP/1.1 404 Not Found'],
+    ['UTF-8 beyond Latin-1', Buffer.from('HTTP/1.1 200 Tr\u00e8s bien \u20ac\r\ncontent-length: 5\r\n\r\nnope\n', 'utf8'), 'HTTP/1.1 200 OK'],
+    ['plain ASCII, kept', Buffer.from('HTTP/1.1 200 Very Fine\r\ncontent-length: 5\r\n\r\nnope\n', 'latin1'), 'HTTP/1.1 200 Very Fine'],
+  ])('%s: relayed with its status and body, the reason made sendable, never a client left waiting', async (_name, bytes, statusLine) => {
+    const { proxy, port } = await hostile((_req, socket) => void socket.write(bytes));
+    const out = await rawExchange(port, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', { timeoutMs: 3_000 });
+    expect(out.timedOut).toBe(false);
+    expect(out.response.split('\r\n')[0]).toBe(statusLine);
+    expect(out.response.endsWith('\r\n\r\nnope\n')).toBe(true);
+    await stillServes(proxy.app.proxyUrl);
+  });
+});
+
+test('an unsolicited 100 Continue is a 502 counted as a protocol error, and the request is not sent again', async () => {
+  const { upstream, proxy, port } = await hostile(writes('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'));
+  const out = await rawExchange(port, 'GET /x HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', { timeoutMs: 3_000 });
+  expect(out.statuses).toEqual([502]);
+  // A GET is retried on a reset, but this upstream had the request: it must see it once.
+  expect(upstream.seen.map((r) => r.path)).toEqual(['/x']);
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics).toContain('ficus_upstream_errors_total{service="legacy",kind="protocol"} 1');
+});
