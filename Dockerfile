@@ -19,7 +19,8 @@ RUN npm ci --no-audit --no-fund
 
 # ---- test (optional target): exactly what .ci/run does after `npm ci`
 FROM build AS test
-COPY vitest.config.ts eslint.config.js routes.yaml ./
+COPY vitest.config.ts eslint.config.js routes.yaml README.md Dockerfile ./
+COPY .ci/ .ci/
 COPY test/ test/
 RUN npm test
 

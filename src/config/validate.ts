@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '../proxy/cidr.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
+import { looksSecret, REDACTED } from './secret.js';
 import { normalizePath } from '../routing/normalize.js';
 import { parseDuration } from './duration.js';
 import { Duration, PathPrefix } from './schema.js';
@@ -237,7 +238,11 @@ function checkRegex(source: unknown, path: (string | number)[], problem: Report)
   try {
     linearRegExp(source);
   } catch (error) {
-    problem(path, (error as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression '));
+    const message = (error as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression ');
+    // Errors reach the log and /status, which needs no token: a pattern matched against a
+    // secret-looking header is a secret too.
+    const secret = path.some((segment) => typeof segment === 'string' && looksSecret(segment));
+    problem(path, secret ? message.replaceAll(`/${source}/`, `/${REDACTED}/`) : message);
   }
 }
 

@@ -40,7 +40,7 @@ const FLUSH_INTERVAL_MS = 500;
 /** A logger's own line output, and the JSON of its bindings as pino prints them after `time`. */
 export interface LineSink {
   write(line: string): unknown;
-  /** `,"service":"ficus"`: what pino writes for the logger's `base`. */
+  /** `,"name":"ficus"`: what pino writes for the logger's `base`. */
   readonly bindings: string;
 }
 
@@ -60,7 +60,8 @@ export function lineSinkOf(logger: Logger): LineSink | undefined {
   return lineSinks.get(logger);
 }
 
-const BASE = { service: 'ficus' };
+// `name`, as pino's own option would write it: `service` is the field that names an upstream.
+const BASE = { name: 'ficus' };
 
 export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines

@@ -33,7 +33,7 @@ export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
     },
   });
   // Built as ficus builds its own logger, so access lines take the same direct path here.
-  const base = { service: 'ficus' };
+  const base = { name: 'ficus' };
   return { logger: withLineSink(pino({ level: 'debug', base }, sink), base, (line) => sink.write(line)), lines };
 }
 

@@ -28,3 +28,17 @@ test('the image runs as non-root, checks the admin /healthz and reads /etc/ficus
   expect(dockerfile).toContain('/etc/ficus/routes.yaml');
   expect(dockerfile).toContain('npm ci');
 });
+
+test('the image\'s test stage has every file the project checks read, and the build context keeps them', async () => {
+  const [dockerfile, ignore] = await Promise.all([read('Dockerfile'), read('.dockerignore')]);
+  const stage = dockerfile.slice(dockerfile.indexOf('AS test'), dockerfile.indexOf('AS prune'));
+  for (const file of ['README.md', 'Dockerfile', '.ci/']) expect(stage).toContain(file);
+  const ignored = ignore.split('\n').filter((line) => line && !line.startsWith('#'));
+  for (const file of ['.ci', 'README.md', 'Dockerfile', 'test']) expect(ignored).not.toContain(file);
+});
+
+test('the README lists every log event ficus writes', async () => {
+  const { EVENT } = await import('../../src/observe/log.js');
+  const readme = await read('README.md');
+  expect(Object.values(EVENT).filter((event) => !readme.includes(`\`${event}\``) && !readme.includes(`"${event}"`))).toEqual([]);
+});

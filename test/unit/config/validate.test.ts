@@ -27,6 +27,8 @@ describe('routes', () => {
       ['r.yaml:5:32 routes.0.match.regex: invalid regular expression /a(/: Unterminated group']],
     ['a header regex that does not compile', route('{ name: a, match: { headers: { x-a: { regex: "[" } } }, to: legacy }'),
       ['r.yaml:5:50 routes.0.match.headers.x-a.regex: invalid regular expression /[/: Unterminated character class']],
+    ['a regex on a secret-looking header does not repeat itself in the error (it reaches logs and /status)', route('{ name: a, match: { headers: { authorization: { regex: "(Bearer s3cret" } } }, to: legacy }'),
+      ['r.yaml:5:60 routes.0.match.headers.authorization.regex: invalid regular expression /<redacted>/: Unterminated group']],
     // Only what V8's linear-time engine can run: no request may make a match backtrack for ever.
     ['a regex with a backreference', route('{ name: a, match: { regex: "^/(a)\\\\1" }, to: legacy }'),
       ['r.yaml:5:32 routes.0.match.regex: /^/(a)\\1/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy']],

@@ -9,7 +9,7 @@ import { withLineSink } from '../../../src/observe/log.js';
 function loggers(level = 'info') {
   const fast: string[] = [];
   const slow: string[] = [];
-  const base = { service: 'ficus' };
+  const base = { name: 'ficus' };
   const sinkOf = (into: string[]) => new Writable({ write: (chunk: Buffer, _e, done) => (into.push(chunk.toString()), done()) });
   const direct = pino({ level, base }, sinkOf(fast));
   withLineSink(direct, base, (line) => fast.push(line));
