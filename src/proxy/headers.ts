@@ -80,6 +80,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     const lower = name.toLowerCase();
     if (DROPPED.has(lower) || named?.has(lower) || lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
     if (secret !== undefined && secret.includes(lower)) continue;
+    // CGI, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`: a field that is one of
+    // ficus's own with `_` for `-` is dropped, as nginx drops underscored names by default.
+    if (lower.includes('_') && ownField(lower.replaceAll('_', '-'), secret)) continue;
     if (FORWARDING.has(lower)) {
       if (!ctx.trusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
@@ -106,6 +109,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     'forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};host=${quoteIfNeeded(ctx.host)};proto=http`,
   );
   return out;
+}
+
+/** A name ficus sets, drops or keeps for itself (with `_` already read as `-`). */
+function ownField(name: string, secret: readonly string[] | undefined): boolean {
+  return DROPPED.has(name) || FORWARDING.has(name) || name.startsWith('x-ficus-') || name.startsWith('proxy-') || secret?.includes(name) === true;
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

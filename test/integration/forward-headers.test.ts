@@ -74,6 +74,33 @@ test('hop-by-hop request headers, those Connection names, and client-sent x-ficu
   expect(legacy.seen[0]?.headers.connection ?? 'keep-alive').toBe('keep-alive');
 });
 
+test('underscored spellings of ficus\'s own fields never reach the upstream (CGI, WSGI and Rack read _ as -); other underscored fields do', async () => {
+  const legacy = await startUpstream('legacy');
+  const { port } = await proxyTo(legacy);
+  await rawExchange(
+    port,
+    [
+      'GET /h HTTP/1.1',
+      'Host: shop.example',
+      'Connection: close',
+      'X_Ficus_Toggles: beta',
+      'x_ficus_shadow: 1',
+      'X_Forwarded_For: 6.6.6.6',
+      'X_Forwarded_Host: evil.example',
+      'x_forwarded_proto: https',
+      'X_Request_Id: forged',
+      'Proxy_Authorization: Basic YTpi',
+      'X_App_Flag: kept',
+      '',
+      '',
+    ].join('\r\n'),
+  );
+  expect(legacy.seen).toHaveLength(1);
+  const names = (legacy.seen[0]?.rawHeaders ?? []).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  expect(names.filter((name) => name.includes('_'))).toEqual(['x_app_flag']);
+  expect(legacy.seen[0]?.headers['x-forwarded-for']).toBe('127.0.0.1');
+});
+
 test('hop-by-hop response headers are stripped and the framing is redone', async () => {
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
