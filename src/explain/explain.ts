@@ -6,6 +6,7 @@ import { bucketOf, inPercent } from '../routing/bucket.js';
 import { effectiveWeight, explainDecision, REFUSED_METHODS, type EffectiveWeights } from '../routing/decide.js';
 import { identify, type Caller } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
+import { sameRouteWithoutParameters } from '../routing/route.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
 
@@ -103,6 +104,12 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   }
 
   const route = decision.route;
+  if (!sameRouteWithoutParameters(snapshot.routes, view, route)) {
+    report.respond = 400;
+    report.route = null;
+    notes.push('ficus refuses this path: without its ;parameters, as a servlet container reads it, it would match another route');
+    return report;
+  }
   if (route?.action.kind === 'proxy' && route.action.canary !== undefined && audience !== undefined) {
     const canary = route.action.canary;
     // Live explain splits as the proxy does right now: at the canary's effective weight.

@@ -8,6 +8,7 @@ import { Audience } from '../routing/audience.js';
 import { decide, REFUSED_METHODS, type Side } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
+import { sameRouteWithoutParameters } from '../routing/route.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
@@ -99,6 +100,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
 
   const decision = decide(snapshot, view, generation.canaries);
   const route = decision.route;
+  if (!sameRouteWithoutParameters(snapshot.routes, view, route)) return refuse(400, true, target.path, extraHeaders);
   if (route === undefined) return refuse(404, false, target.path, extraHeaders);
   const action = route.action;
   if (action.kind === 'respond') return { kind: 'respond', route, action, path: target.path, extraHeaders };

@@ -101,3 +101,13 @@ function removeDotSegments(path: string): string | { ok: false; reason: string }
   }
   return `/${out.join('/')}`;
 }
+
+/**
+ * The path as Tomcat (and other servlet containers) read it: `;parameters` removed from every
+ * segment, then normalized again (`/;x/admin` is `/admin` there). `undefined` when the path has
+ * none, so that the usual request pays one `includes`.
+ */
+export function withoutPathParameters(path: string): string | { ok: false; reason: string } | undefined {
+  if (!path.includes(';')) return undefined;
+  return normalizePath(path.replace(/;[^/]*/g, ''));
+}

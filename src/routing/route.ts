@@ -1,6 +1,7 @@
 import type { RouteDef } from '../config/snapshot.js';
 import { firstSegment } from './match.js';
-import type { RequestView } from './request-view.js';
+import { withoutPathParameters } from './normalize.js';
+import { RequestView } from './request-view.js';
 
 /** First route, in file order, whose every condition holds (SPEC §1.2). */
 export function firstMatch(routes: readonly RouteDef[], request: RequestView): RouteDef | undefined {
@@ -49,4 +50,19 @@ export class RouteIndex {
   candidates(path: string): readonly RouteDef[] {
     return this.#bySegment.get(firstSegment(path)) ?? this.#unpinned;
   }
+}
+
+/**
+ * `/secret;jsessionid=1` is `/secret` to a servlet container, and `/;/admin` is `/admin`: a
+ * path whose parameters, removed, would pick another route could reach a resource its own
+ * route guards. Such a request is refused (400); one whose parameters change nothing (a
+ * `/cars;color=red` under `path: /cars`) is forwarded as it came.
+ */
+export function sameRouteWithoutParameters(routes: readonly RouteDef[], view: RequestView, route: RouteDef | undefined): boolean {
+  const stripped = withoutPathParameters(view.path);
+  if (stripped === undefined) return true;
+  if (typeof stripped !== 'string') return false;
+  const other = new RequestView(view.method, stripped, view.search, view.host, view.headers);
+  other.audience = view.audience;
+  return firstMatch(routes, other) === route;
 }

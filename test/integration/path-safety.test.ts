@@ -92,3 +92,34 @@ test.each<[string, number, string | undefined]>([
   expect(upstream.seen.map((seen) => seen.url)).toEqual(forwarded === undefined ? [] : [forwarded]);
   for (const seen of upstream.seen) expect(asUpstreamReads(seen.url)).toMatch(/^\/public(\/|$)/);
 });
+
+/*
+ * Path parameters, as a servlet container reads them: `/secret;jsessionid=1` is `/secret`, and
+ * `/;x/admin` is `/admin`. A request whose parameters, removed, would pick another route is
+ * refused; one whose parameters change nothing is forwarded as it came.
+ */
+test.each<[string, number, string | undefined]>([
+  ['/;/admin/users', 400, undefined],
+  ['/;x=1/admin/users', 400, undefined],
+  ['/public/..;/admin', 400, undefined],
+  ['/secret;jsessionid=1', 400, undefined],
+  ['/;/secret', 400, undefined],
+  ['/manager;x/html', 400, undefined],
+  ['/admin;x', 403, undefined],
+  ['/cars;color=red', 200, '/cars;color=red'],
+  ['/public/page;v=1', 200, '/public/page;v=1'],
+])('%s → %i (path parameters)', async (target, status, forwarded) => {
+  const upstream = await startUpstream('public');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  public: { url: ${upstream.url} }
+routes:
+  - { name: admin, match: { path: /admin }, respond: { status: 403, body: internal } }
+  - { name: secret, match: { exact: /secret }, respond: { status: 403, body: internal } }
+  - { name: manager, match: { path: /manager/ }, respond: { status: 403, body: internal } }
+  - { name: rest, match: { path: / }, to: public }
+`),
+  );
+  expect(await rawStatus(Number(new URL(proxy.app.proxyUrl).port), target)).toBe(status);
+  expect(upstream.seen.map((r) => r.url)).toEqual(forwarded === undefined ? [] : [forwarded]);
+});

@@ -95,6 +95,14 @@ describe('the route, and why the earlier ones did not match', () => {
     expect(report.notes.join('\n')).toMatch(/refuses/);
   });
 
+  test('a path whose ;parameters, removed, would match another route is explained as the 400 the proxy answers', () => {
+    const report = run({ url: '/;x/invoices/export' }, OFF);
+    expect(report).toMatchObject({ route: null, respond: 400 });
+    expect(report.notes.join('\n')).toMatch(/;parameters/);
+    // Parameters that change nothing are no reason to refuse.
+    expect(run({ url: '/account;v=2' }, OFF)).toMatchObject({ route: 'rest', forward: 'GET /account;v=2' });
+  });
+
   test('a request target ficus refuses is explained as 400, with the reason', () => {
     const report = run({ url: '/a/%00' });
     expect(report).toMatchObject({ route: null, respond: 400 });
