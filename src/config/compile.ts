@@ -34,6 +34,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     admin: source.admin,
     limits: {
       headerTimeoutMs: durationOr(source.limits?.headerTimeout, DEFAULTS.headerTimeoutMs),
+      bodyTimeoutMs: durationOr(source.limits?.bodyTimeout, DEFAULTS.bodyTimeoutMs),
       maxHeaderBytes: source.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       maxHeaderCount: source.limits?.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
       maxBodyBytes: source.limits?.maxBodyBytes,

@@ -4,6 +4,8 @@ export const DEFAULTS = {
   responseMs: 30_000,
   idleMs: 60_000,
   headerTimeoutMs: 10_000,
+  // nginx's client_body_timeout.
+  bodyTimeoutMs: 60_000,
   maxHeaderBytes: 16_384,
   maxHeaderCount: 100,
   drainTimeoutMs: 30_000,

@@ -39,6 +39,8 @@ export interface Snapshot {
 
 export interface Limits {
   readonly headerTimeoutMs: number;
+  /** The longest the client may leave its request body stalled while ficus waits for it. */
+  readonly bodyTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxHeaderCount: number;
   readonly maxBodyBytes: number | undefined;

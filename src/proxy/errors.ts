@@ -20,6 +20,7 @@ export interface Fault {
 
 export const CLIENT_ABORT: Fault = Object.freeze({ kind: 'client_abort', status: 0, upstream: false, beforeSend: false, message: 'client went away' });
 const TOO_LARGE: Fault = Object.freeze({ kind: 'too_large', status: 413, upstream: false, beforeSend: false, message: 'request body over limits.maxBodyBytes' });
+const STALLED: Fault = Object.freeze({ kind: 'client_error', status: 408, upstream: false, beforeSend: false, message: 'request body stalled past limits.bodyTimeout' });
 const LENGTH_MISMATCH: Fault = Object.freeze({ kind: 'client_error', status: 400, upstream: false, beforeSend: false, message: 'request body does not match its Content-Length' });
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
@@ -32,6 +33,7 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'ECONNABOR
 export function classify(error: unknown, clientFault: BodyFault | undefined): Fault {
   if (clientFault === 'client_abort') return CLIENT_ABORT;
   if (clientFault === 'too_large') return TOO_LARGE;
+  if (clientFault === 'stalled') return STALLED;
   const err = error as { code?: unknown; message?: unknown } | null | undefined;
   const code = typeof err?.code === 'string' ? err.code : '';
   const message = typeof err?.message === 'string' ? err.message : String(error);

@@ -152,7 +152,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
       const path = action.rewrite(plan.path) + plan.query;
       // Only a bodyless request can be sent twice: a body is streamed once, never kept.
-      const body = hasBody ? new RequestBody(req, maxBody) : null;
+      const body = hasBody ? new RequestBody(req, maxBody, snapshot.limits.bodyTimeoutMs) : null;
       const retryable = body === null && RETRYABLE_METHODS.has(method);
       // The copy reads the primary's answer through the tap; the primary never waits for it.
       const tap = action.shadow === undefined ? undefined : deps.shadow?.copy(generation, req, plan, action.shadow, headers, path, requestId);

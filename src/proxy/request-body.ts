@@ -8,7 +8,7 @@ export function hasRequestBody(req: IncomingMessage): boolean {
 }
 
 /** Why a request body ended early on the client's side. */
-export type BodyFault = 'client_abort' | 'too_large';
+export type BodyFault = 'client_abort' | 'too_large' | 'stalled';
 
 /**
  * The client's request body as undici reads it, with backpressure: push() refusing pauses the
@@ -26,15 +26,26 @@ export class RequestBody extends Readable {
   readonly #req: IncomingMessage;
   #remaining: number;
   #ended = false;
+  /**
+   * Runs only while ficus waits on the client (not while the upstream's backpressure holds the
+   * client paused): a body stalled that long pins an upstream connection for nothing.
+   */
+  #stall: NodeJS.Timeout | undefined;
+  readonly #stallMs: number;
 
   readonly #onData = (chunk: Buffer): void => {
     this.#remaining -= chunk.length;
     if (this.#remaining < 0) return this.#fail('too_large');
-    if (!this.push(chunk)) this.#req.pause();
+    if (this.push(chunk)) this.#waitForClient();
+    else {
+      this.#stopWaiting();
+      this.#req.pause();
+    }
   };
 
   readonly #onEnd = (): void => {
     this.#ended = true;
+    this.#stopWaiting();
     this.push(null);
   };
 
@@ -42,16 +53,19 @@ export class RequestBody extends Readable {
     if (!this.#ended) this.#fail('client_abort');
   };
 
-  constructor(req: IncomingMessage, maxBytes: number | undefined) {
+  constructor(req: IncomingMessage, maxBytes: number | undefined, stallMs: number) {
     super();
     this.#req = req;
     this.#remaining = maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#stallMs = stallMs;
+    this.#waitForClient();
     req.on('data', this.#onData);
     req.on('end', this.#onEnd);
     req.on('close', this.#onClose);
   }
 
   override _read(): void {
+    if (!this.#ended && !this.fault) this.#waitForClient();
     this.#req.resume();
   }
 
@@ -64,10 +78,25 @@ export class RequestBody extends Readable {
     if (this.fault || this.destroyed) return;
     this.fault = fault;
     this.#detach();
-    this.destroy(Object.assign(new Error(fault === 'too_large' ? 'request body too large' : 'client went away'), { code: 'FICUS_BODY' }));
+    const message = fault === 'too_large' ? 'request body too large' : fault === 'stalled' ? 'request body stalled' : 'client went away';
+    this.destroy(Object.assign(new Error(message), { code: 'FICUS_BODY' }));
+  }
+
+  #waitForClient(): void {
+    if (this.#stall !== undefined) this.#stall.refresh();
+    else {
+      this.#stall = setTimeout(() => this.#fail('stalled'), this.#stallMs);
+      this.#stall.unref();
+    }
+  }
+
+  #stopWaiting(): void {
+    clearTimeout(this.#stall);
+    this.#stall = undefined;
   }
 
   #detach(): void {
+    this.#stopWaiting();
     const req = this.#req;
     req.off('data', this.#onData);
     req.off('end', this.#onEnd);

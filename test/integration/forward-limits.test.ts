@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
@@ -93,4 +94,43 @@ test('a slowloris connection that never finishes its headers is closed after hea
   expect(elapsed).toBeGreaterThanOrEqual(250);
   expect(elapsed).toBeLessThan(2_000);
   expect(legacy.seen).toHaveLength(0);
+});
+
+test('a request body stalled past limits.bodyTimeout gets 408, and its upstream request is let go', async () => {
+  let upstreamCut: Promise<unknown> | undefined;
+  const legacy = await startUpstream('legacy', (req, res) => {
+    upstreamCut = new Promise((resolve) => req.on('close', resolve));
+    // ficus aborting the upload reads here as an aborted request.
+    req.on('error', () => undefined);
+    req.resume();
+    req.on('end', () => res.end('whole'));
+  });
+  const proxy = await startProxy(routesYaml(`limits: { bodyTimeout: 300ms }\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const port = Number(new URL(proxy.app.proxyUrl).port);
+  const started = performance.now();
+  // Ten bytes of a hundred, then nothing: the connection stays open, so only the timer can end it.
+  const response = await exchange(port, `POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\n${'x'.repeat(10)}`);
+  expect(statusOf(response)).toBe(408);
+  expect(performance.now() - started).toBeLessThan(5_000);
+  await upstreamCut;
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  // The client's stall is not the endpoint's failure.
+  expect(metrics).not.toMatch(/^ficus_upstream_errors_total\{/m);
+});
+
+test('a body that keeps coming, however slowly, is never cut by limits.bodyTimeout', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(routesYaml(`limits: { bodyTimeout: 300ms }\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  async function* trickle() {
+    for (let i = 0; i < 12; i++) {
+      yield 'x'.repeat(10);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  const started = performance.now();
+  const res = await request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body: Readable.from(trickle()) });
+  expect(res.statusCode).toBe(200);
+  expect(await res.body.json()).toMatchObject({ bytes: 120 });
+  // Longer than the timeout in all, so it is the gaps that are timed, not the whole.
+  expect(performance.now() - started).toBeGreaterThan(3 * 300);
 });
