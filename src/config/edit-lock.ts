@@ -27,7 +27,8 @@ export async function lockForEdit(file: string): Promise<{ release: () => Promis
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    // Written but not yet filled in: its owner is between two lines above.
+    // An empty lock is one being written (wait for it); one naming a process that is gone is
+    // stale (take it over).
     if (Number.isInteger(holder) && !alive(holder)) {
       await rm(path, { force: true });
       continue;

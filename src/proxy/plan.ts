@@ -13,8 +13,6 @@ import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 
-/** CONNECT is answered by the edge server itself; TRACE would echo credentials back. */
-
 export type ProxyAction = Extract<RouteAction, { kind: 'proxy' }>;
 export type RespondAction = Extract<RouteAction, { kind: 'respond' }>;
 

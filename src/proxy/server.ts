@@ -70,7 +70,6 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   return server;
 }
 
-
 /**
  * RFC 9112 §3.2: an HTTP/1.1 request without Host, with more than one Host line, or with a Host
  * that is no host[:port] gets 400. Node keeps only the first of several, so the raw lines are

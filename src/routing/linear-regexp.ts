@@ -10,7 +10,8 @@ setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks'
 /**
  * Compiles a pattern from routes.yaml so that no request can make matching it take more than
  * linear time (as RE2 gives Envoy). Throws for a pattern only a backtracking engine can run: a
- * backreference or a lookaround.
+ * backreference or a lookaround. V8's linear engine also declines a counted repetition over 16
+ * (`{36}`); such a pattern is accepted and runs on the backtracking engine alone, as before.
  */
 export function linearRegExp(pattern: string): RegExp {
   // Compiled as it will run first, so that a syntax error reads as it always does.
@@ -20,7 +21,12 @@ export function linearRegExp(pattern: string): RegExp {
     // eslint-disable-next-line no-invalid-regexp
     new RegExp(pattern, 'l');
   } catch {
-    throw new SyntaxError(`/${pattern}/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy`);
+    if (BACKTRACKING_ONLY.test(pattern)) {
+      throw new SyntaxError(`/${pattern}/ cannot be matched in linear time (it has a backreference or a lookahead/lookbehind), so a request could make it stall the proxy`);
+    }
   }
   return regex;
 }
+
+/** A backreference (`\1`, `\k<name>`) or a lookaround (`(?=`, `(?!`, `(?<=`, `(?<!`). */
+const BACKTRACKING_ONLY = /\\[1-9]|\\k<|\(\?<?[=!]/;
