@@ -42,3 +42,15 @@ test('the README lists every log event ficus writes', async () => {
   const readme = await read('README.md');
   expect(Object.values(EVENT).filter((event) => !readme.includes(`\`${event}\``) && !readme.includes(`"${event}"`))).toEqual([]);
 });
+
+test('the benchmark\'s routes file is one ficus accepts', async () => {
+  // bench/ is not in the image's build context: this check runs from a clone only.
+  const routes = new URL('../../bench/lib/routes.js', import.meta.url);
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(routes)) return;
+  const { benchRoutesYaml } = (await import(routes.href)) as { benchRoutesYaml: (o: Record<string, unknown>) => { yaml: string } };
+  const { parseRoutes } = await import('../../src/config/load.js');
+  const { yaml } = benchRoutesYaml({ port: 1, adminPort: 2, app: 'http://127.0.0.1:3', sink: 'http://127.0.0.1:4', unused: (i: number) => `http://127.0.0.1:${10 + i}` });
+  const loaded = parseRoutes(yaml, 'bench.yaml', {});
+  expect(loaded.ok ? [] : loaded.issues.map((i) => `${i.line}:${i.col} ${i.path}: ${i.message}`)).toEqual([]);
+});
