@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { RespondAction } from './plan.js';
 import { configuredAnswer, errorAnswer } from './local-response.js';
 
@@ -25,4 +26,20 @@ export function configuredResponse(action: RespondAction, extraHeaders: readonly
   const { fields, body } = configuredAnswer(action);
   const head = Buffer.from(responseHead(action.status, [...fields, 'connection', 'close', ...(extraHeaders ?? [])]), 'latin1');
   return action.status === 204 || action.status === 304 ? head : Buffer.concat([head, body]);
+}
+
+/** How long a client may keep its side open after ficus's last answer on a connection it gave up. */
+const LINGER_MS = 2_000;
+
+/**
+ * Writes a last answer and ends the connection. A socket the HTTP server gave up (an upgrade, a
+ * CONNECT, a parse error) is out of reach of its `closeAllConnections()`, and allows half-open
+ * connections: a client that never closes its side would hold it, and a drain, for ever. It
+ * gets a moment to read the answer (an immediate destroy could reset it away), then is closed.
+ */
+export function endWith(socket: Duplex, answer: string | Buffer): void {
+  socket.end(answer);
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }

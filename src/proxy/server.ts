@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
 import { sendError } from './local-response.js';
-import { errorResponse } from './raw-response.js';
+import { endWith, errorResponse } from './raw-response.js';
 
 /**
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
@@ -56,7 +56,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   // the connection. ficus is no forward proxy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    socket.end(errorResponse(405, randomUUID()));
+    endWith(socket, errorResponse(405, randomUUID()));
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
@@ -65,7 +65,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     }
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     // No request was read, so there is no id to carry on: the answer gets a fresh one to quote.
-    socket.end(errorResponse(status, randomUUID()));
+    endWith(socket, errorResponse(status, randomUUID()));
   });
   return server;
 }

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/snapshot.js';
 import { EVENT } from '../observe/log.js';
-import { errorResponse } from './raw-response.js';
+import { endWith, errorResponse } from './raw-response.js';
 import { hostIsSound } from './server.js';
 import { isWebSocket, plainHead } from './upgrade.js';
 import { CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS, WebSocketUpgrade, type TunnelDeps, type UpgradeRegistry } from './ws-upgrade.js';
@@ -53,13 +53,13 @@ export class Tunnels {
     // more requests on it, and an upgrade parsed before then must not be served either.
     if (socket.writableEnded || socket.destroyed || earlier?._last === true || earlier?.shouldKeepAlive === false) return void socket.destroy();
     if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
-    if (!hostIsSound(req)) return void socket.end(errorResponse(400, randomUUID()));
+    if (!hostIsSound(req)) return endWith(socket, errorResponse(400, randomUUID()));
     if (!isWebSocket(req)) return this.#replay(req, socket, head);
     try {
       new WebSocketUpgrade(this.deps, this.#registry, req, socket).start(head);
     } catch (error) {
       this.deps.logger.error({ event: EVENT.internalError, err: error }, 'websocket upgrade failed');
-      socket.end(errorResponse(500, randomUUID()));
+      endWith(socket, errorResponse(500, randomUUID()));
     }
   }
 

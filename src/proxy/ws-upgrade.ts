@@ -10,7 +10,7 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import { acceptRequestId, clientResponseHeaders, dropContentLength, upstreamRequestHeaders } from './headers.js';
 import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
-import { configuredResponse, errorResponse, responseHead } from './raw-response.js';
+import { configuredResponse, endWith, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
 import { askUpstream } from './ws-handshake.js';
 import { movedIn, Tunnel } from './ws-relay.js';
@@ -77,7 +77,7 @@ export class WebSocketUpgrade {
     const { req, client, registry } = this;
     const generation = this.deps.current();
     const answer = (status: number, response: string | Buffer): void => {
-      client.end(response);
+      endWith(client, response);
       this.#answered(status);
     };
 

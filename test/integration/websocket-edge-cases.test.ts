@@ -215,3 +215,17 @@ test('during a drain, an upgrade on a connection still open gets 503 and never r
   expect(chat.connections).toHaveLength(0);
   expect(chat.plain).toHaveLength(0);
 });
+
+test('a drain ends though a client answered with a refusal keeps its side of the connection open', async () => {
+  const chat = await startWsUpstream('chat');
+  const proxy = await startProxy(chatYaml(chat.url));
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1', allowHalfOpen: true });
+  onTestFinished(() => void client.destroy());
+  let received = '';
+  client.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  // No route: ficus answers 404 itself and ends its side; this client never ends its own.
+  client.write(UPGRADE.replace('GET /chat ', 'GET /nope '));
+  await once(client, 'end');
+  expect(received).toMatch(/^HTTP\/1\.1 404 /);
+  expect(await within(proxy.app.drain(), 5_000, 'drained')).toBe('drained');
+});
