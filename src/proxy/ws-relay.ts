@@ -119,7 +119,7 @@ export class Tunnel {
   start(head: Buffer, upstreamHead: Buffer): void {
     for (const [from, to, relay] of [[this.client, this.upstream, this.#toUpstream], [this.upstream, this.client, this.#toClient]] as const) {
       from.on('data', (chunk: Buffer) => relay.push(chunk));
-      from.on('end', () => to.end());
+      from.on('end', () => this.#halfClosed(to));
       from.on('close', () => this.#socketClosed(to));
     }
     this.client.resume();
@@ -160,6 +160,21 @@ export class Tunnel {
   #maybeEnd(): void {
     if (this.#clientAnswered && this.#toClient.injected) this.client.end();
     if (this.#upstreamAnswered && this.#toUpstream.injected) this.upstream.end();
+  }
+
+  /**
+   * One peer finished sending: the other is told (a FIN), and has HALF_CLOSED_MS to finish too.
+   * Sockets given up by the HTTP server allow half-open connections, so without this bound a
+   * client gone quiet behind a silent upstream would hold the tunnel (and the gauge) for ever.
+   */
+  #halfClosed(other: Duplex): void {
+    other.end();
+    this.#timers.push(
+      setTimeout(() => {
+        this.client.destroy();
+        this.upstream.destroy();
+      }, HALF_CLOSED_MS),
+    );
   }
 
   #socketClosed(other: Duplex): void {

@@ -229,3 +229,21 @@ test('a drain ends though a client answered with a refusal keeps its side of the
   expect(received).toMatch(/^HTTP\/1\.1 404 /);
   expect(await within(proxy.app.drain(), 5_000, 'drained')).toBe('drained');
 });
+
+test('a client that half-closes its tunnel behind an upstream that stays silent is let go after the half-closed bound', async () => {
+  const { chat, next } = await silentUpstream();
+  const proxy = await startProxy(chatYaml(chat.url));
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1', allowHalfOpen: true });
+  onTestFinished(() => void client.destroy());
+  client.on('data', () => undefined);
+  client.write(UPGRADE);
+  const held = await next();
+  // The upstream answers the upgrade, then never writes nor closes again, whatever it is sent.
+  held.socket.removeAllListeners('end');
+  answer101(held);
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_websocket_tunnels')).toBe(1), { timeout: 2_000, interval: 10 });
+  // The client finishes sending (a FIN) and waits, its side open.
+  client.end();
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_websocket_tunnels')).toBe(0), { timeout: 8_000, interval: 50 });
+  await vi.waitFor(() => expect(proxy.logs.some((l) => l.event === 'access' && l.upgrade === 'websocket')).toBe(true), { timeout: 2_000, interval: 10 });
+}, 15_000);
