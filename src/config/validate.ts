@@ -191,10 +191,8 @@ function checkService(name: string, service: Fields, problem: Report): void {
  */
 function checkUrlPath(url: string, path: (string | number)[], problem: Report): void {
   if (!URL.canParse(url)) return;
-  const pathname = new URL(url).pathname;
-  const normalized = normalizePath(pathname);
-  if (typeof normalized !== 'string') problem(path, `the URL's path "${pathname}": ${normalized.reason}`);
-  else if (normalized !== pathname) problem(path, `the URL's path "${pathname}" is not a normalized path (write "${normalized}")`);
+  const unsound = unnormalized(new URL(url).pathname);
+  if (unsound !== undefined) problem(path, `the URL's path ${unsound}`);
 }
 
 const ENDPOINT_KEYS = ['url', 'urls'] as const;
@@ -227,10 +225,15 @@ function isHostPattern(host: string): boolean {
 /** Matching compares normalized paths, so a prefix written otherwise could never match as written. */
 function checkPath(value: unknown, path: (string | number)[], problem: Report): void {
   if (!PathPrefix.safeParse(value).success) return;
-  const text = value as string;
+  const unsound = unnormalized(value as string);
+  if (unsound !== undefined) problem(path, unsound);
+}
+
+/** Why `text` is not a path ficus would match as written, quoting it; undefined when it is. */
+function unnormalized(text: string): string | undefined {
   const normalized = normalizePath(text);
-  if (typeof normalized !== 'string') problem(path, `"${text}": ${normalized.reason}`);
-  else if (normalized !== text) problem(path, `"${text}" is not a normalized path (write "${normalized}")`);
+  if (typeof normalized !== 'string') return `"${text}": ${normalized.reason}`;
+  return normalized === text ? undefined : `"${text}" is not a normalized path (write "${normalized}")`;
 }
 
 function checkRegex(source: unknown, path: (string | number)[], problem: Report): void {

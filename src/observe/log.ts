@@ -50,7 +50,7 @@ const lineSinks = new WeakMap<Logger, LineSink>();
  * Makes `logger` (built with `base`) say where its lines go, so that the access log can write
  * its lines there itself (observe/access-log.ts). The sink must be the logger's own stream.
  */
-export function withLineSink(logger: Logger, base: Record<string, string>, write: (line: string) => unknown): Logger {
+export function withLineSink(logger: Logger, base: Readonly<Record<string, string>>, write: (line: string) => unknown): Logger {
   const bindings = Object.entries(base).map(([key, value]) => `,${JSON.stringify(key)}:${JSON.stringify(value)}`).join('');
   lineSinks.set(logger, { write, bindings });
   return logger;
@@ -60,8 +60,8 @@ export function lineSinkOf(logger: Logger): LineSink | undefined {
   return lineSinks.get(logger);
 }
 
-// `name`, as pino's own option would write it: `service` is the field that names an upstream.
-const BASE = { name: 'ficus' };
+/** On every line: `name`, as pino's own option would write it; `service` names an upstream. */
+export const LOG_BASE: Readonly<Record<string, string>> = { name: 'ficus' };
 
 export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines
@@ -69,7 +69,7 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Log
   // (minLength 0) and flushes synchronously on exit.
   const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS });
   const batch = new LineBatch(destination);
-  const logger = pino({ level, base: BASE }, batch);
+  const logger = pino({ level, base: LOG_BASE }, batch);
   // A quiet proxy would otherwise sit on a reload error or an ejection until a batch fills.
   setInterval(() => {
     try {
@@ -78,5 +78,5 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Log
       // Destroyed at exit: nothing left to flush.
     }
   }, FLUSH_INTERVAL_MS).unref();
-  return withLineSink(logger, BASE, (line) => batch.write(line));
+  return withLineSink(logger, LOG_BASE, (line) => batch.write(line));
 }

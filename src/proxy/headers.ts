@@ -78,11 +78,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
     const lower = name.toLowerCase();
-    if (DROPPED.has(lower) || named?.has(lower) || lower.startsWith('x-ficus-') || lower.startsWith('proxy-')) continue;
-    if (secret !== undefined && secret.includes(lower)) continue;
-    // CGI, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`: a field that is one of
-    // ficus's own with `_` for `-` is dropped, as nginx drops underscored names by default.
-    if (lower.includes('_') && ownField(lower.replaceAll('_', '-'), secret)) continue;
+    if (named?.has(lower)) continue;
     if (FORWARDING.has(lower)) {
       if (!ctx.trusted) continue;
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor ? `${forwardedFor}, ${value}` : value;
@@ -91,6 +87,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
       else forwarded = forwarded ? `${forwarded}, ${value}` : value;
       continue;
     }
+    // CGI, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`: ficus's own fields are
+    // dropped in either spelling, as nginx drops underscored names by default.
+    if (ownField(lower.includes('_') ? lower.replaceAll('_', '-') : lower, secret)) continue;
     out.push(name, value);
   }
   // RFC 7239 §6: an address that cannot be told is "unknown", never an empty field.
@@ -111,7 +110,7 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
   return out;
 }
 
-/** A name ficus sets, drops or keeps for itself (with `_` already read as `-`). */
+/** A name ficus sets, drops or keeps for itself (with `_` already read as `-`): never copied from the client. */
 function ownField(name: string, secret: readonly string[] | undefined): boolean {
   return DROPPED.has(name) || FORWARDING.has(name) || name.startsWith('x-ficus-') || name.startsWith('proxy-') || secret?.includes(name) === true;
 }

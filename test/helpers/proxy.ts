@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { onTestFinished } from 'vitest';
 import { startApp, type AppOptions, type RunningApp } from '../../src/app.js';
-import { withLineSink } from '../../src/observe/log.js';
+import { LOG_BASE, withLineSink } from '../../src/observe/log.js';
 
 export interface LogLine {
   level: number;
@@ -33,7 +33,7 @@ export function memoryLogger(): { logger: Logger; lines: LogLine[] } {
     },
   });
   // Built as ficus builds its own logger, so access lines take the same direct path here.
-  const base = { name: 'ficus' };
+  const base = LOG_BASE;
   return { logger: withLineSink(pino({ level: 'debug', base }, sink), base, (line) => sink.write(line)), lines };
 }
 

@@ -11,7 +11,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js';
  * upstream decodes and resolves it; anything ficus cannot read one way only is refused with 400.
  */
 
-async function setup(): Promise<{ proxy: TestProxy; upstream: Upstream; port: number }> {
+async function setup(moreRoutes = ''): Promise<{ proxy: TestProxy; upstream: Upstream; port: number }> {
   const upstream = await startUpstream('public');
   const proxy = await startProxy(
     routesYaml(`services:
@@ -19,7 +19,7 @@ async function setup(): Promise<{ proxy: TestProxy; upstream: Upstream; port: nu
 routes:
   - { name: admin, match: { path: /admin }, respond: { status: 403, body: internal } }
   - { name: public, match: { path: /public }, to: public }
-`),
+${moreRoutes}`),
   );
   return { proxy, upstream, port: Number(new URL(proxy.app.proxyUrl).port) };
 }
@@ -109,17 +109,10 @@ test.each<[string, number, string | undefined]>([
   ['/cars;color=red', 200, '/cars;color=red'],
   ['/public/page;v=1', 200, '/public/page;v=1'],
 ])('%s → %i (path parameters)', async (target, status, forwarded) => {
-  const upstream = await startUpstream('public');
-  const proxy = await startProxy(
-    routesYaml(`services:
-  public: { url: ${upstream.url} }
-routes:
-  - { name: admin, match: { path: /admin }, respond: { status: 403, body: internal } }
-  - { name: secret, match: { exact: /secret }, respond: { status: 403, body: internal } }
+  const { upstream, port } = await setup(`  - { name: secret, match: { exact: /secret }, respond: { status: 403, body: internal } }
   - { name: manager, match: { path: /manager/ }, respond: { status: 403, body: internal } }
   - { name: rest, match: { path: / }, to: public }
-`),
-  );
-  expect(await rawStatus(Number(new URL(proxy.app.proxyUrl).port), target)).toBe(status);
+`);
+  expect(await rawStatus(port, target)).toBe(status);
   expect(upstream.seen.map((r) => r.url)).toEqual(forwarded === undefined ? [] : [forwarded]);
 });

@@ -3,13 +3,13 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { expect, test } from 'vitest';
 import { AccessLog, hundredths, type AccessFields } from '../../../src/observe/access-log.js';
-import { withLineSink } from '../../../src/observe/log.js';
+import { LOG_BASE, withLineSink } from '../../../src/observe/log.js';
 
 /** Two loggers on one base: one whose access lines go straight to its sink, one through pino. */
 function loggers(level = 'info') {
   const fast: string[] = [];
   const slow: string[] = [];
-  const base = { name: 'ficus' };
+  const base = LOG_BASE;
   const sinkOf = (into: string[]) => new Writable({ write: (chunk: Buffer, _e, done) => (into.push(chunk.toString()), done()) });
   const direct = pino({ level, base }, sinkOf(fast));
   withLineSink(direct, base, (line) => fast.push(line));
@@ -48,6 +48,8 @@ test.each([
   const strip = (line: string) => line.replace(/"time":\d+/, '"time":0');
   expect(strip(fast[0] as string)).toBe(strip(slow[0] as string));
   expect(JSON.parse(fast[0] as string)).toMatchObject({ level: 30, event: 'access', path: fields.path });
+  // One `service` per line, the request's: a base binding of the same name would write it twice.
+  expect((fast[0] as string).match(/"service":/g)).toHaveLength(1);
 });
 
 test('a logger above info writes no access line', () => {
