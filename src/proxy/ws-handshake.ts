@@ -10,6 +10,9 @@ const EARLY_BYTES = 64 * 1024;
 
 const CONNECT_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: true, message: 'connect timeout' });
 const RESPONSE_TIMEOUT: Fault = Object.freeze({ kind: 'timeout', status: 504, upstream: true, beforeSend: false, message: 'no answer to the upgrade within timeouts.response' });
+// RFC 9110 §15.2.2: a 101 names the protocols switched to. Node reads one without Upgrade as a
+// plain response; relayed, it would tell the client a switch happened that did not.
+const NO_UPGRADE: Fault = Object.freeze({ kind: 'protocol', status: 502, upstream: true, beforeSend: false, message: '101 without Upgrade' });
 const DRAINING: Fault = Object.freeze({ kind: 'unavailable', status: 503, upstream: false, beforeSend: false, message: 'draining' });
 
 /** How a handshake ended; exactly one is called. */
@@ -77,6 +80,10 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
     });
   });
   upstream.on('response', (res) => {
+    if (res.statusCode === 101) {
+      res.destroy();
+      return fail(NO_UPGRADE);
+    }
     if (!settle()) return void res.destroy();
     outcome.refused(res);
   });

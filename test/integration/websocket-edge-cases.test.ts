@@ -247,3 +247,18 @@ test('a client that half-closes its tunnel behind an upstream that stays silent 
   await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_websocket_tunnels')).toBe(0), { timeout: 8_000, interval: 50 });
   await vi.waitFor(() => expect(proxy.logs.some((l) => l.event === 'access' && l.upgrade === 'websocket')).toBe(true), { timeout: 2_000, interval: 10 });
 }, 15_000);
+
+test('an upstream 101 without Upgrade is no switch of protocols: the client gets 502, counted against the endpoint', async () => {
+  const { chat, next } = await silentUpstream();
+  const proxy = await startProxy(chatYaml(chat.url));
+  const arrived = next();
+  const pending = rawExchange(portOf(proxy.app.proxyUrl), UPGRADE);
+  const upstream = await arrived;
+  // Node's parser reads a 101 lacking Upgrade as a plain response, not an upgrade.
+  upstream.socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n');
+  const { statuses, closed } = await pending;
+  expect(statuses).toEqual([502]);
+  expect(closed).toBe(true);
+  expect(await metricSum(proxy.app, 'ficus_upstream_errors_total', { kind: 'protocol' })).toBe(1);
+  expect(await metricSum(proxy.app, 'ficus_requests_total', { route: 'chat', code: '502' })).toBe(1);
+});
