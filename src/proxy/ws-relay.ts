@@ -96,6 +96,7 @@ export class Tunnel {
   #clientAnswered = false;
   #upstreamAnswered = false;
   #closedSockets = 0;
+  #graceMs = 0;
   readonly #timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -104,8 +105,8 @@ export class Tunnel {
     private readonly upstream: Duplex,
     private readonly onEnd: () => void,
   ) {
-    this.#toUpstream = new Relay(client, upstream, () => goingAwayFrame(randomBytes(4)), (opcode) => this.#frameFrom('client', opcode), () => this.#maybeEnd());
-    this.#toClient = new Relay(upstream, client, () => goingAwayFrame(), (opcode) => this.#frameFrom('upstream', opcode), () => this.#maybeEnd());
+    this.#toUpstream = new Relay(client, upstream, () => goingAwayFrame(randomBytes(4)), (opcode) => this.#frameFrom('client', opcode), () => this.#closeSent(upstream));
+    this.#toClient = new Relay(upstream, client, () => goingAwayFrame(), (opcode) => this.#frameFrom('upstream', opcode), () => this.#closeSent(client));
   }
 
   get bytesIn(): number {
@@ -128,7 +129,10 @@ export class Tunnel {
     if (head.length > 0) this.#toUpstream.push(head);
   }
 
-  /** Close 1001 both ways at the next frame boundaries; end the sockets after `graceMs`, destroy them at `deadlineMs`. */
+  /**
+   * Close 1001 both ways at the next frame boundaries; each socket is ended `graceMs` after our
+   * Close went out on it, and both are destroyed at `deadlineMs`.
+   */
   shutdown(graceMs: number, deadlineMs: number): void {
     // Asked again (a drain after a reload closed it): only an earlier deadline can matter.
     this.#timers.push(
@@ -139,14 +143,19 @@ export class Tunnel {
     );
     if (this.#closing) return;
     this.#closing = true;
+    this.#graceMs = graceMs;
     this.#toClient.stop();
     this.#toUpstream.stop();
-    this.#timers.push(
-      setTimeout(() => {
-        this.client.end();
-        this.upstream.end();
-      }, graceMs),
-    );
+  }
+
+  /**
+   * Our Close is out on `to`'s connection: it has the grace to answer. Timed from here, not from
+   * the request to close: ending a socket while a large frame is still being relayed to it
+   * would cut the frame, and the Close behind it, short.
+   */
+  #closeSent(to: Duplex): void {
+    this.#timers.push(setTimeout(() => to.end(), this.#graceMs));
+    this.#maybeEnd();
   }
 
   #frameFrom(peer: 'client' | 'upstream', opcode: number): void {

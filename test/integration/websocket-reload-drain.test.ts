@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { expect, test, vi } from 'vitest';
 import type { RunningApp } from '../../src/app.js';
+import { CLOSE_GRACE_MS } from '../../src/proxy/ws-upgrade.js';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { closePayload, encodeFrame, OP, portOf, startWsUpstream, wsConnect, type Frame, type WsClient, type WsUpstream } from '../helpers/websocket.js';
 
@@ -111,6 +112,22 @@ test('a Close sent while a frame is half way through waits for its end, and noth
   client.send(closePayload(1001), OP.close);
   await client.closed;
   await expect(client.next(200)).rejects.toThrow();
+});
+
+test('a large frame to a slow reader is finished before the Close: the grace starts once our Close is out', async () => {
+  const { chat, other, proxy, client, upstream } = await setup();
+  // More than the socket buffers on the way hold, so ficus is still relaying when the grace is up.
+  const payload = Buffer.alloc(16 * 1024 * 1024, 5);
+  client.socket.pause();
+  upstream.socket.write(encodeFrame(OP.binary, payload, false));
+  await reload(proxy, config(chat, other, { chatTo: 'other' }));
+  // The reader takes longer than the grace a tunnel is given to close: the time is the test.
+  await new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS + 300));
+  client.socket.resume();
+  const whole = await client.next(10_000);
+  expect(whole.opcode).toBe(OP.binary);
+  expect(whole.payload.equals(payload)).toBe(true);
+  expect(isGoingAway(await client.next())).toBe(true);
 });
 
 test('the upstream\'s Close also waits for the end of a frame the client is half way through', async () => {
