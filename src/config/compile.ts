@@ -35,6 +35,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
     limits: {
       headerTimeoutMs: durationOr(source.limits?.headerTimeout, DEFAULTS.headerTimeoutMs),
       bodyTimeoutMs: durationOr(source.limits?.bodyTimeout, DEFAULTS.bodyTimeoutMs),
+      sendTimeoutMs: durationOr(source.limits?.sendTimeout, DEFAULTS.sendTimeoutMs),
       maxHeaderBytes: source.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       maxHeaderCount: source.limits?.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
       maxBodyBytes: source.limits?.maxBodyBytes,

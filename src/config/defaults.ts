@@ -6,6 +6,8 @@ export const DEFAULTS = {
   headerTimeoutMs: 10_000,
   // nginx's client_body_timeout.
   bodyTimeoutMs: 60_000,
+  // nginx's send_timeout.
+  sendTimeoutMs: 60_000,
   maxHeaderBytes: 16_384,
   maxHeaderCount: 100,
   drainTimeoutMs: 30_000,

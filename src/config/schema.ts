@@ -194,6 +194,7 @@ export const Route = z.strictObject({
 const Limits = z.strictObject({
   headerTimeout: Duration.optional(),
   bodyTimeout: Duration.optional(),
+  sendTimeout: Duration.optional(),
   maxHeaderBytes: z.number().int().min(1024).optional(),
   maxHeaderCount: z.number().int().min(8).optional(),
   maxBodyBytes: z.number().int().positive().optional(),

@@ -41,6 +41,8 @@ export interface Limits {
   readonly headerTimeoutMs: number;
   /** The longest the client may leave its request body stalled while ficus waits for it. */
   readonly bodyTimeoutMs: number;
+  /** The longest a response may wait on a client that does not read it. */
+  readonly sendTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxHeaderCount: number;
   readonly maxBodyBytes: number | undefined;

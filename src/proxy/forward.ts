@@ -19,6 +19,17 @@ export interface ExchangeResult {
 
 const CLIENT_CLOSED = 'client closed';
 
+/** nginx's `send_timeout`: the client took none of the response for `limits.sendTimeout`. */
+const CLIENT_STALLED: Fault = Object.freeze({ kind: 'client_error', status: 0, upstream: false, beforeSend: false, message: 'client read nothing past limits.sendTimeout' });
+
+export interface ExchangeOptions {
+  /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
+  readonly extraHeaders: readonly string[] | undefined;
+  readonly tap: ResponseTap | undefined;
+  /** How long the response may wait on a client that reads none of it. */
+  readonly sendTimeoutMs: number;
+}
+
 /**
  * A reader of the response the client is being sent, without holding it up (a shadow's
  * comparison reads the primary's answer through it). Called only for a response that started.
@@ -41,6 +52,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #drainHooked = false;
+  /** Armed while the client's connection refuses more of the response. */
+  #sendTimer: NodeJS.Timeout | undefined;
   #finished = false;
   #responseStarted = false;
   #clientGone = false;
@@ -53,9 +66,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly endpoint: Endpoint,
     private readonly body: RequestBody | null,
     private readonly done: (result: ExchangeResult) => void,
-    /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
-    private readonly extraHeaders?: readonly string[],
-    private readonly tap?: ResponseTap,
+    private readonly options: ExchangeOptions,
   ) {}
 
   start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
@@ -98,7 +109,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     try {
       const headers = clientResponseHeaders(rawHeaders);
       if (statusCode === 204) dropContentLength(headers);
-      if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
+      const extraHeaders = this.options.extraHeaders;
+      if (extraHeaders !== undefined) headers.push(...extraHeaders);
       res.writeHead(statusCode, plainReason(statusText), headers);
     } catch (error) {
       // writeHead keeps the reason it was given even when it throws; the 502 must not reuse it.
@@ -109,7 +121,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#responseStarted = true;
     this.#resume = resume;
-    this.tap?.head(statusCode, rawHeaders);
+    this.options.tap?.head(statusCode, rawHeaders);
     // RFC 9112 §6.3: a 204 or 304 ends with its head. undici would fail one that has a
     // Content-Length (allowed on a 304, RFC 9110 §8.6) for want of a body that never comes.
     if (statusCode === 204 || statusCode === 304) this.onComplete();
@@ -118,14 +130,34 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
-    this.tap?.data(chunk);
+    this.options.tap?.data(chunk);
     if (this.res.write(chunk)) return true;
     // Most responses fit in the socket buffer; hook 'drain' only for those that do not.
     if (!this.#drainHooked) {
       this.#drainHooked = true;
-      this.res.on('drain', this.#resume as () => void);
+      this.res.on('drain', () => this.#drained());
+      this.res.once('close', () => clearTimeout(this.#sendTimer));
     }
+    this.#sendTimer ??= setTimeout(() => this.#stalled(), this.options.sendTimeoutMs);
     return false;
+  }
+
+  #drained(): void {
+    clearTimeout(this.#sendTimer);
+    this.#sendTimer = undefined;
+    this.#resume?.();
+  }
+
+  /**
+   * Backpressure keeps a client that stopped reading from costing memory, but not from holding
+   * its connection (and, until the response is all read, the upstream's) for as long as it
+   * keeps the TCP connection open.
+   */
+  #stalled(): void {
+    if (this.#finished) return void this.res.destroy();
+    // The handler destroys the response on this fault.
+    this.#finish(CLIENT_STALLED);
+    this.#abort?.(new Error(CLIENT_CLOSED));
   }
 
   onComplete(): void {

@@ -159,7 +159,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const attempt = (endpoint: Endpoint, retried: boolean): void => {
         endpointOrigin = endpoint.origin;
-        const exchange = new Exchange(res, endpoint, body, onDone, extraHeaders, tap);
+        const exchange = new Exchange(res, endpoint, body, onDone, { extraHeaders, tap, sendTimeoutMs: snapshot.limits.sendTimeoutMs });
         function onDone(result: ExchangeResult): void {
           abortUpstream = undefined;
           const failed = settle(service, endpoint, result);

@@ -134,3 +134,71 @@ test('a body that keeps coming, however slowly, is never cut by limits.bodyTimeo
   // Longer than the timeout in all, so it is the gaps that are timed, not the whole.
   expect(performance.now() - started).toBeGreaterThan(3 * 300);
 });
+
+/** An upstream streaming `total` bytes in 64 KiB writes, with backpressure; `cut` resolves when ficus lets its request go. */
+async function streamingUpstream(total: number) {
+  let cut: Promise<unknown> | undefined;
+  const legacy = await startUpstream('legacy', (req, res) => {
+    cut = once(res, 'close');
+    res.on('error', () => undefined);
+    res.writeHead(200, { 'content-length': total });
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const more = (): void => {
+      while (sent < total) {
+        sent += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  });
+  return { legacy, cut: () => cut };
+}
+
+test('a client that reads none of its response for limits.sendTimeout loses its connection, and the upstream request is let go', async () => {
+  const { legacy, cut } = await streamingUpstream(64 * 1024 * 1024);
+  const proxy = await startProxy(routesYaml(`limits: { sendTimeout: 300ms }\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  socket.write('GET /big HTTP/1.1\r\nhost: a\r\n\r\n');
+  // Reads the head, then nothing more: the socket buffers fill and ficus's writes are refused.
+  await once(socket, 'data');
+  socket.pause();
+  const started = performance.now();
+  await cut();
+  expect(performance.now() - started).toBeLessThan(5_000);
+  // What was already on its way is read; then the connection ends, short of the 64 MiB.
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => (received += chunk.length));
+  socket.resume();
+  await once(socket, 'close');
+  expect(received).toBeLessThan(64 * 1024 * 1024);
+  const access = proxy.logs.find((line) => line.event === 'access');
+  expect(access).toMatchObject({ status: 0, fault: 'client_error' });
+  // The client's stall is not the endpoint's failure.
+  const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(metrics).not.toMatch(/^ficus_upstream_errors_total\{/m);
+});
+
+test('a response the client keeps reading, however slowly, is never cut by limits.sendTimeout', async () => {
+  const total = 16 * 1024 * 1024;
+  const { legacy } = await streamingUpstream(total);
+  const proxy = await startProxy(routesYaml(`limits: { sendTimeout: 300ms }\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const res = await request(`${proxy.app.proxyUrl}/big`);
+  expect(res.statusCode).toBe(200);
+  const started = performance.now();
+  let read = 0;
+  // A pause shorter than the timeout after every 1 MiB: every write waits, none for 300 ms.
+  let next = 1024 * 1024;
+  for await (const chunk of res.body) {
+    read += (chunk as Buffer).length;
+    if (read >= next) {
+      next += 1024 * 1024;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  expect(read).toBe(total);
+  expect(performance.now() - started).toBeGreaterThan(3 * 300);
+});
