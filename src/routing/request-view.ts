@@ -24,9 +24,14 @@ export class RequestView {
   }
 }
 
-/** `Host: Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
+/**
+ * `Host: Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. The fully qualified form,
+ * `example.com.`, names the same host (RFC 1034 §3.1): its one trailing dot goes, as nginx
+ * drops it, so that a `host:` rule cannot be walked around with a dot.
+ */
 export function hostName(header: string | undefined): string {
   if (!header) return '';
   const end = header.startsWith('[') ? header.indexOf(']') + 1 : header.lastIndexOf(':');
-  return (end > 0 ? header.slice(0, end) : header).toLowerCase();
+  const name = (end > 0 ? header.slice(0, end) : header).toLowerCase();
+  return name.length > 1 && name.endsWith('.') ? name.slice(0, -1) : name;
 }
