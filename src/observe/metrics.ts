@@ -36,6 +36,13 @@ export class Metrics {
     this.#perRequest,
   );
 
+  readonly edgeRefusals = new Counter({
+    name: 'ficus_edge_refusals_total',
+    help: 'Requests the edge listener answered itself before any route was looked for (a malformed or ambiguous head, a bad Host, a head over the limits, the header timeout, CONNECT), by status code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
   readonly upstreamErrors = new Counter({
     name: 'ficus_upstream_errors_total',
     help: 'Upstream failures by service and kind (connect, reset, timeout, protocol).',

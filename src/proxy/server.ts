@@ -10,8 +10,9 @@ import { endWith, errorResponse } from './raw-response.js';
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
  * framing is refused with 400 before a handler runs. Header size overflows get 431 from Node;
  * the header count limit is enforced by the handler because Node would silently truncate.
+ * `onRefusal` hears the status of every answer sent before the handler runs.
  */
-export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void, onRefusal: (status: number) => void): Server {
   // Connections refused for a missing Host. Node's own `requireHostHeader` answers 400 but keeps
   // parsing: a request pipelined behind the refused one would still reach the upstream.
   const refused = new WeakSet<Duplex>();
@@ -23,6 +24,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       refused.add(req.socket);
       res.shouldKeepAlive = false;
       sendError(res, 400, randomUUID(), true);
+      onRefusal(400);
       return;
     }
     handler(req, res);
@@ -57,6 +59,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
     endWith(socket, errorResponse(405, randomUUID()));
+    onRefusal(405);
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
@@ -66,6 +69,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     // No request was read, so there is no id to carry on: the answer gets a fresh one to quote.
     endWith(socket, errorResponse(status, randomUUID()));
+    onRefusal(status);
   });
   return server;
 }

@@ -53,7 +53,10 @@ export class Tunnels {
     // more requests on it, and an upgrade parsed before then must not be served either.
     if (socket.writableEnded || socket.destroyed || earlier?._last === true || earlier?.shouldKeepAlive === false) return void socket.destroy();
     if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
-    if (!hostIsSound(req)) return endWith(socket, errorResponse(400, randomUUID()));
+    if (!hostIsSound(req)) {
+      this.deps.metrics.edgeRefusals.labels('400').inc();
+      return endWith(socket, errorResponse(400, randomUUID()));
+    }
     if (!isWebSocket(req)) return this.#replay(req, socket, head);
     try {
       new WebSocketUpgrade(this.deps, this.#registry, req, socket).start(head);

@@ -197,3 +197,27 @@ test('pipelined requests are answered in order, whatever order the upstream fini
   expect(out.statuses).toEqual([200, 200, 200, 200, 200]);
   expect([...out.response.matchAll(/\/up\/[a-e]:\d+;/g)].map((m) => m[0])).toEqual(['/up/a:0;', '/up/b:11;', '/up/c:0;', '/up/d:3;', '/up/e:0;']);
 });
+
+test('answers sent before any route is looked for are counted in ficus_edge_refusals_total by status, and in no route', async () => {
+  const upstream = await startUpstream('legacy');
+  const { proxy, port } = await proxyTo(upstream);
+  const refusals = [
+    'GET /up HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
+    'GET /up HTTP/1.1\r\nHost: a b\r\n\r\n',
+    'GET /up HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    'GET /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+    `GET /up HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+    'GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nHost: b\r\n\r\n',
+  ];
+  const statuses = [];
+  for (const bytes of refusals) statuses.push(...(await rawExchange(port, bytes)).statuses);
+  expect(statuses).toEqual([400, 400, 400, 400, 431, 405, 400]);
+  // A head that never ends: 408 after headerTimeout.
+  expect((await rawExchange(port, 'GET /up HTTP/1.1\r\nHost: a\r\n')).statuses).toEqual([408]);
+  const text = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  const counted = Object.fromEntries([...text.matchAll(/^ficus_edge_refusals_total\{code="(\d+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+  expect(counted).toEqual({ '400': 5, '405': 1, '408': 1, '431': 1 });
+  expect(text).not.toMatch(/^ficus_requests_total\{/m);
+  expect(upstream.seen).toHaveLength(0);
+});
