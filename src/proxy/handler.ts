@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Colour } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
@@ -16,6 +15,7 @@ import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { sendConfigured, sendError } from './local-response.js';
 import { planRequest } from './plan.js';
+import { requestIds } from './request-id.js';
 import { hasRequestBody, RequestBody } from './request-body.js';
 import { onSocketClose } from './socket-close.js';
 
@@ -48,7 +48,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     const generation = deps.current();
     const { snapshot } = generation;
     const started = performance.now();
-    const requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+    const requestId = acceptRequestId(req.headers['x-request-id']) ?? requestIds.next();
     inflight.count++;
     if (inflight.draining) res.shouldKeepAlive = false;
 

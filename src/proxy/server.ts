@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
 import { sendError } from './local-response.js';
 import { endWith, errorResponse } from './raw-response.js';
+import { requestIds } from './request-id.js';
 
 /**
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
@@ -23,7 +23,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       // connection after it, and any request parsed meanwhile is dropped above.
       refused.add(req.socket);
       res.shouldKeepAlive = false;
-      sendError(res, 400, randomUUID(), true);
+      sendError(res, 400, requestIds.next(), true);
       onRefusal(400);
       return;
     }
@@ -58,7 +58,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   // the connection. ficus is no forward proxy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    endWith(socket, errorResponse(405, randomUUID()));
+    endWith(socket, errorResponse(405, requestIds.next()));
     onRefusal(405);
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -68,7 +68,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     }
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     // No request was read, so there is no id to carry on: the answer gets a fresh one to quote.
-    endWith(socket, errorResponse(status, randomUUID()));
+    endWith(socket, errorResponse(status, requestIds.next()));
     onRefusal(status);
   });
   return server;

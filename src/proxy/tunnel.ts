@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/snapshot.js';
 import { EVENT } from '../observe/log.js';
 import { endWith, errorResponse } from './raw-response.js';
+import { requestIds } from './request-id.js';
 import { hostIsSound } from './server.js';
 import { isWebSocket, plainHead } from './upgrade.js';
 import { CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS, WebSocketUpgrade, type TunnelDeps, type UpgradeRegistry } from './ws-upgrade.js';
@@ -55,14 +55,14 @@ export class Tunnels {
     if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
     if (!hostIsSound(req)) {
       this.deps.metrics.edgeRefusals.labels('400').inc();
-      return endWith(socket, errorResponse(400, randomUUID()));
+      return endWith(socket, errorResponse(400, requestIds.next()));
     }
     if (!isWebSocket(req)) return this.#replay(req, socket, head);
     try {
       new WebSocketUpgrade(this.deps, this.#registry, req, socket).start(head);
     } catch (error) {
       this.deps.logger.error({ event: EVENT.internalError, err: error }, 'websocket upgrade failed');
-      endWith(socket, errorResponse(500, randomUUID()));
+      endWith(socket, errorResponse(500, requestIds.next()));
     }
   }
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Colour } from '../config/snapshot.js';
@@ -12,6 +11,7 @@ import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
 import { configuredResponse, endWith, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
+import { requestIds } from './request-id.js';
 import { askUpstream } from './ws-handshake.js';
 import { movedIn, Tunnel } from './ws-relay.js';
 
@@ -69,7 +69,7 @@ export class WebSocketUpgrade {
     private readonly req: IncomingMessage,
     private readonly client: Duplex,
   ) {
-    this.#requestId = acceptRequestId(req.headers['x-request-id']) ?? randomUUID();
+    this.#requestId = acceptRequestId(req.headers['x-request-id']) ?? requestIds.next();
     this.#accessLog = deps.current().snapshot.accessLog;
   }
 
