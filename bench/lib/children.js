@@ -5,6 +5,7 @@ import { openSync, closeSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { childPids } from './proc.js';
 
 const running = new Set();
 
@@ -51,9 +52,25 @@ export async function stop(handle, signal = 'SIGTERM', graceMs = 10_000) {
   return result;
 }
 
-/** Kills every child still running (on error or interrupt): only processes this run started. */
+/**
+ * Kills every child still running (on error or interrupt), and their own children first: an
+ * nginx worker outlives a master killed with SIGKILL. Only processes this run started.
+ */
 export function killAll() {
-  for (const child of running) child.kill('SIGKILL');
+  for (const child of running) {
+    for (const pid of descendants(child.pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    child.kill('SIGKILL');
+  }
+}
+
+function descendants(pid) {
+  return childPids(pid).flatMap((child) => [...descendants(child), child]);
 }
 
 export async function freePort() {
