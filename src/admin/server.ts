@@ -4,7 +4,7 @@ import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { Guards } from '../rollout/guards.js';
 import type { Metrics } from '../observe/metrics.js';
-import { liveColour } from '../proxy/plan.js';
+import { liveColour } from '../upstream/bluegreen.js';
 import { explainQuery } from './explain.js';
 import { statusPage } from './page.js';
 import { canaryStatus, redactedConfig, statusDocument, type Shadows } from './status.js';

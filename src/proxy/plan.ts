@@ -10,7 +10,7 @@ import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { sameRouteWithoutParameters } from '../routing/route.js';
 import { hostName, RequestView } from '../routing/request-view.js';
-import { chooseColour } from '../upstream/bluegreen.js';
+import { chooseColour, liveColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 
 export type ProxyAction = Extract<RouteAction, { kind: 'proxy' }>;
@@ -135,11 +135,6 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
     toggles: view.audience?.togglesHeader(),
     extraHeaders,
   };
-}
-
-/** The colour live traffic goes to: the file's `active`, or the guard's after a rollback. */
-export function liveColour(def: ColoursDef, guard: Guard | undefined): Colour {
-  return guard ? guard.effectiveActive(def.active) : def.active;
 }
 
 function refuse(status: RefusePlan['status'], close: boolean, path: string, extraHeaders?: string[]): RefusePlan {

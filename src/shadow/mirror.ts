@@ -5,7 +5,8 @@ import { systemClock, systemRandom, type Clock, type Random } from '../observe/c
 import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseTap } from '../proxy/forward.js';
-import { liveColour, type ForwardPlan, type Guards } from '../proxy/plan.js';
+import type { ForwardPlan, Guards } from '../proxy/plan.js';
+import { liveColour } from '../upstream/bluegreen.js';
 import { hasRequestBody } from '../proxy/request-body.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import type { Difference, Verdict } from './compare.js';

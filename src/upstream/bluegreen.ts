@@ -49,3 +49,13 @@ export function cutovers(before: Snapshot, after: Snapshot): { service: string; 
   }
   return changed;
 }
+
+/** What of a cutover guard (rollout/guard.ts) decides where live traffic goes. */
+export interface LiveColourSource {
+  effectiveActive(active: Colour): Colour;
+}
+
+/** The colour live traffic goes to: the file's `active`, or the guard's after a rollback. */
+export function liveColour(def: ColoursDef, guard: LiveColourSource | undefined): Colour {
+  return guard ? guard.effectiveActive(def.active) : def.active;
+}
