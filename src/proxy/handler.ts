@@ -75,10 +75,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       closed = true;
       stopWaiting?.();
       inflight.count--;
+      // An exchange still running learns first that the client left: the result it reports
+      // (synchronously, once connected) gives the line what reached the client and when the
+      // upstream answered.
+      abortUpstream?.();
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
-      // Closed unfinished with no fault of ficus's or the upstream's on record: the client left
-      // (the exchange, if any, is aborted below and learns it only then).
+      // Closed unfinished with no fault of ficus's or the upstream's on record: the client left.
       if (status === 0 && faultKind === undefined) faultKind = 'client_abort';
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(routeName, serviceName, colour, serviceName ? side : '', status, seconds, legacy);
@@ -101,7 +104,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         });
       }
       if (inflight.count === 0) inflight.onIdle?.();
-      abortUpstream?.();
     };
     // 'close' comes once per response, except for a pipelined one still queued when the client
     // left: only such a response has no socket yet (Node assigns it when the one before ends).
@@ -123,6 +125,15 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
         return;
       }
 
+      const hasBody = hasRequestBody(req);
+      const maxBody = snapshot.limits.maxBodyBytes;
+      // Refused on its head, before any service is named: ficus's own answer, which no service
+      // served (the legacy share must not count it).
+      if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
+        bytesOut = sendError(res, 413, requestId, true, extraHeaders);
+        return;
+      }
+
       side = plan.side;
       // Narrowed for the closures below.
       const forward = plan;
@@ -132,12 +143,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       colour = plan.colour;
       preview = plan.preview;
       const method = req.method as string;
-      const hasBody = hasRequestBody(req);
-      const maxBody = snapshot.limits.maxBodyBytes;
-      if (hasBody && maxBody !== undefined && Number(req.headers['content-length'] ?? 0) > maxBody) {
-        bytesOut = sendError(res, 413, requestId, true, extraHeaders);
-        return;
-      }
 
       const endpoint = service.pick();
       if (!endpoint) {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { request } from 'undici';
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -118,4 +118,33 @@ test('after client aborts the endpoints still serve', async () => {
   const res = await pending;
   expect(res.statusCode).toBe(200);
   expect(await res.body.text()).toBe('fine');
+});
+
+test('a client that leaves mid-response: the access line still reports the bytes sent and the upstream time', async () => {
+  const held: ServerResponse[] = [];
+  const app = await startUpstream('app', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    setTimeout(() => res.write(Buffer.alloc(1024, 97)), 50);
+    held.push(res);
+  });
+  onTestFinished(() => held.forEach((r) => r.destroy()));
+  const proxy = await startProxy(routesYaml(`services:\n  app: { url: ${app.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`));
+  const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  socket.write('GET /download HTTP/1.1\r\nhost: a\r\n\r\n');
+  let received = '';
+  await new Promise<void>((resolve) =>
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.includes('a'.repeat(1024))) resolve();
+    }),
+  );
+  socket.destroy();
+  await vi.waitFor(() => expect(proxy.logs.filter((l) => l.event === 'access')).toHaveLength(1));
+  const line = proxy.logs.find((l) => l.event === 'access');
+  expect(line).toMatchObject({ status: 0, fault: 'client_abort' });
+  // The exchange is told of the abort before the line is written, so the line has its figures.
+  expect(line?.bytesOut).toBe(1024);
+  expect(Number(line?.upstreamMs)).toBeGreaterThan(0);
 });

@@ -163,3 +163,27 @@ test('a route with a shadow copy counts as shadow: the new service is tried, the
   const snapshot = compile(source, 'routes.yaml', 'h');
   expect(routeLedger(snapshot.routes[0] as (typeof snapshot.routes)[number], snapshot)).toEqual({ migration: 'shadow', shadow: 'fresh' });
 });
+
+test('a 413 ficus answers itself is not a request served by legacy, and is labelled as ficus\'s own answer', async () => {
+  const legacy = await startUpstream('legacy');
+  const fresh = await startUpstream('fresh');
+  const proxy = await startProxy(routesYaml(`limits: { maxBodyBytes: 10 }
+services:
+  legacy: { url: ${legacy.url} }
+  fresh: { url: ${fresh.url} }
+routes:
+  - { name: catalog, match: { path: /catalog }, to: fresh }
+  - { name: rest, match: { path: / }, to: legacy }
+`));
+  for (let i = 0; i < 3; i++) {
+    const res = await request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body: 'x'.repeat(100) });
+    expect(res.statusCode).toBe(413);
+    await res.body.dump();
+  }
+  await (await request(`${proxy.app.proxyUrl}/catalog`)).body.dump();
+  expect(legacy.seen).toHaveLength(0);
+  const text = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
+  expect(text).toMatch(/^ficus_requests_total\{route="rest",service="",color="",side="",code="413"\} 3$/m);
+  // Only one request was forwarded, to a new service: legacy served nothing.
+  expect(text).toMatch(/^ficus_legacy_share 0$/m);
+});
