@@ -54,6 +54,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #drainHooked = false;
   /** Armed while the client's connection refuses more of the response. */
   #sendTimer: NodeJS.Timeout | undefined;
+  #awaitingSocket = false;
   #finished = false;
   #responseStarted = false;
   #clientGone = false;
@@ -138,8 +139,25 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.res.on('drain', () => this.#drained());
       this.res.once('close', () => clearTimeout(this.#sendTimer));
     }
-    this.#sendTimer ??= setTimeout(() => this.#stalled(), this.options.sendTimeoutMs);
+    this.#watchClient();
     return false;
+  }
+
+  /**
+   * Times how long the client leaves the response waiting. A pipelined response queued behind
+   * another has no connection yet: its writes are refused because they wait their turn, not
+   * because of the client, so the timer starts once the response has its socket.
+   */
+  #watchClient(): void {
+    if (this.#sendTimer !== undefined) return;
+    const socket = this.res.socket;
+    if (socket === null) {
+      if (this.#awaitingSocket) return;
+      this.#awaitingSocket = true;
+      this.res.once('socket', () => this.#watchClient());
+      return;
+    }
+    this.#sendTimer = setTimeout(() => this.#stalled(), this.options.sendTimeoutMs);
   }
 
   #drained(): void {

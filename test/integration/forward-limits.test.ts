@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -201,4 +201,34 @@ test('a response the client keeps reading, however slowly, is never cut by limit
   }
   expect(read).toBe(total);
   expect(performance.now() - started).toBeGreaterThan(3 * 300);
+});
+
+test('a pipelined response waiting its turn behind a slow one is not timed: the client is reading the first', async () => {
+  const big = 4 * 1024 * 1024;
+  const legacy = await startUpstream('legacy', (req, res) => {
+    if (req.url === '/slow') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      let n = 0;
+      const timer = setInterval(() => {
+        res.write('tick\n');
+        if (++n === 8) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 100);
+      return;
+    }
+    res.writeHead(200, { 'content-length': big });
+    res.end(Buffer.alloc(big, 'y'));
+  });
+  const proxy = await startProxy(routesYaml(`limits: { sendTimeout: 300ms }\nservices:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  let received = 0;
+  socket.on('data', (chunk: Buffer) => (received += chunk.length));
+  socket.write('GET /slow HTTP/1.1\r\nhost: a\r\n\r\nGET /big HTTP/1.1\r\nhost: a\r\n\r\n');
+  await vi.waitFor(() => expect(proxy.logs.filter((line) => line.event === 'access')).toHaveLength(2), { timeout: 5_000, interval: 20 });
+  expect(proxy.logs.filter((line) => line.event === 'access').map((line) => line.status)).toEqual([200, 200]);
+  expect(received).toBeGreaterThan(big);
 });
