@@ -53,11 +53,13 @@ export async function stop(handle, signal = 'SIGTERM', graceMs = 10_000) {
 }
 
 /**
- * Kills every child still running (on error or interrupt), and their own children first: an
- * nginx worker outlives a master killed with SIGKILL. Only processes this run started.
+ * Kills every child still running (on error or interrupt), and their own children: an nginx
+ * worker outlives a master killed with SIGKILL. The child is stopped first, so that it cannot
+ * start a new worker for one killed. Only processes this run started.
  */
 export function killAll() {
   for (const child of running) {
+    child.kill('SIGSTOP');
     for (const pid of descendants(child.pid)) {
       try {
         process.kill(pid, 'SIGKILL');
