@@ -53,9 +53,10 @@ export function captureBody(rawHeaders: RawHeaders, def: ShadowDef): BodyCapture
  * Status equal, comparable headers equal, bodies equal: structurally when both are JSON (key
  * order ignored, `ignoreJsonPaths` left out), byte for byte (by digest) otherwise.
  */
-export function compareAnswers(primary: Answer, shadow: Answer, def: ShadowDef): Verdict {
+/** `hidden`: keys never to be written in a JSON path (the caller's own id). */
+export function compareAnswers(primary: Answer, shadow: Answer, def: ShadowDef, hidden?: ReadonlySet<string>): Verdict {
   if (primary.body.overflow || shadow.body.overflow) return { result: 'skipped' };
-  const body = compareBodies(primary.body, shadow.body, def);
+  const body = compareBodies(primary.body, shadow.body, def, hidden);
   if (body === 'skipped') return { result: 'skipped' };
   const headers = differingHeaders(comparableHeaders(primary.rawHeaders, def.ignoreHeaders), comparableHeaders(shadow.rawHeaders, def.ignoreHeaders));
   const statusDiffers = primary.status !== shadow.status;
@@ -70,14 +71,14 @@ export function compareAnswers(primary: Answer, shadow: Answer, def: ShadowDef):
   };
 }
 
-function compareBodies(primary: BodyCapture, shadow: BodyCapture, def: ShadowDef): BodyDifference | undefined | 'skipped' {
+function compareBodies(primary: BodyCapture, shadow: BodyCapture, def: ShadowDef, hidden: ReadonlySet<string> | undefined): BodyDifference | undefined | 'skipped' {
   if (primary.json && shadow.json) {
     const a = primary.parse();
     const b = shadow.parse();
     if ((!a.ok && a.tooLarge) || (!b.ok && b.tooLarge)) return 'skipped';
     if (a.ok && b.ok) {
       try {
-        const diff = diffJson(a.value, b.value, ignoreOf(def));
+        const diff = diffJson(a.value, b.value, ignoreOf(def), undefined, hidden);
         return diff.differences.length === 0 ? undefined : { kind: 'json', differences: diff.differences, truncated: diff.truncated };
       } catch {
         // Nesting deep enough to exhaust the stack: the bytes still say whether they are equal.

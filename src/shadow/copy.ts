@@ -21,6 +21,8 @@ export interface CopyTarget {
   readonly method: string;
   readonly path: string;
   readonly headers: readonly string[];
+  /** Keys a mismatch may not name: the caller's id (see `compareAnswers`). */
+  readonly hidden: ReadonlySet<string> | undefined;
 }
 
 /** What a copy reports to its mirror; none of it may throw back into the primary's path. */
@@ -195,7 +197,7 @@ export class ShadowCopy implements ResponseTap {
     if (!this.#primaryComplete || primary === undefined || shadow.body === undefined) return this.#settle('skipped', undefined);
     let verdict: Verdict;
     try {
-      verdict = compareAnswers(primary, { status: shadow.status, rawHeaders: shadow.rawHeaders, body: shadow.body }, this.target.def);
+      verdict = compareAnswers(primary, { status: shadow.status, rawHeaders: shadow.rawHeaders, body: shadow.body }, this.target.def, this.target.hidden);
     } catch (error) {
       this.report.failed(error);
       return this.#settle('skipped', undefined);

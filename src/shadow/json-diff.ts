@@ -30,12 +30,16 @@ export const PATH_LIMIT = 200;
  */
 const NAME_LIKE = /^[A-Za-z_$][A-Za-z0-9_$-]{0,39}$/;
 const DIGIT = /\d/g;
+const UPPER = /[A-Z]/g;
+const VOWEL = /[aeiouy]/gi;
+/** Past this length, a key is read as a name only if its letters look like words. */
+const TOKEN_LENGTH = 16;
 
 /**
  * Structural comparison (object key order ignored, arrays by position) of the primary's and
  * the shadow's parsed bodies, skipping the ignored paths, up to `limit` differences.
  */
-export function diffJson(primary: unknown, shadow: unknown, ignore: JsonIgnore, limit = DIFF_LIMIT): JsonDiff {
+export function diffJson(primary: unknown, shadow: unknown, ignore: JsonIgnore, limit = DIFF_LIMIT, hidden?: ReadonlySet<string>): JsonDiff {
   const differences: JsonDifference[] = [];
   const path: (string | number)[] = [];
   let truncated = false;
@@ -46,7 +50,7 @@ export function diffJson(primary: unknown, shadow: unknown, ignore: JsonIgnore, 
       return false;
     }
     differences.push({
-      path: formatPath(path),
+      path: formatPath(path, hidden),
       kind,
       ...(kind === 'added' ? {} : { primary: typeOf(a) }),
       ...(kind === 'missing' ? {} : { shadow: typeOf(b) }),
@@ -107,11 +111,14 @@ export function typeOf(value: unknown): JsonType {
   return typeof value as JsonType;
 }
 
-/** `$.items[3].price`, data-like keys as `*`, capped at PATH_LIMIT characters. */
-export function formatPath(path: readonly (string | number)[]): string {
+/**
+ * `$.items[3].price`, data-like keys as `*`, capped at PATH_LIMIT characters. `hidden` keys are
+ * written `*` whatever they look like: the caller's own id, which may well read as a word.
+ */
+export function formatPath(path: readonly (string | number)[], hidden?: ReadonlySet<string>): string {
   let text = '$';
   for (const segment of path) {
-    text += typeof segment === 'number' ? `[${segment}]` : `.${nameLike(segment) ? segment : '*'}`;
+    text += typeof segment === 'number' ? `[${segment}]` : `.${nameLike(segment) && hidden?.has(segment) !== true ? segment : '*'}`;
     if (text.length > PATH_LIMIT) return `${text.slice(0, PATH_LIMIT - 1)}…`;
   }
   return text;
@@ -119,5 +126,10 @@ export function formatPath(path: readonly (string | number)[]): string {
 
 function nameLike(key: string): boolean {
   // Ids and tokens carry digits; field names carry a version number at most.
-  return NAME_LIKE.test(key) && (key.match(DIGIT)?.length ?? 0) <= 3;
+  if (!NAME_LIKE.test(key) || (key.match(DIGIT)?.length ?? 0) > 3) return false;
+  if (key.length < TOKEN_LENGTH) return true;
+  // A long key of random letters (a base64url session token) has capitals all over, or few
+  // vowels; a camelCase or snake_case name has a capital per word and vowels in each.
+  const letters = key.length - (key.match(DIGIT)?.length ?? 0);
+  return (key.match(UPPER)?.length ?? 0) * 4 < letters && (key.match(VOWEL)?.length ?? 0) * 4 >= letters;
 }

@@ -6,6 +6,7 @@ import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseTap } from '../proxy/forward.js';
 import type { ForwardPlan, Guards } from '../proxy/plan.js';
+import { identify } from '../routing/identity.js';
 import { liveColour } from '../upstream/bluegreen.js';
 import { hasRequestBody } from '../proxy/request-body.js';
 import type { ServiceRuntime } from '../upstream/service.js';
@@ -123,7 +124,7 @@ export class ShadowMirror {
       },
       failed: (error) => this.deps.logger.error({ event: EVENT.internalError, requestId, route, err: error }, 'shadow copy failed'),
     };
-    const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers }, report);
+    const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers, hidden: def.compare ? callerIds(generation, req) : undefined }, report);
     copy.start(req, hasBody, generation.snapshot.limits.maxBodyBytes);
     return def.compare ? copy : undefined;
   }
@@ -156,4 +157,20 @@ function describe(difference: Difference): string {
   if (difference.body?.kind === 'json') parts.push(`${difference.body.differences.length}${difference.body.truncated ? '+' : ''} JSON path(s)`);
   if (difference.body?.kind === 'bytes') parts.push('body');
   return parts.join('; ');
+}
+
+/**
+ * The ids the file's `identity` reads from this request (header, cookie, anonymous cookie):
+ * an answer about a user is often keyed by that user's id, which may read like any word.
+ */
+function callerIds(generation: Generation, req: IncomingMessage): ReadonlySet<string> | undefined {
+  const def = generation.snapshot.identity;
+  if (def === undefined) return undefined;
+  const ids = new Set<string>();
+  const none = { header: undefined, cookie: undefined, anonymousCookie: undefined };
+  for (const only of [{ ...none, header: def.header }, { ...none, cookie: def.cookie }, { ...none, anonymousCookie: def.anonymousCookie }]) {
+    const caller = identify(only, req.headers, false, () => '');
+    if (caller.id !== '') ids.add(caller.id);
+  }
+  return ids.size === 0 ? undefined : ids;
 }

@@ -31,7 +31,7 @@ test("the comparison runs after end() returns, so it never delays the primary's 
       throw error;
     },
   };
-  const copy = new ShadowCopy({ route: 'r', def, colour: '', endpoint, method: 'GET', path: '/x', headers: ['host', 'a'] }, report);
+  const copy = new ShadowCopy({ route: 'r', def, colour: '', endpoint, method: 'GET', path: '/x', headers: ['host', 'a'], hidden: undefined }, report);
   copy.start({} as IncomingMessage, false);
   await shadowAnswered;
 

@@ -64,8 +64,18 @@ describe('formatPath', () => {
     [['p', '5551234567'], '$.p.*'],
     [['a.b'], '$.*'],
     [['x'.repeat(41)], '$.*'],
+    // Long keys of random letters (base64url session tokens), whatever their digits.
+    [['sessions', 'kQzXbVtPwRjLmNsYhGfDaE', 'active'], '$.sessions.*.active'],
+    [['s', 'kqzxbvtpwrjlmnsyhg'], '$.s.*'],
+    // Long names that read as words stay.
+    [['shippingAddressLine', 'created_at_timestamp', 'numberOfItemsInCart'], '$.shippingAddressLine.created_at_timestamp.numberOfItemsInCart'],
   ])('%j → %s', (path, text) => {
     expect(formatPath(path)).toBe(text);
+  });
+
+  test('hidden keys (the caller\'s own id) are written * whatever they look like', () => {
+    expect(formatPath(['balances', 'alice', 'total'], new Set(['alice']))).toBe('$.balances.*.total');
+    expect(formatPath(['balances', 'bob', 'total'], new Set(['alice']))).toBe('$.balances.bob.total');
   });
 
   test('is capped at 200 characters', () => {
