@@ -134,17 +134,22 @@ export class ShadowCopy implements ResponseTap {
     const { endpoint } = this.target;
     const started = performance.now();
     let answer: ShadowAnswer | undefined;
+    let retired = false;
     endpoint.inflight++;
     try {
       answer = await this.#request(endpoint, body);
-    } catch {
+    } catch (error) {
       // Refused, reset, timed out: the shadow's failure, counted below and never the client's.
+      retired = poolRetired(error);
     } finally {
       endpoint.inflight--;
       // A copy to compare keeps its place (and the answer it holds) until it is judged:
       // maxConcurrent is what bounds the memory held for comparisons.
       if (!this.target.def.compare) this.#release();
     }
+    // A reload (or the drain) retired the shadow's pool while the client's body was still
+    // coming: the copy was never sent, which is no failure of the shadow's.
+    if (retired) return this.#giveUp(undefined);
     this.report.exchanged(answer?.status ?? 0, (performance.now() - started) / 1000);
     this.#shadow = answer ?? 'failed';
     this.#judge();
@@ -220,4 +225,10 @@ export class ShadowCopy implements ResponseTap {
     this.#released = true;
     this.report.released();
   }
+}
+
+/** undici's answer to a request on a pool that was closed or destroyed before it was sent. */
+function poolRetired(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED';
 }

@@ -1,7 +1,8 @@
+import { PassThrough } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
 import { metricSum } from '../helpers/metrics.js';
 import { shadowRoutesYaml } from '../helpers/shadow.js';
@@ -126,4 +127,30 @@ test('a client that leaves does not abort the copy', async () => {
   shadow.held[0]?.res.end('late');
   await vi.waitFor(async () => expect(await count(proxy, 'ficus_shadow_comparisons_total', { result: 'skipped' })).toBe(1));
   expect(await count(proxy, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(1);
+});
+
+test('a copy whose body was still coming when a reload removed the shadow is skipped, not an error of the shadow', async () => {
+  const legacy = await startUpstream('legacy');
+  const fresh = await startUpstream('fresh');
+  const yaml = (shadow: boolean) =>
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
+  - { name: api, match: { path: / }, to: legacy${shadow ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
+`);
+  const proxy = await startProxy(yaml(true));
+  const body = new PassThrough();
+  const inflight = request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body, headers: { 'content-length': '20000' } });
+  body.write(Buffer.alloc(10_000, 'a'));
+  await vi.waitFor(() => expect(legacy.seen).toHaveLength(1), { timeout: 2_000, interval: 5 });
+  // The copy is sent once the whole body is in: the reload retires the shadow's pool before.
+  await proxy.write(yaml(false));
+  expect((await proxy.app.reload('signal')).result).toBe('success');
+  body.end(Buffer.alloc(10_000, 'b'));
+  const res = await inflight;
+  expect(res.statusCode).toBe(200);
+  await res.body.dump();
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total')).toBe(1));
+  expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total', { result: 'skipped' })).toBe(1);
+  expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow' })).toBe(0);
 });
