@@ -3,6 +3,7 @@ import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
 import { CanaryRuntime, NO_CANARY_EVENTS, type CanaryEvents } from '../rollout/canary.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
+import { closeWhenReleased } from '../upstream/pool-holds.js';
 import { PoolRegistry } from '../upstream/pools.js';
 import { ServiceRuntime, type ColourRuntimes } from '../upstream/service.js';
 import { compile } from './compile.js';
@@ -213,7 +214,7 @@ export class ConfigStore {
     this.#retiring.add(pool);
     // undici's close is idempotent: this promise settles when any other close of it does.
     const gone = () => this.#retiring.delete(pool);
-    pool.close().then(gone, gone);
+    closeWhenReleased(pool).then(gone, gone);
   }
 
   /** Closes every upstream pool, gracefully for up to `graceMs`, then by force. */

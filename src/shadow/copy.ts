@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Colour, ShadowDef } from '../config/snapshot.js';
 import type { ResponseTap } from '../proxy/forward.js';
 import type { Endpoint } from '../upstream/endpoint.js';
+import { holdPool } from '../upstream/pool-holds.js';
 import type { BodyCapture } from './body-capture.js';
 import { captureBody, compareAnswers, type Answer, type Verdict } from './compare.js';
 import type { RawHeaders } from './response-headers.js';
@@ -57,10 +58,15 @@ export class ShadowCopy implements ResponseTap {
   #settled = false;
   #released = false;
 
+  /** Keeps the shadow's pool open, through a reload, until the copy is handed to it. */
+  readonly #unhold: () => void;
+
   constructor(
     private readonly target: CopyTarget,
     private readonly report: CopyReport,
-  ) {}
+  ) {
+    this.#unhold = holdPool(target.endpoint.pool);
+  }
 
   /**
    * Sends the copy: a bodyless request on the next turn of the event loop (after the primary
@@ -157,7 +163,7 @@ export class ShadowCopy implements ResponseTap {
 
   async #request(endpoint: Endpoint, body: Buffer | null): Promise<ShadowAnswer> {
     const { def, method, path, headers } = this.target;
-    const res = await endpoint.pool.request({
+    const sent = endpoint.pool.request({
       method,
       path: endpoint.def.basePath + path,
       headers: [...headers, SHADOW_HEADER, '1'],
@@ -168,6 +174,9 @@ export class ShadowCopy implements ResponseTap {
       bodyTimeout: def.timeoutMs,
       responseHeaders: 'raw',
     });
+    // In the pool now: its graceful close waits for it.
+    this.#unhold();
+    const res = await sent;
     const rawHeaders = res.headers as unknown as string[];
     const capture = def.compare ? captureBody(rawHeaders, def) : undefined;
     try {
@@ -221,6 +230,7 @@ export class ShadowCopy implements ResponseTap {
   }
 
   #release(): void {
+    this.#unhold();
     if (this.#released) return;
     this.#released = true;
     this.report.released();

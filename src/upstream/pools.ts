@@ -1,5 +1,6 @@
 import { Pool } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
+import { closeWhenReleased } from './pool-holds.js';
 
 /**
  * One keep-alive undici Pool per endpoint origin and connection settings, shared by every
@@ -48,7 +49,7 @@ export class PoolRegistry {
     for (const [key, pool] of this.#pools) {
       if (keep.has(key)) continue;
       this.#pools.delete(key);
-      closing.push(pool.close().catch(() => undefined));
+      closing.push(closeWhenReleased(pool).catch(() => undefined));
     }
     await Promise.all(closing);
   }

@@ -129,7 +129,7 @@ test('a client that leaves does not abort the copy', async () => {
   expect(await count(proxy, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(1);
 });
 
-test('a copy whose body was still coming when a reload removed the shadow is skipped, not an error of the shadow', async () => {
+test('a copy whose body was still coming when a reload removed the shadow is still sent and compared: its pool waits for it', async () => {
   const legacy = await startUpstream('legacy');
   const fresh = await startUpstream('fresh');
   const yaml = (shadow: boolean) =>
@@ -143,7 +143,7 @@ ${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
   const inflight = request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body, headers: { 'content-length': '20000' } });
   body.write(Buffer.alloc(10_000, 'a'));
   await vi.waitFor(() => expect(legacy.seen).toHaveLength(1), { timeout: 2_000, interval: 5 });
-  // The copy is sent once the whole body is in: the reload retires the shadow's pool before.
+  // The copy is sent once the whole body is in; the reload retires the shadow's pool before that.
   await proxy.write(yaml(false));
   expect((await proxy.app.reload('signal')).result).toBe('success');
   body.end(Buffer.alloc(10_000, 'b'));
@@ -151,6 +151,8 @@ ${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
   expect(res.statusCode).toBe(200);
   await res.body.dump();
   await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total')).toBe(1));
-  expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total', { result: 'skipped' })).toBe(1);
-  expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow' })).toBe(0);
+  expect(fresh.seen).toHaveLength(1);
+  expect(fresh.seen[0]).toMatchObject({ method: 'POST', url: '/upload' });
+  expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total', { result: 'error' })).toBe(0);
+  expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(1);
 });
