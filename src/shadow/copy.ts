@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Pool } from 'undici';
 import type { Colour, ShadowDef } from '../config/snapshot.js';
 import type { ResponseTap } from '../proxy/forward.js';
 import type { Endpoint } from '../upstream/endpoint.js';
@@ -58,14 +59,19 @@ export class ShadowCopy implements ResponseTap {
   #settled = false;
   #released = false;
 
-  /** Keeps the shadow's pool open, through a reload, until the copy is handed to it. */
+  /**
+   * The pool the copy goes out on, kept open through a reload until the copy is handed to it:
+   * the endpoint's own may be replaced meanwhile (a blue/green colour going inactive).
+   */
+  readonly #pool: Pool;
   readonly #unhold: () => void;
 
   constructor(
     private readonly target: CopyTarget,
     private readonly report: CopyReport,
   ) {
-    this.#unhold = holdPool(target.endpoint.pool);
+    this.#pool = target.endpoint.pool;
+    this.#unhold = holdPool(this.#pool);
   }
 
   /**
@@ -86,6 +92,7 @@ export class ShadowCopy implements ResponseTap {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('close', onClose);
+      req.socket.off('close', onClose);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
@@ -105,6 +112,9 @@ export class ShadowCopy implements ResponseTap {
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('close', onClose);
+    // Node drops a request whose response went out before its body was whole: neither 'end'
+    // nor 'close' comes then, but its connection's close does.
+    req.socket.once('close', onClose);
   }
 
   head(status: number, rawHeaders: readonly Buffer[]): void {
@@ -163,7 +173,7 @@ export class ShadowCopy implements ResponseTap {
 
   async #request(endpoint: Endpoint, body: Buffer | null): Promise<ShadowAnswer> {
     const { def, method, path, headers } = this.target;
-    const sent = endpoint.pool.request({
+    const sent = this.#pool.request({
       method,
       path: endpoint.def.basePath + path,
       headers: [...headers, SHADOW_HEADER, '1'],

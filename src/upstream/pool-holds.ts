@@ -27,9 +27,20 @@ export function holdPool(pool: Pool): () => void {
   };
 }
 
-/** Closes `pool` gracefully once nothing holds it. */
-export async function closeWhenReleased(pool: Pool): Promise<void> {
+/** The longest a retired pool waits for its holds: a copy whose request never ends must not keep it for ever. */
+export const MAX_HOLD_MS = 60_000;
+
+/** Closes `pool` gracefully once nothing holds it, or `maxWaitMs` from now. */
+export async function closeWhenReleased(pool: Pool, maxWaitMs = MAX_HOLD_MS): Promise<void> {
   const entry = holds.get(pool);
-  if (entry !== undefined && entry.count > 0) await new Promise<void>((resolve) => entry.released.push(resolve));
+  if (entry !== undefined && entry.count > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      entry.released.push(resolve);
+      timer = setTimeout(resolve, maxWaitMs);
+      timer.unref();
+    });
+    clearTimeout(timer);
+  }
   await pool.close();
 }

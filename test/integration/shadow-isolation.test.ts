@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
@@ -155,4 +157,53 @@ ${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
   expect(fresh.seen[0]).toMatchObject({ method: 'POST', url: '/upload' });
   expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total', { result: 'error' })).toBe(0);
   expect(await metricSum(proxy.app, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(1);
+});
+
+test('a copy holding a blue/green pool across a cutover goes out on that pool, though the shadow is then removed', async () => {
+  const legacy = await startUpstream('legacy');
+  const blue = await startUpstream('blue');
+  const green = await startUpstream('green');
+  const yaml = (active: 'blue' | 'green' | undefined) =>
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+${active ? `  fresh:\n    blue: { url: ${blue.url} }\n    green: { url: ${green.url} }\n    active: ${active}\n` : ''}routes:
+  - { name: api, match: { path: / }, to: legacy${active ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
+`);
+  const proxy = await startProxy(yaml('blue'));
+  const body = new PassThrough();
+  const inflight = request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body, headers: { 'content-length': '20000' } });
+  body.write(Buffer.alloc(10_000, 'a'));
+  await vi.waitFor(() => expect(legacy.seen).toHaveLength(1), { timeout: 2_000, interval: 5 });
+  // The cutover gives blue's endpoint a fresh pool (the held one is retired); then the shadow goes.
+  await proxy.write(yaml('green'));
+  expect((await proxy.app.reload('signal')).result).toBe('success');
+  await proxy.write(yaml(undefined));
+  expect((await proxy.app.reload('signal')).result).toBe('success');
+  body.end(Buffer.alloc(10_000, 'b'));
+  await (await inflight).body.dump();
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_shadow_comparisons_total')).toBe(1));
+  expect(blue.seen).toHaveLength(1);
+});
+
+test('a copy whose client left with its body unfinished lets the retired pool close', async () => {
+  const legacy = await startUpstream('legacy', (_req, res) => res.end('early'));
+  const fresh = await startUpstream('fresh');
+  const yaml = (shadow: boolean) =>
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
+  - { name: api, match: { path: / }, to: legacy${shadow ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
+`);
+  const proxy = await startProxy(yaml(true));
+  const pool = proxy.app.store.current.services.get('fresh')?.endpoints[0]?.pool;
+  const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  // The upstream answers before the body is whole; Node then drops the request, which never ends.
+  socket.write(`POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 20000\r\n\r\n${'a'.repeat(10_000)}`);
+  await once(socket, 'data');
+  await proxy.write(yaml(false));
+  expect((await proxy.app.reload('signal')).result).toBe('success');
+  socket.destroy();
+  await vi.waitFor(() => expect(pool?.closed).toBe(true), { timeout: 2_000, interval: 20 });
 });

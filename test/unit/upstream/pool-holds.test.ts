@@ -21,3 +21,10 @@ test('a pool nobody holds is closed at once', async () => {
   await closeWhenReleased(pool);
   expect(pool.closed).toBe(true);
 });
+
+test('a hold never released keeps the pool open only up to the limit given', async () => {
+  const pool = new Pool('http://127.0.0.1:9');
+  holdPool(pool);
+  await closeWhenReleased(pool, 50);
+  expect(pool.closed).toBe(true);
+});
