@@ -30,10 +30,12 @@ export const PATH_LIMIT = 200;
  */
 const NAME_LIKE = /^[A-Za-z_$][A-Za-z0-9_$-]{0,39}$/;
 const DIGIT = /\d/g;
-const UPPER = /[A-Z]/g;
-const VOWEL = /[aeiouy]/gi;
-/** Past this length, a key is read as a name only if its letters look like words. */
-const TOKEN_LENGTH = 16;
+/** Where a name's words meet: separators, and a lower-case letter or digit before a capital. */
+const WORD_BREAK = /[_$-]+|(?<=[a-z0-9])(?=[A-Z])/;
+/** From this length, a key is read as a name only if it is made of words. */
+const TOKEN_LENGTH = 12;
+/** No word of a field name is this long; a run of random letters easily is. */
+const LONGEST_WORD = 16;
 
 /**
  * Structural comparison (object key order ignored, arrays by position) of the primary's and
@@ -128,8 +130,10 @@ function nameLike(key: string): boolean {
   // Ids and tokens carry digits; field names carry a version number at most.
   if (!NAME_LIKE.test(key) || (key.match(DIGIT)?.length ?? 0) > 3) return false;
   if (key.length < TOKEN_LENGTH) return true;
-  // A long key of random letters (a base64url session token) has capitals all over, or few
-  // vowels; a camelCase or snake_case name has a capital per word and vowels in each.
-  const letters = key.length - (key.match(DIGIT)?.length ?? 0);
-  return (key.match(UPPER)?.length ?? 0) * 4 < letters && (key.match(VOWEL)?.length ?? 0) * 4 >= letters;
+  // A field name is a few words (`lastModifiedByUserID`: last, Modified, By, User, ID;
+  // `ssl_cert_not_after`); a base64url token broken at its capitals is a heap of one- and
+  // two-letter pieces (`kQzXbVtPwRjL`), and a lower-case one a single endless word.
+  const words = key.split(WORD_BREAK).filter((word) => word !== '');
+  const letters = words.reduce((sum, word) => sum + word.length, 0);
+  return letters >= 3 * words.length && words.every((word) => word.length < LONGEST_WORD);
 }

@@ -64,11 +64,14 @@ describe('formatPath', () => {
     [['p', '5551234567'], '$.p.*'],
     [['a.b'], '$.*'],
     [['x'.repeat(41)], '$.*'],
-    // Long keys of random letters (base64url session tokens), whatever their digits.
+    // Keys of random letters (base64url session tokens), whatever their digits.
     [['sessions', 'kQzXbVtPwRjLmNsYhGfDaE', 'active'], '$.sessions.*.active'],
-    [['s', 'kqzxbvtpwrjlmnsyhg'], '$.s.*'],
-    // Long names that read as words stay.
+    [['s', 'kQzXbVtPwRjL'], '$.s.*'],
+    [['s', 'gewrevaefzfqekczvagcwgde'], '$.s.*'],
+    // Long names made of words stay, acronyms and snake_case included.
     [['shippingAddressLine', 'created_at_timestamp', 'numberOfItemsInCart'], '$.shippingAddressLine.created_at_timestamp.numberOfItemsInCart'],
+    [['lastModifiedByUserID', 'maxHTTPHeaderSize', 'ssl_cert_not_after', 'has_mfa_sms_backup'], '$.lastModifiedByUserID.maxHTTPHeaderSize.ssl_cert_not_after.has_mfa_sms_backup'],
+    [['enableHTTPSRedirect', 'totalPriceExclVAT', 'http_x_forwarded_for', 'mfaTOTPEnabledAt'], '$.enableHTTPSRedirect.totalPriceExclVAT.http_x_forwarded_for.mfaTOTPEnabledAt'],
   ])('%j → %s', (path, text) => {
     expect(formatPath(path)).toBe(text);
   });
