@@ -12,7 +12,7 @@ const LAST = 2 ** 48 - 1;
  * request was about 2 % of a proxied request's instructions.
  */
 export class RequestIds {
-  #prefix = '';
+  #prefix: string;
   #count: number;
 
   /** `last`: the count the first id follows (tests start near a carry). */

@@ -51,9 +51,9 @@ export function captureBody(rawHeaders: RawHeaders, def: ShadowDef): BodyCapture
 
 /**
  * Status equal, comparable headers equal, bodies equal: structurally when both are JSON (key
- * order ignored, `ignoreJsonPaths` left out), byte for byte (by digest) otherwise.
+ * order ignored, `ignoreJsonPaths` left out), byte for byte (by digest) otherwise. `hidden`:
+ * keys never to be written in a JSON path of the difference (the caller's own id).
  */
-/** `hidden`: keys never to be written in a JSON path (the caller's own id). */
 export function compareAnswers(primary: Answer, shadow: Answer, def: ShadowDef, hidden?: ReadonlySet<string>): Verdict {
   if (primary.body.overflow || shadow.body.overflow) return { result: 'skipped' };
   const body = compareBodies(primary.body, shadow.body, def, hidden);
