@@ -194,7 +194,6 @@ function keyOf(doc: Document, path: Path): number | undefined {
   return undefined;
 }
 
-/** The key path of the innermost key or value written at `offset`. */
 /**
  * The files ficus writes (`auditLog`, `stateFile`, relative to the routes file's directory)
  * must be neither the routes file, which every write would reload and break, nor each other.
@@ -234,6 +233,7 @@ function duplicateKeys(doc: Document, at: At): ConfigIssue[] {
   return issues;
 }
 
+/** The key path of the innermost key or value written at `offset`. */
 function pathAt(doc: Document, offset: number): (string | number)[] {
   const inside = (node: unknown) => isNode(node) && node.range != null && node.range[0] <= offset && offset < node.range[2];
   const path: (string | number)[] = [];

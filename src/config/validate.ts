@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { parseCidr } from '../proxy/cidr.js';
+import { HOP_BY_HOP } from '../proxy/headers.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
 import { normalizePath } from '../routing/normalize.js';
@@ -76,7 +77,7 @@ interface Known {
 }
 
 /** Fields that say how a message is framed or how its connection behaves: ficus's own to set. */
-const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+const FRAMING: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length']);
 
 function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, number>, problem: Report): void {
   const services = known.services;

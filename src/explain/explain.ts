@@ -55,14 +55,14 @@ export interface ExplainReport {
   notes: string[];
 }
 
+/** The colour a blue/green service serves live traffic on right now (a guard may have rolled it back). */
+export type LiveColour = (service: string, colours: ColoursDef) => Colour;
+
 /**
  * Runs the proxy's own decision (`explainDecision`, the function the handler calls) on a
  * request that is never sent, and says why at each step. Offline and live explain both come
  * here, so neither can disagree with where the proxy really sends the request.
  */
-/** The colour a blue/green service serves live traffic on right now (a guard may have rolled it back). */
-export type LiveColour = (service: string, colours: ColoursDef) => Colour;
-
 export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live?: EffectiveWeights, liveColour?: LiveColour): ExplainReport {
   const method = request.method.toUpperCase();
   const notes: string[] = [];

@@ -161,6 +161,11 @@ export class Metrics {
     this.#perRequest.record(route, service, color, side, status, seconds);
   }
 
+  /** Counts an answer the edge listener sent before any route was looked for. */
+  edgeRefused(status: number): void {
+    this.edgeRefusals.labels(String(status)).inc();
+  }
+
   /** Where `endpoint_up` reads the running endpoints from. */
   watchEndpoints(source: () => Iterable<EndpointState>): void {
     this.#endpoints = source;

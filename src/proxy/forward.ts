@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
 import type { Endpoint } from '../upstream/endpoint.js';
@@ -21,14 +21,6 @@ const CLIENT_CLOSED = 'client closed';
 
 /** nginx's `send_timeout`: the client took none of the response for `limits.sendTimeout`. */
 const CLIENT_STALLED: Fault = Object.freeze({ kind: 'client_error', status: 0, upstream: false, beforeSend: false, message: 'client read nothing past limits.sendTimeout' });
-
-export interface ExchangeOptions {
-  /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
-  readonly extraHeaders: readonly string[] | undefined;
-  readonly tap: ResponseTap | undefined;
-  /** How long the response may wait on a client that reads none of it. */
-  readonly sendTimeoutMs: number;
-}
 
 /**
  * A reader of the response the client is being sent, without holding it up (a shadow's
@@ -67,7 +59,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly endpoint: Endpoint,
     private readonly body: RequestBody | null,
     private readonly done: (result: ExchangeResult) => void,
-    private readonly options: ExchangeOptions,
+    /** How long the response may wait on a client that reads none of it (`limits.sendTimeout`). */
+    private readonly sendTimeoutMs: number,
+    /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
+    private readonly extraHeaders?: readonly string[],
+    private readonly tap?: ResponseTap,
   ) {}
 
   start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
@@ -110,9 +106,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     try {
       const headers = clientResponseHeaders(rawHeaders);
       if (statusCode === 204) dropContentLength(headers);
-      const extraHeaders = this.options.extraHeaders;
-      if (extraHeaders !== undefined) headers.push(...extraHeaders);
-      res.writeHead(statusCode, plainReason(statusText), headers);
+      if (this.extraHeaders !== undefined) headers.push(...this.extraHeaders);
+      res.writeHead(statusCode, plainReason(statusCode, statusText), headers);
     } catch (error) {
       // writeHead keeps the reason it was given even when it throws; the 502 must not reuse it.
       res.statusMessage = '';
@@ -122,7 +117,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.#responseStarted = true;
     this.#resume = resume;
-    this.options.tap?.head(statusCode, rawHeaders);
+    this.tap?.head(statusCode, rawHeaders);
     // RFC 9112 §6.3: a 204 or 304 ends with its head. undici would fail one that has a
     // Content-Length (allowed on a 304, RFC 9110 §8.6) for want of a body that never comes.
     if (statusCode === 204 || statusCode === 304) this.onComplete();
@@ -131,7 +126,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     this.#bytesOut += chunk.length;
-    this.options.tap?.data(chunk);
+    this.tap?.data(chunk);
     if (this.res.write(chunk)) return true;
     // Most responses fit in the socket buffer; hook 'drain' only for those that do not.
     if (!this.#drainHooked) {
@@ -157,7 +152,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.res.once('socket', () => this.#watchClient());
       return;
     }
-    this.#sendTimer = setTimeout(() => this.#stalled(), this.options.sendTimeoutMs);
+    this.#sendTimer = setTimeout(() => this.#stalled(), this.sendTimeoutMs);
   }
 
   #drained(): void {
@@ -227,8 +222,10 @@ function soundTransferEncoding(raw: Buffer[]): boolean {
  * longer be told; Node refuses what is not Latin-1. The reason carries no meaning (RFC 9110
  * §15): Envoy drops it altogether.
  */
-function plainReason(statusText: string): string | undefined {
-  return statusText !== '' && PLAIN_REASON.test(statusText) ? statusText : undefined;
+function plainReason(statusCode: number, statusText: string): string | undefined {
+  // The usual answer carries the standard reason, which Node writes anyway: no test for it.
+  if (statusText === '' || statusText === STATUS_CODES[statusCode]) return undefined;
+  return PLAIN_REASON.test(statusText) ? statusText : undefined;
 }
 
 const PLAIN_REASON = /^[\t\x20-\x7e]*$/;

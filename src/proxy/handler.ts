@@ -164,7 +164,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
       const attempt = (endpoint: Endpoint, retried: boolean): void => {
         endpointOrigin = endpoint.origin;
-        const exchange = new Exchange(res, endpoint, body, onDone, { extraHeaders, tap, sendTimeoutMs: snapshot.limits.sendTimeoutMs });
+        const exchange = new Exchange(res, endpoint, body, onDone, snapshot.limits.sendTimeoutMs, extraHeaders, tap);
         function onDone(result: ExchangeResult): void {
           abortUpstream = undefined;
           const failed = settle(service, endpoint, result);

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus fields the proxy owns and sets itself. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

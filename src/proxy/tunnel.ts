@@ -54,7 +54,7 @@ export class Tunnels {
     if (socket.writableEnded || socket.destroyed || earlier?._last === true || earlier?.shouldKeepAlive === false) return void socket.destroy();
     if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
     if (!hostIsSound(req)) {
-      this.deps.metrics.edgeRefusals.labels('400').inc();
+      this.deps.metrics.edgeRefused(400);
       return endWith(socket, errorResponse(400, requestIds.next()));
     }
     if (!isWebSocket(req)) return this.#replay(req, socket, head);

@@ -66,6 +66,23 @@ export function fieldText(value: string): string {
   }
 }
 
+/**
+ * Every id the request carries in `def`'s sources, not only the one `identify` picks: the
+ * header's (each part, when it was sent twice and Node joined it), the cookie's and the
+ * anonymous cookie's. Anything keyed by one of them is about the caller.
+ */
+export function callerIdsIn(def: IdentityDef, headers: IncomingHttpHeaders): string[] {
+  const ids: string[] = [];
+  const header = def.header === undefined ? undefined : headers[def.header];
+  for (const value of [header ?? []].flat()) ids.push(...fieldText(value).split(','));
+  const cookies = headers.cookie;
+  for (const name of [def.cookie, def.anonymousCookie]) {
+    const value = cookies !== undefined && name !== undefined ? cookieValue(cookies, name) : undefined;
+    if (value !== undefined) ids.push(fieldText(value));
+  }
+  return ids.map((id) => id.trim()).filter((id) => id !== '');
+}
+
 /** The value of cookie `name` in a Cookie header (RFC 6265 §5.4), or undefined. */
 export function cookieValue(header: string, name: string): string | undefined {
   let start = 0;

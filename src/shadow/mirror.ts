@@ -6,7 +6,7 @@ import { EVENT, type Logger } from '../observe/log.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { ResponseTap } from '../proxy/forward.js';
 import type { ForwardPlan, Guards } from '../proxy/plan.js';
-import { identify } from '../routing/identity.js';
+import { callerIdsIn } from '../routing/identity.js';
 import { liveColour } from '../upstream/bluegreen.js';
 import { hasRequestBody } from '../proxy/request-body.js';
 import type { ServiceRuntime } from '../upstream/service.js';
@@ -159,19 +159,9 @@ function describe(difference: Difference): string {
   return parts.join('; ');
 }
 
-/**
- * The ids the file's `identity` reads from this request (header, cookie, anonymous cookie):
- * an answer about a user is often keyed by that user's id, which may read like any word.
- */
+/** Keys a mismatch may not name: the ids the file's `identity` reads from this request. */
 function callerIds(generation: Generation, req: IncomingMessage): ReadonlySet<string> | undefined {
   const def = generation.snapshot.identity;
-  if (def === undefined) return undefined;
-  const ids = new Set<string>();
-  const none = { header: undefined, cookie: undefined, anonymousCookie: undefined };
-  for (const only of [{ ...none, header: def.header }, { ...none, cookie: def.cookie }, { ...none, anonymousCookie: def.anonymousCookie }]) {
-    const caller = identify(only, req.headers, false, () => '');
-    // A header sent twice reaches ficus joined (`alice, alice`): each part may key the answer.
-    for (const part of caller.id.split(',')) if (part.trim() !== '') ids.add(part.trim());
-  }
-  return ids.size === 0 ? undefined : ids;
+  const ids = def === undefined ? [] : callerIdsIn(def, req.headers);
+  return ids.length === 0 ? undefined : new Set(ids);
 }

@@ -131,15 +131,19 @@ test('a client that leaves does not abort the copy', async () => {
   expect(await count(proxy, 'ficus_requests_total', { side: 'shadow', code: '200' })).toBe(1);
 });
 
+/** POSTs go to `legacy`, copied to the `fresh` shadow when it is given (a reload drops it). */
+function uploadRoutes(legacy: string, fresh: string | undefined): string {
+  return routesYaml(`services:
+  legacy: { url: ${legacy} }
+${fresh ? `  fresh: { url: ${fresh} }\n` : ''}routes:
+  - { name: api, match: { path: / }, to: legacy${fresh ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
+`);
+}
+
 test('a copy whose body was still coming when a reload removed the shadow is still sent and compared: its pool waits for it', async () => {
   const legacy = await startUpstream('legacy');
   const fresh = await startUpstream('fresh');
-  const yaml = (shadow: boolean) =>
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
-  - { name: api, match: { path: / }, to: legacy${shadow ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
-`);
+  const yaml = (shadow: boolean) => uploadRoutes(legacy.url, shadow ? fresh.url : undefined);
   const proxy = await startProxy(yaml(true));
   const body = new PassThrough();
   const inflight = request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body, headers: { 'content-length': '20000' } });
@@ -188,12 +192,7 @@ ${active ? `  fresh:\n    blue: { url: ${blue.url} }\n    green: { url: ${green.
 test('a copy whose client left with its body unfinished lets the retired pool close', async () => {
   const legacy = await startUpstream('legacy', (_req, res) => res.end('early'));
   const fresh = await startUpstream('fresh');
-  const yaml = (shadow: boolean) =>
-    routesYaml(`services:
-  legacy: { url: ${legacy.url} }
-${shadow ? `  fresh: { url: ${fresh.url} }\n` : ''}routes:
-  - { name: api, match: { path: / }, to: legacy${shadow ? ', shadow: { to: fresh, methods: [POST], compare: true }' : ''} }
-`);
+  const yaml = (shadow: boolean) => uploadRoutes(legacy.url, shadow ? fresh.url : undefined);
   const proxy = await startProxy(yaml(true));
   const pool = proxy.app.store.current.services.get('fresh')?.endpoints[0]?.pool;
   const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
