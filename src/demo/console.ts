@@ -80,6 +80,8 @@ export function render(line: Line, style: Paint): string | undefined {
       return `  ↗ canary ${String(line.canary ?? '')} of route ${String(line.route ?? '')}: ${String(line.message ?? '')}`;
     case EVENT.canaryPromoted:
       return `  ${style.bold(`★ canary ${String(line.canary ?? '')} promoted`)} on route ${String(line.route ?? '')}: ${String(line.message ?? '')}`;
+    case EVENT.shadowMismatch:
+      return `  ${style.status(400, '≠ shadow')} ${String(line.shadow ?? '')} answered ${String(line.method ?? '')} differently from route ${String(line.route ?? '')}: ${mismatchOf(line)}`;
     case EVENT.draining:
       return `  draining: ${String(line.inflight ?? 0)} request(s) in flight`;
     case EVENT.started:
@@ -88,4 +90,22 @@ export function render(line: Line, style: Paint): string | undefined {
     default:
       return line.level >= WARN ? `  ! ${String(line.msg ?? line.event ?? '')}` : undefined;
   }
+}
+
+/** Where a shadow's answer differed, in the words of the mismatch line's fields. */
+function mismatchOf(line: Line): string {
+  const parts: string[] = [];
+  const status = line.status as { primary?: number; shadow?: number } | undefined;
+  if (status && status.primary !== status.shadow) parts.push(`status ${String(status.primary)} vs ${String(status.shadow)}`);
+  if (Array.isArray(line.headers) && line.headers.length > 0) parts.push(`headers ${line.headers.join(', ')}`);
+  const body = line.body as { kind?: string; differences?: { path: string; kind: string }[]; truncated?: boolean } | undefined;
+  if (body?.kind === 'json' && body.differences) {
+    const shown = body.differences.slice(0, 3).map((d) => `${d.path} ${d.kind}`);
+    const more = body.differences.length - shown.length;
+    parts.push(`${shown.join(', ')}${more > 0 || body.truncated ? ', and more' : ''}`);
+  } else if (body?.kind === 'bytes') {
+    parts.push('the body');
+  }
+  const left = Number(line.suppressed ?? 0);
+  return `${parts.join('; ')}${left > 0 ? ` (${left} more since the last such line)` : ''}`;
 }

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { invoicesAnswer } from './invoices.js';
 
 /** A stand-in upstream the demo runs on a port that routes.yaml names. */
 export interface DemoService {
@@ -54,11 +55,15 @@ async function closeServer(server: Server): Promise<void> {
   await closed;
 }
 
+/** The part of the monolith a new service rewrites, by its name: `catalog-v2` rewrites `catalog`. */
+export function rewrittenPart(service: string): string {
+  return service.replace(/[-_.]?v\d+$/i, '');
+}
+
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const PAGES: readonly { prefix: string; text: string }[] = [
   { prefix: '/catalog', text: 'The product catalog, rendered server-side the way it has been since 2009.' },
-  { prefix: '/invoices', text: 'Your invoices. (Invoice export lives at /invoices/export.)' },
   { prefix: '/account', text: 'Account settings, one very long form.' },
   { prefix: '/search', text: 'Search results, the slow way: a LIKE query over everything.' },
 ];
@@ -71,7 +76,9 @@ function monolith(name: string): Handler {
     if (path === '/api/orders' || path.startsWith('/api/orders/')) {
       return reply(res, 200, name, 'application/json', `${JSON.stringify({ servedBy: name, kind: 'legacy monolith', orders: [{ id: 1001, total: '42.00' }, { id: 1002, total: '17.50' }] })}\n`);
     }
-    const page = path === '/' ? { text: 'The home page. Try /catalog, /invoices or /api/orders.' } : PAGES.find((p) => path === p.prefix || path.startsWith(`${p.prefix}/`));
+    const invoices = invoicesAnswer(path, false);
+    if (invoices) return reply(res, invoices.status, name, 'application/json', invoices.body);
+    const page = path === '/' ? { text: 'The home page. Try /catalog, /invoices/1001 or /api/orders.' } : PAGES.find((p) => path === p.prefix || path.startsWith(`${p.prefix}/`));
     if (!page) return reply(res, 404, name, 'text/plain; charset=utf-8', `${intro}\nThere is no page at ${path}.\n`);
     reply(res, 200, name, 'text/plain; charset=utf-8', `${intro}\n${req.method} ${req.url}: ${page.text}\n${trace(req)}`);
   };
@@ -82,10 +89,13 @@ export const FAULT_PATH = '/fault';
 
 /**
  * A new service, with a fault switch so that the demo can show a canary being ejected: once
- * `POST /fault` has been called, every other request gets a 500 until `DELETE /fault`.
+ * `POST /fault` has been called, every other request gets a 500 until `DELETE /fault`. One
+ * named as a rewrite of invoices (`invoices-v2`) answers the monolith's invoice API, for a
+ * shadow route to compare.
  */
 function newService(name: string): Handler {
   let faulty = false;
+  const rewritesInvoices = rewrittenPart(name) === 'invoices';
   return (req, res) => {
     req.resume();
     const path = (req.url ?? '/').split('?')[0];
@@ -95,6 +105,8 @@ function newService(name: string): Handler {
       return reply(res, 200, name, 'text/plain; charset=utf-8', `${says}\n`);
     }
     if (faulty) return reply(res, 500, name, 'text/plain; charset=utf-8', `${name} is failing (its fault switch is on: DELETE ${FAULT_PATH} mends it)\n`);
+    const invoices = rewritesInvoices ? invoicesAnswer(path ?? '/', true) : undefined;
+    if (invoices) return reply(res, invoices.status, name, 'application/json', invoices.body);
     reply(res, 200, name, 'text/plain; charset=utf-8', `Hello from ${name}, a new service.\n${req.method} ${req.url}: answered by the new code, not the monolith.\n${trace(req)}`);
   };
 }
@@ -103,7 +115,10 @@ function trace(req: IncomingMessage): string {
   return `(request id ${String(req.headers['x-request-id'] ?? '-')}, forwarded for ${String(req.headers['x-forwarded-for'] ?? '-')})\n`;
 }
 
+/** The response header in which every stand-in names itself. */
+export const SERVED_BY = 'x-served-by';
+
 function reply(res: ServerResponse, status: number, name: string, type: string, body: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'x-served-by': name });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), [SERVED_BY]: name });
   res.end(body);
 }

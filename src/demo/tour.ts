@@ -5,8 +5,9 @@ import { RequestView } from '../routing/request-view.js';
 import { firstMatch } from '../routing/route.js';
 import type { Paint } from './console.js';
 import { canaryStoryFor } from './canary-examples.js';
+import { shadowStoryFor } from './shadow-examples.js';
 import { audienceExamplesFor, standIn, switchesFor } from './migration-examples.js';
-import type { DemoService } from './services.js';
+import { rewrittenPart, type DemoService } from './services.js';
 
 export interface TourInput {
   snapshot: Snapshot;
@@ -93,6 +94,12 @@ export function tour(input: TourInput): string {
     story.steps.forEach((step, i) => out.push(`  ${i + 1}. ${step.command}`, `     ${style.dim(step.says)}`));
   }
 
+  const shadow = shadowStoryFor(input.snapshot, proxyUrl, adminUrl, input.services);
+  if (shadow) {
+    out.push('', `${style.bold('In the shadows')}: route ${shadow.route} is served by ${shadow.primary}, and ${shadow.shadow} gets a copy of each request; ficus compares the answers:`);
+    out.push(...table(shadow.steps.map((step) => [step.command, style.dim(step.says)])).map((row) => `  ${row}`));
+  }
+
   const move = moveFor(input.snapshot, input.text);
   out.push('', style.bold('Move traffic live, without a restart:'));
   if (move) {
@@ -150,7 +157,7 @@ export function moveFor(snapshot: Snapshot, text: string): Move | undefined {
   for (const route of snapshot.routes) {
     if (route.action.kind !== 'proxy') continue;
     const current = route.action.service;
-    const fresh = services.find((s) => !s.legacy && stem(s.name) === route.name);
+    const fresh = services.find((s) => !s.legacy && rewrittenPart(s.name) === route.name);
     if (!fresh || !legacy) continue;
     const to = current === fresh.name ? legacy.name : current === legacy.name ? fresh.name : undefined;
     const node = doc.getIn(['routes', route.index, 'to'], true);
@@ -159,10 +166,6 @@ export function moveFor(snapshot: Snapshot, text: string): Move | undefined {
     return { line: lines.linePos(node.range[0]).line, route: route.name, from: current, to, path: spec.match.exact ?? spec.match.path ?? '/' };
   }
   return undefined;
-}
-
-function stem(name: string): string {
-  return name.replace(/[-_.]?v\d+$/i, '');
 }
 
 function table(rows: readonly (readonly string[])[]): string[] {

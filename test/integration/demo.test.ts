@@ -71,11 +71,12 @@ interface Ports {
   blue: number;
   green: number;
   search: number;
+  invoices: number;
   listen?: number;
 }
 
 async function demoPorts(): Promise<Ports> {
-  return { legacy: await refusedPort(), v2: await refusedPort(), blue: await refusedPort(), green: await refusedPort(), search: await refusedPort() };
+  return { legacy: await refusedPort(), v2: await refusedPort(), blue: await refusedPort(), green: await refusedPort(), search: await refusedPort(), invoices: await refusedPort() };
 }
 
 async function demoCopy(ports: Ports): Promise<{ dir: string; file: string }> {
@@ -88,6 +89,7 @@ async function demoCopy(ports: Ports): Promise<{ dir: string; file: string }> {
     ['http://127.0.0.1:3201', `http://127.0.0.1:${ports.blue}`],
     ['http://127.0.0.1:3202', `http://127.0.0.1:${ports.green}`],
     ['http://127.0.0.1:3301', `http://127.0.0.1:${ports.search}`],
+    ['http://127.0.0.1:3401', `http://127.0.0.1:${ports.invoices}`],
   ];
   let copy = text;
   for (const [from, to] of swaps) {
@@ -214,7 +216,7 @@ test('the demo does what its tour says: the monolith, new services, a cohort, a 
   expect(await demo.exit).toBe(0);
   expect(demo.output()).toContain('stopped');
   // Everything the demo started is gone: its ports refuse connections again.
-  for (const url of [proxy, admin, ...[ports.legacy, ports.v2, ports.blue, ports.green, ports.search].map((port) => `http://127.0.0.1:${port}`)]) {
+  for (const url of [proxy, admin, ...[ports.legacy, ports.v2, ports.blue, ports.green, ports.search, ports.invoices].map((port) => `http://127.0.0.1:${port}`)]) {
     await expect(request(url), url).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   }
 });
@@ -269,6 +271,40 @@ test('the immune-system story of the tour: a user on the canary, the fault switc
   expect((await request(readmitUrl, { method: 'POST' })).statusCode).toBe(200);
   expect((await get(url, asUser)).headers['x-served-by']).toBe('search-v2');
   await demo.waitFor(/↺ canary search-v2 readmitted to route search at 50 %/, from);
+
+  demo.signal('SIGINT');
+  expect(await demo.exit).toBe(0);
+});
+
+test('the shadow story of the tour: the monolith answers, its rewrite answers a copy, and ficus says where they differ', async () => {
+  const ports = await demoPorts();
+  const { dir, file } = await demoCopy(ports);
+  const demo = startDemo(['-c', file], dir);
+  const [, proxy = '', admin = ''] = await demo.waitFor(READY);
+
+  const section = /In the shadows: route invoices-shadow is served by legacy, and invoices-v2 gets a copy of each request; ficus compares the answers:\n([\s\S]*?)\n\n/.exec(demo.output())?.[1] ?? '';
+  const steps = [...section.matchAll(/^ {2}(curl .+?) {3,}(.+)$/gm)].map(([, command = '', says = '']) => ({ command, says }));
+  expect(steps.map((s) => s.command)).toEqual([`curl ${proxy}/invoices/1001`, `curl ${proxy}/invoices/1002`, `curl -s ${admin}/metrics | grep ficus_shadow_comparisons_total`]);
+
+  // The monolith answers both; the client never sees the rewrite.
+  const from = demo.output().length;
+  const same = await get(`${proxy}/invoices/1001`);
+  expect(same.headers['x-served-by']).toBe('legacy');
+  expect(JSON.parse(same.body)).toMatchObject({ id: 1001, status: 'paid' });
+  await demo.waitFor(/GET \/invoices\/1001 +→ legacy +route invoices-shadow/, from);
+  const different = await get(`${proxy}/invoices/1002`);
+  expect(different.headers['x-served-by']).toBe('legacy');
+  expect(JSON.parse(different.body)).toMatchObject({ id: 1002, status: 'open' });
+  // The rewrite's answer really differs, where the tour says it does.
+  expect(JSON.parse((await get(`http://127.0.0.1:${ports.invoices}/invoices/1002`)).body)).toMatchObject({ status: 'overdue' });
+
+  await demo.waitFor(/≠ shadow invoices-v2 answered GET differently from route invoices-shadow: \$\.status changed$/m, from);
+  // A match logs nothing, so its count is polled: the copy of 1001 may finish after that of 1002.
+  const scrape = async () => (await request(`${admin}/metrics`)).body.text();
+  await expect.poll(scrape).toContain('ficus_shadow_comparisons_total{route="invoices-shadow",result="match"} 1');
+  expect(await scrape()).toContain('ficus_shadow_comparisons_total{route="invoices-shadow",result="mismatch"} 1');
+  // Only the mismatch is logged: one line for two comparisons.
+  expect(demo.output().slice(from).match(/≠ shadow/g)).toHaveLength(1);
 
   demo.signal('SIGINT');
   expect(await demo.exit).toBe(0);
