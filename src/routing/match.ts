@@ -9,8 +9,9 @@ export interface Condition {
   readonly describe: string;
   readonly test: (request: RequestView) => boolean;
   /**
-   * For `path` and `exact`: the first path segment (see `firstSegment`) of every path the
-   * condition accepts; undefined when it accepts paths under any first segment (`path: /`).
+   * For `path`, `exact` and plain `regex`: the first path segment (see `firstSegment`) of
+   * every path the condition accepts; undefined when it may accept paths under any first
+   * segment (`path: /`, most regexes).
    */
   readonly segment?: string | undefined;
 }
@@ -27,6 +28,49 @@ export function firstSegment(path: string): string {
     if (c === 37 /* % */ && path.charCodeAt(i + 1) === 51 /* 3 */ && (path.charCodeAt(i + 2) | 0x20) === 98 /* b */) return path.slice(1, i);
   }
   return path.slice(1);
+}
+
+/**
+ * The first segment of every path a path regex accepts, when the regex spells it out: it
+ * starts `^/word` and the word (letters, digits, `_~-`, escaped dots) ends at `/`, `\/` or `$`,
+ * as in `^/orders/\d+$` or `^/item\.php$`. Undefined for any other regex, and for one with an
+ * alternation outside parentheses (`^/a/|^/b/` is not anchored to `a`).
+ */
+export function regexSegment(source: string): string | undefined {
+  if (!source.startsWith('^/') || alternatesAtTop(source)) return undefined;
+  let segment = '';
+  for (let i = 2; i < source.length; i++) {
+    const c = source.charAt(i);
+    if (WORD.test(c)) {
+      segment += c;
+    } else if (c === '\\' && source.charAt(i + 1) === '.') {
+      segment += '.';
+      i++;
+    } else {
+      const ends = c === '/' || c === '$' || (c === '\\' && source.charAt(i + 1) === '/');
+      return ends && segment !== '' ? segment : undefined;
+    }
+  }
+  // `^/orders` alone goes on into `/ordersX`.
+  return undefined;
+}
+
+const WORD = /^[\w~-]$/;
+
+/** A `|` outside every group and character class. */
+function alternatesAtTop(source: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source.charAt(i);
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return true;
+  }
+  return false;
 }
 
 /** A path prefix on segment boundaries: `/api` matches `/api`, `/api/` and `/api/x`, never `/apix`. */
@@ -107,7 +151,7 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
   }
   if (spec.regex !== undefined) {
     const regex = linearRegExp(spec.regex);
-    conditions.push({ key: 'regex', describe: `path matches /${spec.regex}/`, test: (r) => regex.test(r.path) });
+    conditions.push({ key: 'regex', describe: `path matches /${spec.regex}/`, test: (r) => regex.test(r.path), segment: regexSegment(spec.regex) });
   }
   return conditions;
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
 import type { RouteDef } from '../../../src/config/snapshot.js';
-import { compileMatch, firstSegment } from '../../../src/routing/match.js';
+import { compileMatch, firstSegment, regexSegment } from '../../../src/routing/match.js';
 import { normalizePath } from '../../../src/routing/normalize.js';
 import { RequestView } from '../../../src/routing/request-view.js';
 import { firstMatch, RouteIndex } from '../../../src/routing/route.js';
@@ -18,7 +18,7 @@ const match = fc.record(
   {
     path: path,
     exact: path,
-    regex: fc.constantFrom('^/a', 'b$', '^/(api|ab)/'),
+    regex: fc.constantFrom('^/a', 'b$', '^/(api|ab)/', '^/a/', '^/a$', '^/ab/', '^/a\\/', '^/a?/', '^/a/|^/b', '^/b;x$', '^/x.y$', '^/x\\.y$', '^/api/v2$', '^/a/(b|c)', '^/a/(b)|^/b', '^/a/[(]|^/b', '^/a/[|]'),
     methods: fc.constantFrom(['GET'], ['POST'], ['GET', 'POST']),
   },
   { requiredKeys: [] },
@@ -44,6 +44,29 @@ test.each([
   ['/a%3/b', 'a%3'],
 ])('firstSegment(%s) is %j', (input, segment) => {
   expect(firstSegment(input)).toBe(segment);
+});
+
+test.each([
+  ['^/orders/\\d+$', 'orders'],
+  ['^/orders$', 'orders'],
+  ['^/orders\\/', 'orders'],
+  ['^/a-b~c_d/x', 'a-b~c_d'],
+  ['^/item\\.php$', 'item.php'],
+  ['^/users/[0-9]+/avatar(\\.png|\\.jpg)?$', 'users'],
+  ['^/users/[|]/x', 'users'],
+  ['^/users/\\|', 'users'],
+  // Not pinned: the word may go on, or the regex may match under any segment.
+  ['^/orders', undefined],
+  ['^/orders?/', undefined],
+  ['^/or.ders/', undefined],
+  ['^/(orders)/', undefined],
+  ['^/orders/|^/admin/', undefined],
+  ['^/orders/(a)|b', undefined],
+  ['^/orders/[(]|b', undefined],
+  ['^/item\\.?php$', undefined],
+  ['/orders/', undefined],
+])('a path regex %s pins the first segment %j', (source, segment) => {
+  expect(regexSegment(source)).toBe(segment);
 });
 
 test('matching over the index picks the same route as matching over every route', () => {
