@@ -172,8 +172,11 @@ export function compileRewrite(stripPrefix: string | undefined, addPrefix: strin
   const add = addPrefix?.replace(/\/$/, '') ?? '';
   if (!strip && !add) return (path) => path;
   return (path) => {
-    const rest = strip && (path === strip || path.startsWith(`${strip}/`)) ? path.slice(strip.length) : path;
-    return add + rest || '/';
+    const inside = path === strip || path.startsWith(`${strip}/`) || path.startsWith(`${strip};`) || path.startsWith(`${strip}%3B`);
+    const rest = strip && inside ? path.slice(strip.length) : path;
+    const out = add + rest;
+    // `/v1;jsessionid=1` stripped of `/v1` is `/;jsessionid=1`, as a servlet container reads it.
+    return out === '' ? '/' : out.startsWith('/') ? out : `/${out}`;
   };
 }
 

@@ -53,7 +53,8 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
 
   if (doc.errors.length > 0) return fail(syntaxIssues(doc, source, at));
 
-  const issues: ConfigIssue[] = duplicateKeys(doc, at);
+  keysAsWritten(doc);
+  const issues: ConfigIssue[] = [...unresolvedAliases(doc, at), ...duplicateKeys(doc, at)];
   const envPaths = new Set<string>();
   for (const problem of substituteEnv(doc, env)) {
     const path = pathAt(doc, problem.node.range?.[0] ?? 0).join('.');
@@ -62,6 +63,7 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
   }
 
   let raw: unknown;
+  if (issues.some((issue) => issue.message.startsWith('alias *'))) return fail(issues);
   try {
     // Enough for a file that reuses an anchor on every route, far too few for an alias bomb.
     raw = doc.toJS({ maxAliasCount: 10_000 }) ?? {};
@@ -114,6 +116,9 @@ function knownSyntaxError(doc: Document, error: YAMLError, text: string): { kind
   // `{ port: ${env:PORT} }`: in flow collections "{" and "}" are YAML syntax, so the reference must be quoted.
   if (text.startsWith('${env:', offset - 1)) {
     return { kind: 'env', offset: offset - 1, path: pathAt(doc, offset).join('.'), message: 'inside { } or [ ], write "${env:…}" in quotes (YAML syntax), or move the key to a line of its own (block style) where a number must stay a number' };
+  }
+  if (error.code === 'MULTIPLE_DOCS') {
+    return { kind: 'documents', offset, path: '', message: 'YAML syntax error: a routes file is one YAML document; remove this "---" and what follows it, or merge it into the first' };
   }
   // The parser notices a missing closing quote only at the end of the file; point at the opening one.
   if (error.code === 'MISSING_CHAR' && /quote/.test(error.message)) {
@@ -227,6 +232,34 @@ function duplicateKeys(doc: Document, at: At): ConfigIssue[] {
         const name = String(pair.key.value);
         if (!seen.has(name)) seen.add(name);
         else if (pair.key.range) issues.push(at(pair.key.range[0], pathAt(doc, pair.key.range[0]).join('.'), 'duplicate key'));
+      }
+    },
+  });
+  return issues;
+}
+
+/**
+ * A name is what the file says: `1.50:`, `0x1F:`, `null:` or `~:` are the names "1.50", "0x1F",
+ * "null" and "~", not the number, or the empty string, YAML 1.2 would make of them (errors and
+ * references would otherwise speak of "1.5", "31" and "").
+ */
+function keysAsWritten(doc: Document): void {
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key;
+      if (isScalar(key) && key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string') key.value = key.source;
+    },
+  });
+}
+
+/** `*name` without an `&name` before it: reported where it is written, not at 1:1. */
+function unresolvedAliases(doc: Document, at: At): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  visit(doc, {
+    Alias(_, alias) {
+      if (alias.resolve(doc) === undefined) {
+        const offset = alias.range?.[0] ?? 0;
+        issues.push(at(offset, pathAt(doc, offset).join('.'), `alias *${alias.source} names no anchor &${alias.source} written before it`));
       }
     },
   });

@@ -150,7 +150,7 @@ const Respond = z.strictObject({
 const Rewrite = z.strictObject({
   stripPrefix: PathPrefix.optional(),
   addPrefix: PathPrefix.optional(),
-  host: z.string().optional(),
+  host: z.string().regex(/^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'expected a host[:port] such as api.internal or api.internal:8080').optional(),
 });
 
 const Analysis = z.strictObject(Thresholds);

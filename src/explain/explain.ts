@@ -5,7 +5,7 @@ import { Audience } from '../routing/audience.js';
 import { bucketOf, inPercent } from '../routing/bucket.js';
 import { effectiveWeight, explainDecision, REFUSED_METHODS, type EffectiveWeights } from '../routing/decide.js';
 import { identify, type Caller } from '../routing/identity.js';
-import { normalizeTarget } from '../routing/normalize.js';
+import { HOST_VALUE, normalizeTarget } from '../routing/normalize.js';
 import { sameRouteWithoutParameters } from '../routing/route.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
@@ -72,6 +72,13 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   if (REFUSED_METHODS.has(method)) {
     report.respond = 405;
     notes.push(`ficus refuses ${method} before routing: it is no forward proxy, and TRACE would echo credentials back`);
+    return report;
+  }
+  // The edge refuses these before routing (proxy/server.ts hostIsSound): several Host lines are
+  // joined here, which no host[:port] holds.
+  if (typeof headers.host === 'string' && !HOST_VALUE.test(headers.host)) {
+    report.respond = 400;
+    notes.push('ficus refuses a request whose Host is not one host[:port] (or that carries several Host lines)');
     return report;
   }
   const target = normalizeTarget(request.url);
@@ -160,6 +167,8 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+/** Fields of which Node keeps only the first when a request repeats them (`IncomingMessage.headers`). */
+const FIRST_ONLY = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
 
 /**
  * Adds `name: value` (as curl's -H takes it) to `headers`; a repeated header combines as a
@@ -171,6 +180,8 @@ export function addHeaderLine(headers: IncomingHttpHeaders, line: string): boole
   if (!HEADER_NAME.test(name)) return false;
   const value = line.slice(colon + 1).trim();
   const before = headers[name];
+  // The proxy reads these as Node gives them: the first line only (a second Host is refused below).
+  if (typeof before === 'string' && FIRST_ONLY.has(name)) return true;
   headers[name] = typeof before === 'string' ? `${before}${name === 'cookie' ? '; ' : ', '}${value}` : value;
   return true;
 }

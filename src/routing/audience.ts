@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { inPercent } from './bucket.js';
-import { cookieValue, type Caller } from './identity.js';
+import { cookieValue, fieldText, type Caller } from './identity.js';
 
 /** A compiled cohort: a union of users, a header value, a cookie value and a percentage. */
 export interface CohortDef {
@@ -88,7 +88,8 @@ function cohortHolds(cohort: CohortDef, caller: Caller, headers: IncomingHttpHea
   if (cohort.users !== undefined && caller.known && cohort.users.has(caller.id)) return true;
   if (cohort.header !== undefined) {
     const value = headers[cohort.header.name];
-    if ((Array.isArray(value) ? value[0] : value) === cohort.header.value) return true;
+    const first = Array.isArray(value) ? value[0] : value;
+    if (first !== undefined && fieldText(first) === cohort.header.value) return true;
   }
   if (cohort.cookie !== undefined && headers.cookie !== undefined && cookieValue(headers.cookie, cohort.cookie.name) === cohort.cookie.value) {
     return true;

@@ -1,5 +1,6 @@
 import type { MatchSpec } from '../config/schema.js';
 import { looksSecret, REDACTED } from '../config/secret.js';
+import { fieldText } from './identity.js';
 import { linearRegExp } from './linear-regexp.js';
 import type { RequestView } from './request-view.js';
 
@@ -103,7 +104,9 @@ export function hostTest(pattern: string): (host: string) => boolean {
 
 function headerValue(request: RequestView, name: string): string | undefined {
   const value = request.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
+  // Node reads header bytes as latin1: `zürich` sent as UTF-8 is compared as the file wrote it.
+  const text = Array.isArray(value) ? value.join(', ') : value;
+  return text === undefined ? undefined : fieldText(text);
 }
 
 /**

@@ -108,6 +108,12 @@ describe('rewrite: stripPrefix then addPrefix, on segment boundaries', () => {
     ['/', '/v2', '/x', '/v2/x'],
     [undefined, '/', '/x', '/x'],
     [undefined, undefined, '/x', '/x'],
+    // `;` ends a segment for matching (a servlet's path parameters), so for the rewrite too.
+    ['/v1', '/internal', '/v1;jsessionid=1/users', '/internal;jsessionid=1/users'],
+    ['/v1', undefined, '/v1;jsessionid=1/users', '/;jsessionid=1/users'],
+    ['/v1', '/internal', '/v1%3Bx/users', '/internal%3Bx/users'],
+    ['/v1', undefined, '/v1;x', '/;x'],
+    ['/v1', undefined, '/v1x;y', '/v1x;y'],
   ])('strip %s add %s: %s → %s', (strip, add, path, expected) => {
     expect(compileRewrite(strip, add)(path)).toBe(expected);
   });

@@ -15,7 +15,7 @@ describe('documents that are not a routes file', () => {
     ['an empty file', '', ['r.yaml:1:1 version: "version" is required', 'r.yaml:1:1 services: "services" is required', 'r.yaml:1:1 routes: "routes" is required']],
     ['a list', '- a\n- b\n', ['r.yaml:1:1 expected object, received array']],
     ['a scalar', 'hello\n', ['r.yaml:1:1 expected object, received string']],
-    ['two documents', 'version: 1\n---\nversion: 1\n', ['r.yaml:2:1 YAML syntax error: Source contains multiple documents; please use YAML.parseAllDocuments()']],
+    ['two documents', 'version: 1\n---\nversion: 1\n', ['r.yaml:2:1 YAML syntax error: a routes file is one YAML document; remove this "---" and what follows it, or merge it into the first']],
   ])('%s', (_name, text, expected) => {
     expect(errors(text)).toEqual(expected);
   });
@@ -32,6 +32,32 @@ describe('documents that are not a routes file', () => {
     const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\n  next: { url: http://127.0.0.1:3002 }\nroutes:\n${routes.join('\n')}\n`;
     expect(errors(text)).toEqual([]);
   });
+});
+
+test('a name is what the file says, even where YAML would read a number or null', () => {
+  const lines = errors(`version: 1
+services:
+  legacy: { url: http://127.0.0.1:1 }
+  2.0: { url: http://127.0.0.1:2 }
+  null: { url: http://127.0.0.1:3 }
+toggles:
+  1.50: {}
+  0x1F: {}
+  1e3: {}
+routes:
+  - { name: a, match: { path: /a, toggle: "1.50" }, to: "2.0" }
+  - { name: b, match: { path: /b, toggle: "0x1F" }, to: "null" }
+  - { name: c, match: { path: /c, toggle: "1e3" }, to: legacy }
+  - { name: d, match: { path: /d, toggle: "1.5" }, to: legacy }
+`);
+  // Only the reference to a name the file does not have is an error.
+  expect(lines).toEqual(['r.yaml:14:43 routes.3.match.toggle: unknown toggle "1.5"']);
+});
+
+test('an alias that names no anchor is reported where it is written', () => {
+  expect(errors('version: 1\nservices:\n  legacy: { url: http://127.0.0.1:1 }\nroutes:\n  - name: a\n    match: *nomatch\n    to: legacy\n')).toEqual([
+    'r.yaml:6:12 routes.0.match: alias *nomatch names no anchor &nomatch written before it',
+  ]);
 });
 
 test('issues come sorted by position, whatever found them', () => {

@@ -68,6 +68,18 @@ describe('match.host patterns', () => {
   });
 });
 
+describe('rewrite.host: the Host the upstream receives', () => {
+  test.each(['api.internal', 'api.internal:8080', '10.0.0.1', '[::1]:8080', 'API.Internal'])('%s is accepted', (host) => {
+    expect(errors(route(`{ name: a, match: {}, to: legacy, rewrite: { host: "${host}" } }`))).toEqual([]);
+  });
+  // Each would make every request on the route fail (undici refuses the header), or send an invalid Host.
+  test.each(['a b', 'bäckend.intern', 'backend.internal\\nx-evil: 1', '', 'http://api.internal', 'api.internal:port'])('%j is refused', (host) => {
+    expect(errors(route(`{ name: a, match: {}, to: legacy, rewrite: { host: "${host}" } }`))).toEqual([
+      expect.stringMatching(/^r\.yaml:5:\d+ routes\.0\.rewrite\.host: expected a host\[:port\] such as api\.internal or api\.internal:8080$/),
+    ]);
+  });
+});
+
 describe('trustedProxies', () => {
   test('addresses and CIDRs of both families are accepted', () => {
     expect(errors(`${LEGACY}routes: []\ntrustedProxies: [10.0.0.0/8, 192.168.1.7, "::1", "fd00::/8", 0.0.0.0/0]\n`)).toEqual([]);

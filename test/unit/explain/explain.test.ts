@@ -3,7 +3,7 @@ import { compile } from '../../../src/config/compile.js';
 import { parseRoutes } from '../../../src/config/load.js';
 import type { Snapshot } from '../../../src/config/snapshot.js';
 import { formatReport } from '../../../src/explain/command.js';
-import { explain, type ExplainRequest } from '../../../src/explain/explain.js';
+import { addHeaderLine, explain, type ExplainRequest } from '../../../src/explain/explain.js';
 import { bucketOf, inPercent } from '../../../src/routing/bucket.js';
 
 function snapshotOf(yaml: string): Snapshot {
@@ -107,6 +107,21 @@ describe('the route, and why the earlier ones did not match', () => {
     const report = run({ url: '/a/%00' });
     expect(report).toMatchObject({ route: null, respond: 400 });
     expect(report.notes.join('\n')).toMatch(/refuses/);
+  });
+
+  test.each([
+    ['two Host lines, joined', 'localhost, shop.example.com'],
+    ['a space inside', 'shop.example.com x'],
+  ])('a Host the edge refuses (%s) is explained as its 400', (_how, host) => {
+    const report = run({ url: '/anything', headers: { host } });
+    expect(report).toMatchObject({ route: null, respond: 400 });
+    expect(report.notes.join('\n')).toMatch(/Host/);
+  });
+
+  test('a repeated header Node keeps only the first of (user-agent, authorization, …) is read as the proxy reads it', () => {
+    const headers = {};
+    for (const line of ['user-agent: curl/8', 'user-agent: bot', 'x-beta: 1', 'x-beta: 2', 'host: a.example.com', 'host: b.example.com']) expect(addHeaderLine(headers, line)).toBe(true);
+    expect(headers).toEqual({ 'user-agent': 'curl/8', 'x-beta': '1, 2', host: 'a.example.com, b.example.com' });
   });
 
   test('an absolute URL is matched on its host, as the proxy reads absolute-form targets', () => {

@@ -32,6 +32,7 @@ cohorts:
   testers: { cookie: { name: tester, value: "yes" } }
   early: { percent: 5 }
   early-reseeded: { percent: 5, seed: search }
+  swiss: { header: { name: x-region, value: "zürich" } }
   mixed: { users: [carol], header: { name: x-beta, value: "2" }, cookie: { name: tester, value: "mixed" }, percent: 0.5 }
 toggles:
   invoices: { enabled: true }
@@ -72,6 +73,9 @@ describe('cohorts', () => {
     { cohort: 'beta', caller: anonymous('x'), headers: { 'x-beta': '0' }, inside: false },
     { cohort: 'beta', caller: anonymous('x'), headers: { 'x-beta': '1 ' }, inside: false },
     { cohort: 'beta', caller: anonymous('x'), headers: {}, inside: false },
+    // Sent as UTF-8, read by Node as latin1: compared as the file writes it.
+    { cohort: 'swiss', caller: anonymous('x'), headers: { 'x-region': Buffer.from('zürich').toString('latin1') }, inside: true },
+    { cohort: 'swiss', caller: anonymous('x'), headers: { 'x-region': 'zurich' }, inside: false },
     { cohort: 'testers', caller: anonymous('x'), headers: { cookie: 'a=b; tester=yes' }, inside: true },
     { cohort: 'testers', caller: anonymous('x'), headers: { cookie: 'tester=no' }, inside: false },
     { cohort: 'testers', caller: anonymous('x'), headers: { cookie: 'Tester=yes' }, inside: false },

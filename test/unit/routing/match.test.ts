@@ -117,6 +117,14 @@ describe.each<[string, MatchSpec, Case[]]>([
     ['gold', { headers: { 'x-tier': 'gold' } }, true],
     ['GOLD', { headers: { 'x-tier': 'GOLD' } }, false],
   ]],
+  // Node reads header bytes as latin1: what the client sent as UTF-8 arrives as `zÃ¼rich`.
+  ['headers x-region: zürich (non-ASCII, as the file writes it)', { headers: { 'x-region': 'zürich' } }, [
+    ['sent as UTF-8', { headers: { 'x-region': Buffer.from('zürich').toString('latin1') } }, true],
+    ['another value', { headers: { 'x-region': 'zurich' } }, false],
+  ]],
+  ['headers x-region: { regex: ^zü }', { headers: { 'x-region': { regex: '^zü' } } }, [
+    ['sent as UTF-8', { headers: { 'x-region': Buffer.from('zürich').toString('latin1') } }, true],
+  ]],
   ['headers x-client: { regex: ^mobile- }', { headers: { 'x-client': { regex: '^mobile-' } } }, [
     ['a matching value', { headers: { 'x-client': 'mobile-ios' } }, true],
     ['a value that does not match', { headers: { 'x-client': 'desktop' } }, false],
