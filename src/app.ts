@@ -141,11 +141,16 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     metrics.publishCanaries(store.current.canaries);
     analysis.reschedule();
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
-    // The admin token is read per request and needs no restart; addresses are bound once.
-    if (!sameAddress(now.listen, first.listen) || !sameAddress(now.admin, first.admin)) {
-      logger.warn({ event: EVENT.restartNeeded }, 'listen/admin changes take effect after a restart');
-    }
-    if (now.limits.headerTimeoutMs !== first.limits.headerTimeoutMs) edge.headersTimeout = now.limits.headerTimeoutMs;
+    // The admin token is read per request and needs no restart; addresses are bound once, and
+    // Node's parser takes its header size limit only when the listener is made.
+    const needRestart = [
+      ...(sameAddress(now.listen, first.listen) ? [] : ['listen']),
+      ...(sameAddress(now.admin, first.admin) ? [] : ['admin']),
+      ...(now.limits.maxHeaderBytes === first.limits.maxHeaderBytes ? [] : ['limits.maxHeaderBytes']),
+    ];
+    if (needRestart.length > 0) logger.warn({ event: EVENT.restartNeeded, keys: needRestart }, `${needRestart.join(', ')}: changes take effect after a restart`);
+    // Compared with what the listener has now, not with the first file: a value put back must apply too.
+    edge.headersTimeout = now.limits.headerTimeoutMs;
     return report;
   };
 

@@ -162,7 +162,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       // The copy reads the primary's answer through the tap; the primary never waits for it.
       const tap = action.shadow === undefined ? undefined : deps.shadow?.copy(generation, req, plan, action.shadow, headers, path, requestId);
 
-      const attempt = (endpoint: Endpoint, retried: boolean): void => {
+      const attempt = (endpoint: Endpoint, retried: boolean, service: ServiceRuntime = forward.service): void => {
         endpointOrigin = endpoint.origin;
         const exchange = new Exchange(res, endpoint, body, onDone, snapshot.limits.sendTimeoutMs, extraHeaders, tap);
         function onDone(result: ExchangeResult): void {
@@ -171,8 +171,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
             // A reset on the only endpoint is most often a pooled connection the upstream had
             // just closed: the same endpoint on a fresh connection is the right second try.
-            const next = service.pick(endpoint) ?? (result.fault?.kind === 'reset' ? endpoint : undefined);
-            if (next && !res.destroyed) return attempt(next, true);
+            // A reload may have retired this runtime's pools meanwhile (its endpoints were
+            // removed or their connection settings changed): the retry goes to the service as it
+            // runs now, never to a closed pool.
+            const live = liveRuntime(deps.current(), service);
+            const twin = live.endpoints.find((e) => e.origin === endpoint.origin);
+            const next = live.pick(twin ?? endpoint) ?? (result.fault?.kind === 'reset' ? (twin ?? (live === service ? endpoint : undefined)) : undefined);
+            if (next && !res.destroyed) return attempt(next, true, live);
           }
           tap?.end(result.fault === undefined);
           upstreamMs = result.upstreamMs;
@@ -213,6 +218,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     countOutcome(service, endpoint, serviceFailed(result.status, fault), fault, { metrics, logger });
     return fault !== undefined && (fault.upstream || fault.kind === 'unavailable');
   }
+}
+
+/** The runtime serving `service`'s name (and colour) in `generation`; `service` itself when it is still current or gone. */
+function liveRuntime(generation: Generation, service: ServiceRuntime): ServiceRuntime {
+  const top = generation.services.get(service.def.name);
+  const live = service.def.colour === undefined ? top : top?.colours?.[service.def.colour];
+  return live !== undefined && live.def.colour === service.def.colour ? live : service;
 }
 
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */

@@ -204,8 +204,17 @@ export class WebSocketUpgrade {
     registry.opened(tunnel);
     tunnel.start(head, upstreamHead);
     if (registry.closing()) tunnel.shutdown(0, CLOSE_GRACE_MS);
-    // A reload while the upstream weighed the upgrade was reconciled without this tunnel.
-    else if (movedIn(this.deps.current().snapshot, place)) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
+    // A reload, an ejection or a rollback while the upstream weighed the upgrade closed the
+    // tunnels it moved without this one, which would stay where its users were moved off.
+    else if (movedIn(this.deps.current().snapshot, place) || this.#movedMeanwhile(plan)) tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS);
+  }
+
+  /** The canary side this tunnel is on was ejected, or the colour it is on was rolled back from. */
+  #movedMeanwhile(plan: ForwardPlan): boolean {
+    if (plan.side === 'canary' && plan.canary?.state === 'ejected') return true;
+    if (plan.guard?.state !== 'rolled-back' || plan.preview || plan.colour === '') return false;
+    const fileActive = this.deps.current().snapshot.services.get(plan.service.def.name)?.colours?.active;
+    return fileActive !== undefined && plan.colour !== plan.guard.effectiveActive(fileActive);
   }
 
   /** Counts the upgrade request once its answer is decided; a tunnel logs when it ends instead. */

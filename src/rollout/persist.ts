@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomically } from '../config/atomic-write.js';
@@ -39,9 +39,19 @@ const Document = z.strictObject({
 /**
  * Reads the state file. A missing file is an empty state (the first start); an unreadable,
  * corrupt or foreign one is reported and treated as empty, so it can never keep ficus down.
+ * One that was read but not understood is first renamed aside: the next save would replace
+ * the only record of the decisions it held (a rollback, say), or a newer ficus's file.
  */
 export async function loadState(path: string): Promise<LoadResult> {
   const failed = (why: string): LoadResult => ({ ok: false, state: emptyState(), problem: `state file ${path} ${why}; starting without it` });
+  const misread = async (why: string): Promise<LoadResult> => {
+    const aside = `${path}.ignored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const kept = await rename(path, aside).then(
+      () => `, and it is kept as ${aside}`,
+      () => '',
+    );
+    return failed(`${why}${kept}`);
+  };
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -54,14 +64,14 @@ export async function loadState(path: string): Promise<LoadResult> {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    return failed(`is not valid JSON (${(error as Error).message})`);
+    return misread(`is not valid JSON (${(error as Error).message})`);
   }
   const version = (json as { version?: unknown } | null)?.version;
-  if (typeof version === 'number' && version !== STATE_VERSION) return failed(`has version ${version}, this ficus reads version ${STATE_VERSION}`);
+  if (typeof version === 'number' && version !== STATE_VERSION) return misread(`has version ${version}, this ficus reads version ${STATE_VERSION}`);
   const parsed = Document.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return failed(`does not hold a ficus state (${issue ? `${issue.path.join('.') || 'document'}: ${issue.message}` : 'unexpected shape'})`);
+    return misread(`does not hold a ficus state (${issue ? `${issue.path.join('.') || 'document'}: ${issue.message}` : 'unexpected shape'})`);
   }
   return { ok: true, state: { routes: parsed.data.routes as PersistedState['routes'], services: parsed.data.services as PersistedState['services'] }, missing: false };
 }

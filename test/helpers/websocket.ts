@@ -294,3 +294,36 @@ export async function startWsUpstream(name: string, options: WsUpstreamOptions =
 export function portOf(url: string): number {
   return Number(new URL(url).port);
 }
+
+/** An upgrade request a `heldWsUpstream` has not answered yet. */
+export interface HeldUpgrade {
+  req: IncomingMessage;
+  socket: Socket;
+}
+
+/**
+ * A WebSocket upstream (plain requests answered as `startWsUpstream` does) that takes upgrade
+ * requests and answers none until the test does, with `answer101`: for what happens while an
+ * upstream weighs an upgrade.
+ */
+export async function heldWsUpstream(name: string): Promise<{ upstream: WsUpstream; held: HeldUpgrade[]; next(): Promise<HeldUpgrade> }> {
+  const upstream = await startWsUpstream(name);
+  const held: HeldUpgrade[] = [];
+  const arrivals = new EventEmitter();
+  upstream.server.removeAllListeners('upgrade');
+  upstream.server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => undefined);
+    // Read, and hang up when ficus does, as any server would: no half-open connection lingers.
+    socket.resume();
+    socket.on('end', () => socket.end());
+    const one = { req, socket };
+    held.push(one);
+    arrivals.emit('upgrade', one);
+  });
+  return { upstream, held, next: async () => (await once(arrivals, 'upgrade'))[0] as HeldUpgrade };
+}
+
+export function answer101(held: HeldUpgrade, name = ''): void {
+  const key = acceptKey(String(held.req.headers['sec-websocket-key']));
+  held.socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${key}\r\n${name ? `x-upstream: ${name}\r\n` : ''}\r\n`);
+}

@@ -42,6 +42,23 @@ async function eventually(predicate: () => boolean, timeoutMs: number, what: str
   }
 }
 
+test('a headerTimeout a reload puts back to its first value applies again', async () => {
+  const upstream = await startUpstream('legacy');
+  const yaml = (timeout: string) => routesYaml(`limits: { headerTimeout: ${timeout} }\nservices:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: up, match: { path: / }, to: legacy }\n`);
+  const proxy = await startProxy(yaml('900ms'));
+  for (const timeout of ['200ms', '900ms']) {
+    await proxy.write(yaml(timeout));
+    expect((await proxy.app.reload('admin')).result).toBe('success');
+  }
+  const client = await openSocket(Number(new URL(proxy.app.proxyUrl).port));
+  const started = performance.now();
+  client.socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
+  await client.closed;
+  // 900 ms, checked every 225 ms (Node's interval, from the first value); 200 ms would close it by 450 ms.
+  expect(performance.now() - started).toBeGreaterThan(700);
+  expect(client.received()).toMatch(/^HTTP\/1\.1 408 /);
+});
+
 describe('slowloris', () => {
   test.each([
     ['on a fresh connection', ''],

@@ -12,10 +12,18 @@ test('a new listen address is applied at the next restart, and the reload says s
   const proxy = await startProxy(file(0, '', legacy.url));
   await proxy.write(file(1, '', legacy.url));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  expect(proxy.logs.filter((l) => l.event === 'config.restart_needed')).toHaveLength(1);
+  expect(proxy.logs.filter((l) => l.event === 'config.restart_needed')).toEqual([expect.objectContaining({ keys: ['listen'] })]);
   const res = await request(`${proxy.app.proxyUrl}/still`);
   expect(res.statusCode).toBe(200);
   await res.body.dump();
+});
+
+test('a new limits.maxHeaderBytes is applied at the next restart, and the reload says so', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(file(0, '', legacy.url));
+  await proxy.write(`${file(0, '', legacy.url)}limits: { maxHeaderBytes: 4096 }\n`);
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  expect(proxy.logs.filter((l) => l.event === 'config.restart_needed')).toEqual([expect.objectContaining({ keys: ['limits.maxHeaderBytes'] })]);
 });
 
 test('a new admin token takes effect at once, without a restart warning', async () => {

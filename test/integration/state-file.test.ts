@@ -59,15 +59,20 @@ test('an ejected canary stays ejected after a restart, until its canary block ch
   expect(await routeStatus(released.app.adminUrl, 'search')).toMatchObject({ state: 'running', weight: 50 });
 });
 
-test('a corrupt state file is reported and ignored, never fatal', async () => {
+test('a corrupt state file is reported and ignored, never fatal, and kept aside rather than overwritten', async () => {
   const proxy = await startProxy(await stateFileYaml(100));
   await proxy.app.drain();
-  await writeFile(join(proxy.dir, 'state.json'), '{"version": 1, "routes": {"search": ');
+  const corrupt = '{"version": 1, "routes": {"search": ';
+  await writeFile(join(proxy.dir, 'state.json'), corrupt);
   const again = await restart(proxy.file);
   expect(await routeStatus(again.app.adminUrl, 'search')).toMatchObject({ state: 'running', weight: 100 });
   const warning = again.lines.find((line) => line.event === 'state.ignored');
   expect(warning?.level).toBe(40);
-  expect(JSON.stringify(warning)).toContain('state.json');
+  const [, aside = ''] = /kept as (\S+state\.json\.ignored-[\dTZ-]+)/.exec(String(warning?.problem)) ?? [];
+  expect(await readFile(aside, 'utf8')).toBe(corrupt);
+  await again.app.drain();
+  // The state file itself is ficus's own again.
+  expect(JSON.parse(await readFile(join(proxy.dir, 'state.json'), 'utf8'))).toMatchObject({ version: 1 });
 });
 
 test('a canary part-way through its steps resumes at the step it reached after a restart', async () => {

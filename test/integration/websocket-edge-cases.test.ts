@@ -6,7 +6,7 @@ import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { rawExchange } from '../helpers/raw-socket.js';
-import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
+import { answer101, closePayload, heldWsUpstream, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
 
 /**
  * Endings of a WebSocket tunnel that the main tests do not reach (a reload while the upstream
@@ -16,34 +16,6 @@ import { acceptKey, closePayload, OP, portOf, startWsUpstream, wsConnect } from 
  */
 
 const UPGRADE = 'GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
-
-interface Held {
-  req: IncomingMessage;
-  socket: Socket;
-}
-
-/** A WebSocket upstream that takes upgrade requests and answers none until the test does. */
-async function silentUpstream() {
-  const chat = await startWsUpstream('chat');
-  const held: Held[] = [];
-  let arrived: ((held: Held) => void) | undefined;
-  chat.server.removeAllListeners('upgrade');
-  chat.server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
-    socket.on('error', () => undefined);
-    // Read, and hang up when ficus does, as any server would: no half-open connection lingers.
-    socket.resume();
-    socket.on('end', () => socket.end());
-    const one = { req, socket };
-    held.push(one);
-    arrived?.(one);
-  });
-  const next = () => new Promise<Held>((resolve) => (arrived = resolve));
-  return { chat, held, next };
-}
-
-function answer101(held: Held): void {
-  held.socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(held.req.headers['sec-websocket-key']))}\r\n\r\n`);
-}
 
 function chatYaml(url: string, route = 'chat', service = ''): string {
   return routesYaml(`drainTimeout: 300ms\nservices:\n  chat: { url: ${url}${service} }\nroutes:\n  - { name: ${route}, match: { path: /chat }, to: chat }\n`);
@@ -57,7 +29,7 @@ function within<T>(promise: Promise<unknown>, ms: number, what: T): Promise<T | 
 }
 
 test('a tunnel whose upgrade was answered after a reload removed its route is closed with 1001, like one opened before it', async () => {
-  const { chat, next } = await silentUpstream();
+  const { upstream: chat, next } = await heldWsUpstream('chat');
   const proxy = await startProxy(chatYaml(chat.url));
   const arrived = next();
   const pending = wsConnect(portOf(proxy.app.proxyUrl), '/chat');
@@ -75,7 +47,7 @@ test('a tunnel whose upgrade was answered after a reload removed its route is cl
 });
 
 test('a client that hangs up while the upstream thinks about its upgrade takes the upstream connection down at once, blaming no one', async () => {
-  const { chat, next } = await silentUpstream();
+  const { upstream: chat, next } = await heldWsUpstream('chat');
   const proxy = await startProxy(chatYaml(chat.url, 'chat', ', timeouts: { response: 3s }'));
   const arrived = next();
   const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
@@ -231,7 +203,7 @@ test('a drain ends though a client answered with a refusal keeps its side of the
 });
 
 test('a client that half-closes its tunnel behind an upstream that stays silent is let go after the half-closed bound', async () => {
-  const { chat, next } = await silentUpstream();
+  const { upstream: chat, next } = await heldWsUpstream('chat');
   const proxy = await startProxy(chatYaml(chat.url));
   const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1', allowHalfOpen: true });
   onTestFinished(() => void client.destroy());
@@ -249,7 +221,7 @@ test('a client that half-closes its tunnel behind an upstream that stays silent 
 }, 15_000);
 
 test('an upstream 101 without Upgrade is no switch of protocols: the client gets 502, counted against the endpoint', async () => {
-  const { chat, next } = await silentUpstream();
+  const { upstream: chat, next } = await heldWsUpstream('chat');
   const proxy = await startProxy(chatYaml(chat.url));
   const arrived = next();
   const pending = rawExchange(portOf(proxy.app.proxyUrl), UPGRADE);

@@ -2,7 +2,8 @@ import { request } from 'undici';
 import { expect, test } from 'vitest';
 import { routesYaml, startProxy, type TestProxy } from '../helpers/proxy.js';
 import { refusedPort } from '../helpers/upstream.js';
-import { OP, portOf, startWsUpstream, wsConnect, type Frame, type WsClient } from '../helpers/websocket.js';
+import { inPercent } from '../../src/routing/bucket.js';
+import { answer101, heldWsUpstream, OP, portOf, startWsUpstream, wsConnect, type Frame, type WsClient } from '../helpers/websocket.js';
 
 /**
  * A tunnel lives for hours, so the runtime decisions that move users must move its users too:
@@ -88,4 +89,64 @@ routes:
   await logged(proxy, 'service.rolled_back');
   expect(isGoingAway(await onGreen.next())).toBe(true);
   await echoes(onBlue, 'blue keeps going');
+});
+
+test('a tunnel the canary opens just after its ejection (the upgrade was in flight) is closed too', async () => {
+  const stable = await startWsUpstream('stable');
+  const { upstream: canary, next } = await heldWsUpstream('canary');
+  const proxy = await startProxy(
+    routesYaml(`identity: { header: x-user-id }
+services:
+  stable: { url: ${stable.url} }
+  canary: { url: ${canary.url} }
+routes:
+  - { name: chat, match: { path: /chat }, to: stable, canary: { to: canary, weight: 50 } }
+`),
+  );
+  let user = 'user-0';
+  for (let i = 1; !inPercent('chat', user, 50); i++) user = `user-${i}`;
+  const arrived = next();
+  const pending = wsConnect(portOf(proxy.app.proxyUrl), '/chat', { 'x-user-id': user });
+  const held = await arrived;
+
+  const res = await request(`${proxy.app.adminUrl}/routes/chat/eject`, { method: 'POST' });
+  expect(res.statusCode).toBe(200);
+  await res.body.dump();
+  answer101(held, 'canary');
+
+  const client = await pending;
+  expect(client.header('x-upstream')).toBe('canary');
+  expect(isGoingAway(await client.next())).toBe(true);
+});
+
+test('a tunnel the rolled-back colour opens just after the rollback (the upgrade was in flight) is closed too', async () => {
+  const blue = await startWsUpstream('blue');
+  const { upstream: green, next } = await heldWsUpstream('green');
+  const dead = `http://127.0.0.1:${await refusedPort()}`;
+  const config = (active: string) =>
+    routesYaml(`services:
+  orders:
+    blue: { url: ${blue.url} }
+    green: { urls: [${green.url}, ${dead}] }
+    active: ${active}
+    guard: { interval: 50ms, window: 1m, minRequests: 3, maxErrorRate: 0.3 }
+routes:
+  - { name: orders, match: { path: / }, to: orders }
+`);
+  const proxy = await startProxy(config('blue'));
+  const port = portOf(proxy.app.proxyUrl);
+  await proxy.write(config('green'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  const arrived = next();
+  const pending = wsConnect(port, '/ws');
+  const held = await arrived;
+
+  // POSTs are never retried: round-robin sends every other one to the dead endpoint.
+  for (let i = 0; i < 3; i++) await (await request(`${proxy.app.proxyUrl}/orders`, { method: 'POST', body: 'x' })).body.dump();
+  await logged(proxy, 'service.rolled_back');
+  answer101(held, 'green');
+
+  const client = await pending;
+  expect(client.header('x-upstream')).toBe('green');
+  expect(isGoingAway(await client.next())).toBe(true);
 });
