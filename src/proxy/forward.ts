@@ -2,6 +2,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
 import type { Endpoint } from '../upstream/endpoint.js';
+import { upstreamResetting } from '../upstream/reset-watch.js';
 import { classify, type Fault } from './errors.js';
 import { clientResponseHeaders, dropContentLength } from './headers.js';
 import type { RequestBody } from './request-body.js';
@@ -49,6 +50,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #awaitingSocket = false;
   #finished = false;
   #responseStarted = false;
+  /** The response head's fields, kept to judge how its body ends should the upstream reset. */
+  #rawHeaders: Buffer[] = [];
   #clientGone = false;
   #bytesOut = 0;
   #sentAt = 0;
@@ -116,6 +119,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return false;
     }
     this.#responseStarted = true;
+    this.#rawHeaders = rawHeaders;
     this.#resume = resume;
     this.tap?.head(statusCode, rawHeaders);
     // RFC 9112 §6.3: a 204 or 304 ends with its head. undici would fail one that has a
@@ -175,6 +179,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     if (this.#finished) return;
+    // undici ends a body delimited by the connection's close on a reset as on a clean close. A
+    // reset means it was cut (RFC 9112 §6.3): the client must see its connection dropped, never
+    // a response that looks complete.
+    if (upstreamResetting() && closeDelimited(this.res.statusCode, this.#rawHeaders)) {
+      this.onError(Object.assign(new Error('the upstream reset a response whose end is its close'), { code: 'ECONNRESET' }));
+      return;
+    }
     this.#finish(undefined);
     this.res.end();
   }
@@ -198,6 +209,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
 }
 
 const CHUNKED = /^chunked *$/i;
+
+/** A body with neither Content-Length nor Transfer-Encoding ends when the connection does. */
+function closeDelimited(statusCode: number, raw: Buffer[]): boolean {
+  if (statusCode === 204 || statusCode === 304) return false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
+    if (name === 'content-length' || name === 'transfer-encoding') return false;
+  }
+  return true;
+}
 
 /**
  * A response may be chunked, once, and carry no other transfer coding: nginx answers 502 to

@@ -4,6 +4,7 @@ import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
 import { sendError } from './local-response.js';
 import { endWith, errorResponse } from './raw-response.js';
+import { hasRequestBody } from './request-body.js';
 import { requestIds } from './request-id.js';
 
 /**
@@ -48,9 +49,14 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
   // 404, 400…) gets its final status instead, the client never sends the body, and Node closes
   // the connection rather than guess whether the body follows.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-    req.once('resume', () => {
-      if (!res.headersSent) res.writeContinue();
-    });
+    // No body to wait for (a GET, a Content-Length: 0): Node would close the connection after
+    // any answer that no 100 preceded. Continue at once, as nginx does; nothing is uploaded.
+    if (!hasRequestBody(req)) res.writeContinue();
+    else {
+      req.once('resume', () => {
+        if (!res.headersSent) res.writeContinue();
+      });
+    }
     onRequest(req, res);
   });
   server.maxHeadersCount = 0;

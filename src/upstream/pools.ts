@@ -1,6 +1,7 @@
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import type { Timeouts } from '../config/snapshot.js';
 import { closeWhenReleased } from './pool-holds.js';
+import { watchForReset } from './reset-watch.js';
 
 /**
  * One keep-alive undici Pool per endpoint origin and connection settings, shared by every
@@ -22,8 +23,14 @@ export class PoolRegistry {
     const key = PoolRegistry.key(origin, timeouts, scope);
     let pool = this.#pools.get(key);
     if (!pool) {
+      const connector = buildConnector({ timeout: timeouts.connectMs });
       pool = new Pool(origin, {
-        connect: { timeout: timeouts.connectMs },
+        // undici's own connector, each new connection's resets heard before undici hears them.
+        connect: (options, callback) =>
+          connector(options, (...args) => {
+            if (args[1]) watchForReset(args[1]);
+            callback(...args);
+          }),
         keepAliveTimeout: Math.min(4_000, timeouts.idleMs),
         keepAliveMaxTimeout: timeouts.idleMs,
         pipelining: 1,

@@ -129,6 +129,47 @@ test('a reset mid-response is seen as an error by a raw client too: no terminati
   expect(received).not.toContain('\r\n0\r\n\r\n');
 });
 
+// A body with neither Content-Length nor chunking ends when the upstream closes (RFC 9112 §6.3):
+// a clean close (FIN) completes it, a reset (RST, a crashed upstream) cuts it, and undici
+// reports both as its end.
+test.each([
+  { ending: 'closes cleanly (FIN): the response is complete', reset: false },
+  { ending: 'resets (RST): the client connection is dropped, no terminating chunk', reset: true },
+])('a body that ends with its connection, whose upstream $ending', async ({ reset }) => {
+  let upstream: Socket | undefined;
+  const url = await rawUpstream((s) => {
+    upstream = s;
+    s.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nfirst-half;');
+  });
+  const proxy = await proxyTo(url);
+  const socket = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  let received = '';
+  const closed = once(socket, 'close');
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.toString('latin1');
+    // Cut only once the first half has gone through: then it is certain the reset cut a body.
+    if (received.includes('first-half;') && upstream !== undefined) {
+      if (reset) upstream.resetAndDestroy();
+      else upstream.end();
+      upstream = undefined;
+    }
+  });
+  socket.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
+  if (reset) {
+    await closed;
+    expect(received).not.toContain('\r\n0\r\n\r\n');
+    expect(await upstreamErrors(proxy.app.adminUrl, 'reset')).toBe(1);
+  } else {
+    await new Promise<void>((resolve) => socket.on('data', () => received.endsWith('\r\n0\r\n\r\n') && resolve()));
+    expect(socket.destroyed).toBe(false);
+    expect(await upstreamErrors(proxy.app.adminUrl, 'reset')).toBe(0);
+  }
+  expect(received).toMatch(/^HTTP\/1\.1 200 /);
+  expect(received).toContain('first-half;');
+});
+
 test('an upstream that resets in the middle of the upload gives the client a 502, counted as a reset', async () => {
   const legacy = await startUpstream('legacy', (req) => {
     req.once('data', () => req.socket.destroy());
