@@ -34,6 +34,18 @@ export const EVENT = {
   stateWriteFailed: 'state.write_failed',
 } as const;
 
+/** Log text waiting for a destination that does not keep up; beyond it, lines are dropped. */
+export const MAX_PENDING_LOG_CHARS = 16 * 1024 * 1024;
+
+/** Lines dropped since start because the log's destination did not keep up. */
+export const logDrops = { lines: 0 };
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */
 const FLUSH_INTERVAL_MS = 500;
 
@@ -67,7 +79,13 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Log
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines
   // reach the destination about two hundred at a time (LineBatch), which writes each batch at once
   // (minLength 0) and flushes synchronously on exit.
-  const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS });
+  // A destination that stops taking lines (a stalled log reader behind a pipe, a slow disk) must
+  // not grow the heap by a line per request: past MAX_PENDING_LOG_CHARS, batches are dropped
+  // (and counted) until it catches up, as nginx's buffered access_log bounds what it holds.
+  const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS, maxLength: MAX_PENDING_LOG_CHARS });
+  destination.on('drop', (text: string) => {
+    logDrops.lines += countLines(text);
+  });
   const batch = new LineBatch(destination);
   const logger = pino({ level, base: LOG_BASE }, batch);
   // A quiet proxy would otherwise sit on a reload error or an ejection until a batch fills.

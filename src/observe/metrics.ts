@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Snapshot } from '../config/snapshot.js';
 import { systemClock, type Clock } from './clock.js';
+import { logDrops } from './log.js';
 import { LEGACY_SHARE_WINDOW_MS, ShareWindow } from './share-window.js';
 import { RequestSeries, type Sample } from './request-series.js';
 
@@ -41,6 +42,17 @@ export class Metrics {
     help: 'Requests the edge listener answered itself before any route was looked for (a malformed or ambiguous head, a bad Host, a head over the limits, the header timeout, CONNECT), by status code.',
     labelNames: ['code'] as const,
     registers: [this.registry],
+  });
+
+  /** Counted where the log writes, read at scrape time. */
+  readonly logLinesDropped = new Counter({
+    name: 'ficus_log_dropped_lines_total',
+    help: 'Log lines (access lines included) dropped because the log destination did not keep up and the lines waiting for it reached their bound.',
+    registers: [this.registry],
+    collect() {
+      this.reset();
+      this.inc(logDrops.lines);
+    },
   });
 
   readonly upstreamErrors = new Counter({

@@ -144,68 +144,90 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       preview = plan.preview;
       const method = req.method as string;
 
-      const endpoint = service.pick();
-      if (!endpoint) {
-        judge(forward, true, performance.now() - started, onGuardEvent);
-        bytesOut = sendError(res, 503, requestId, false, extraHeaders);
-        return;
-      }
+      const forwardNow = (runtime: ServiceRuntime): void => {
+        const endpoint = runtime.pick();
+        if (!endpoint) {
+          judge(forward, true, performance.now() - started, onGuardEvent);
+          bytesOut = sendError(res, 503, requestId, false, extraHeaders);
+          return;
+        }
 
-      const action = plan.action;
-      const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId, hostOverride: action.hostHeader, secret: snapshot.previewHeaders });
-      // Services behind the facade take the same decisions as the facade did (SPEC §1.3).
-      if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
-      const path = action.rewrite(plan.path) + plan.query;
-      // Only a bodyless request can be sent twice: a body is streamed once, never kept.
-      const body = hasBody ? new RequestBody(req, maxBody, snapshot.limits.bodyTimeoutMs) : null;
-      const retryable = body === null && RETRYABLE_METHODS.has(method);
-      // The copy reads the primary's answer through the tap; the primary never waits for it.
-      const tap = action.shadow === undefined ? undefined : deps.shadow?.copy(generation, req, plan, action.shadow, headers, path, requestId);
+        const action = plan.action;
+        const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId, hostOverride: action.hostHeader, secret: snapshot.previewHeaders });
+        // Services behind the facade take the same decisions as the facade did (SPEC §1.3).
+        if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
+        const path = action.rewrite(plan.path) + plan.query;
+        // Only a bodyless request can be sent twice: a body is streamed once, never kept.
+        const body = hasBody ? new RequestBody(req, maxBody, snapshot.limits.bodyTimeoutMs) : null;
+        const retryable = body === null && RETRYABLE_METHODS.has(method);
+        // The copy reads the primary's answer through the tap; the primary never waits for it.
+        const tap = action.shadow === undefined ? undefined : deps.shadow?.copy(generation, req, plan, action.shadow, headers, path, requestId);
 
-      const attempt = (endpoint: Endpoint, retried: boolean, service: ServiceRuntime = forward.service): void => {
-        endpointOrigin = endpoint.origin;
-        const exchange = new Exchange(res, endpoint, body, onDone, snapshot.limits.sendTimeoutMs, extraHeaders, tap);
-        function onDone(result: ExchangeResult): void {
-          abortUpstream = undefined;
-          const failed = settle(service, endpoint, result);
-          if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
-            // A reset on the only endpoint is most often a pooled connection the upstream had
-            // just closed: the same endpoint on a fresh connection is the right second try.
-            // A reload may have retired this runtime's pools meanwhile (its endpoints were
-            // removed or their connection settings changed): the retry goes to the service as it
-            // runs now, never to a closed pool.
-            const live = liveRuntime(deps.current(), service);
-            const twin = live.endpoints.find((e) => e.origin === endpoint.origin);
-            const next = live.pick(twin ?? endpoint) ?? (result.fault?.kind === 'reset' ? (twin ?? (live === service ? endpoint : undefined)) : undefined);
-            if (next && !res.destroyed) return attempt(next, true, live);
-          }
-          tap?.end(result.fault === undefined);
-          upstreamMs = result.upstreamMs;
-          bytesOut = result.bytesOut;
-          const fault = result.fault;
-          const verdict = serviceFailed(result.status, fault);
-          if (verdict !== undefined && (forward.canary !== undefined || forward.guard !== undefined)) judge(forward, verdict, performance.now() - started, onGuardEvent);
-          faultKind = fault?.kind;
-          if (!fault) return;
-          // Stop taking the client's body: what is still on its way is read and dropped.
-          if (body !== null && !body.destroyed) body.destroy();
-          // Never a truncated response that looks complete: once the head went out, only
-          // dropping the connection tells the client the body is incomplete.
-          if (result.responseStarted || fault.status === 0) res.destroy();
-          else {
-            try {
-              bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
-            } catch {
-              // Never a client left waiting for an answer that cannot be written.
-              res.destroy();
+        const attempt = (endpoint: Endpoint, retried: boolean, service: ServiceRuntime): void => {
+          endpointOrigin = endpoint.origin;
+          const exchange = new Exchange(res, endpoint, body, onDone, snapshot.limits.sendTimeoutMs, extraHeaders, tap);
+          function onDone(result: ExchangeResult): void {
+            abortUpstream = undefined;
+            const failed = settle(service, endpoint, result);
+            if (failed && retryable && !retried && !result.responseStarted && mayRetry(result.fault)) {
+              // A reset on the only endpoint is most often a pooled connection the upstream had
+              // just closed: the same endpoint on a fresh connection is the right second try.
+              // A reload may have retired this runtime's pools meanwhile (its endpoints were
+              // removed or their connection settings changed): the retry goes to the service as it
+              // runs now, never to a closed pool.
+              const live = liveRuntime(deps.current(), service);
+              const twin = live.endpoints.find((e) => e.origin === endpoint.origin);
+              const next = live.pick(twin ?? endpoint) ?? (result.fault?.kind === 'reset' ? (twin ?? (live === service ? endpoint : undefined)) : undefined);
+              if (next && !res.destroyed) return attempt(next, true, live);
+            }
+            tap?.end(result.fault === undefined);
+            upstreamMs = result.upstreamMs;
+            bytesOut = result.bytesOut;
+            const fault = result.fault;
+            const verdict = serviceFailed(result.status, fault);
+            if (verdict !== undefined && (forward.canary !== undefined || forward.guard !== undefined)) judge(forward, verdict, performance.now() - started, onGuardEvent);
+            faultKind = fault?.kind;
+            if (!fault) return;
+            // Stop taking the client's body: what is still on its way is read and dropped.
+            if (body !== null && !body.destroyed) body.destroy();
+            // Never a truncated response that looks complete: once the head went out, only
+            // dropping the connection tells the client the body is incomplete.
+            if (result.responseStarted || fault.status === 0) res.destroy();
+            else {
+              try {
+                bytesOut = sendError(res, fault.status, requestId, true, extraHeaders);
+              } catch {
+                // Never a client left waiting for an answer that cannot be written.
+                res.destroy();
+              }
             }
           }
-        }
-        abortUpstream = () => exchange.clientClosed();
-        exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);
+          abortUpstream = () => exchange.clientClosed();
+          exchange.start(method, endpoint.def.basePath + path, headers, service.def.timeouts);
+        };
+        attempt(endpoint, false, runtime);
       };
-      attempt(endpoint, false);
+      // A request pipelined behind a response still going out is forwarded in its turn, as
+      // nginx and Envoy do: forwarded at once, one connection pipelining thousands of requests
+      // to a slow route would hold as many upstream connections (and descriptors) at once.
+      if (res.socket === null) {
+        waitForTurn(req.socket, res, () => {
+          if (closed) return;
+          try {
+            // A reload meanwhile may have retired the pools the plan was made with.
+            forwardNow(liveRuntime(deps.current(), service));
+          } catch (error) {
+            internalError(error);
+          }
+        });
+        return;
+      }
+      forwardNow(service);
     } catch (error) {
+      internalError(error);
+    }
+
+    function internalError(error: unknown): void {
       logger.error({ event: EVENT.internalError, requestId, err: error }, 'request handler failed');
       if (res.headersSent) res.destroy();
       else bytesOut = sendError(res, 500, requestId, true);
@@ -225,6 +247,43 @@ function liveRuntime(generation: Generation, service: ServiceRuntime): ServiceRu
   const top = generation.services.get(service.def.name);
   const live = service.def.colour === undefined ? top : top?.colours?.[service.def.colour];
   return live !== undefined && live.def.colour === service.def.colour ? live : service;
+}
+
+/**
+ * Forwarded requests parsed on a connection and waiting for their turn behind a response still
+ * going out. Past this many, the connection is not read further until one gets its turn (as
+ * Node itself stops reading when responses back up), so a client that pipelines without end
+ * costs bounded memory. Below it the connection is still read, so a client that hangs up is
+ * seen at once and its requests are let go.
+ */
+const MAX_WAITING_TURN = 32;
+const waitingTurn = new WeakMap<object, number>();
+
+/**
+ * Node's own way to stop reading a connection whose responses back up (`_http_server`): the
+ * `_paused` flag makes its parser pause after the current chunk, and a finished response
+ * resumes both. Used the same way here, so Node's resume and ours cannot disagree.
+ */
+type PausableSocket = IncomingMessage['socket'] & { _paused?: boolean; parser?: { resume(): void } | null };
+
+/** Runs `go` once `res`, queued behind another pipelined response, has the connection. */
+function waitForTurn(socket: PausableSocket, res: ServerResponse, go: () => void): void {
+  const queued = (waitingTurn.get(socket) ?? 0) + 1;
+  waitingTurn.set(socket, queued);
+  if (queued >= MAX_WAITING_TURN && !socket._paused) {
+    socket._paused = true;
+    socket.pause();
+  }
+  res.once('socket', () => {
+    const left = (waitingTurn.get(socket) ?? 1) - 1;
+    waitingTurn.set(socket, left);
+    if (left < MAX_WAITING_TURN && socket._paused && !socket.destroyed) {
+      socket._paused = false;
+      socket.parser?.resume();
+      socket.resume();
+    }
+    go();
+  });
 }
 
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */

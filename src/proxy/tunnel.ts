@@ -9,6 +9,9 @@ import { isWebSocket, plainHead } from './upgrade.js';
 import { CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS, WebSocketUpgrade, type TunnelDeps, type UpgradeRegistry } from './ws-upgrade.js';
 import { movedIn, type Tunnel, type TunnelPlace } from './ws-relay.js';
 
+/** What an upgrade waiting behind an earlier response may hold of what its client sends next. */
+const WAITING_BYTES = 64 * 1024;
+
 /**
  * Upgrades on the edge listener (SPEC §1.7), and the WebSocket tunnels they opened: each
  * WebSocket upgrade is one `WebSocketUpgrade`; tunnels are closed with 1001 on drain or when a
@@ -69,7 +72,14 @@ export class Tunnels {
   /** Holds the upgrade (and whatever the client sends meanwhile) until the earlier response is out. */
   #afterEarlier(earlier: ServerResponse, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const chunks = [head];
-    const keep = (chunk: Buffer): number => chunks.push(chunk);
+    let size = head.length;
+    // What the client sends meanwhile is kept for the tunnel, up to a bound: past it, the client
+    // is not read until its upgrade's turn comes, or one connection could fill the memory.
+    const keep = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > WAITING_BYTES) socket.pause();
+    };
     socket.on('data', keep);
     earlier.once('finish', () =>
       // Node moves the next queued response onto the socket in its own 'finish' listener.

@@ -1,0 +1,86 @@
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { expect, onTestFinished, test } from 'vitest';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
+import { startUpstream } from '../helpers/upstream.js';
+import { portOf, startWsUpstream } from '../helpers/websocket.js';
+
+/*
+ * Requests pipelined on one connection are forwarded one at a time, each in its turn, as nginx
+ * and Envoy forward them: forwarded at once, one client pipelining thousands of requests to a
+ * slow route held as many upstream connections (and file descriptors) at the same time.
+ */
+
+const config = (url: string) => routesYaml(`services:\n  legacy: { url: ${url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`);
+
+test('forty pipelined requests reach a slow upstream one at a time, and are all answered in order', async () => {
+  let inflight = 0;
+  let most = 0;
+  const upstream = await startUpstream('legacy', (req, res) => {
+    most = Math.max(most, ++inflight);
+    // A slow upstream: each answer takes a few milliseconds, long enough for others to pile up.
+    setTimeout(() => {
+      inflight--;
+      res.end(`${req.url ?? ''};`);
+    }, 3);
+  });
+  const proxy = await startProxy(config(upstream.url));
+  // More than the 32 a connection may have waiting before ficus stops reading it.
+  const paths = Array.from({ length: 40 }, (_, i) => `/r${i}`);
+  const out = await rawExchange(portOf(proxy.app.proxyUrl), paths.map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`).join(''), { until: (r) => r.endsWith('/r39;'), timeoutMs: 10_000 });
+  expect(out.statuses).toEqual(paths.map(() => 200));
+  expect([...out.response.matchAll(/\/r\d+;/g)].map((m) => m[0])).toEqual(paths.map((p) => `${p};`));
+  expect(most).toBe(1);
+  expect(upstream.seen).toHaveLength(40);
+});
+
+test('a pipelined POST whose turn comes after a reload moved its service goes to the service as it runs now (it cannot be retried)', async () => {
+  const held: ServerResponse[] = [];
+  let slowArrived: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  const a = await startUpstream('a', (_req, res) => {
+    held.push(res);
+    slowArrived();
+  });
+  const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
+  const proxy = await startProxy(config(a.url));
+  const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi', { until: (r) => r.endsWith('b/next') });
+  await arrived;
+  await proxy.write(config(b.url));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  held[0]?.end('a/slow');
+
+  const out = await pending;
+  expect(out.statuses).toEqual([200, 200]);
+  expect(out.response).toContain('a/slow');
+  expect(out.response.endsWith('b/next')).toBe(true);
+});
+
+test('an upgrade waiting behind a slow response holds a bounded part of what its client sends meanwhile', async () => {
+  const chat = await startWsUpstream('chat');
+  const held: ServerResponse[] = [];
+  let slowArrived: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  chat.server.removeAllListeners('request');
+  chat.server.on('request', (_req, res: ServerResponse) => {
+    held.push(res);
+    slowArrived();
+  });
+  const proxy = await startProxy(config(chat.url));
+  onTestFinished(() => void held[0]?.end('slow'));
+  const client = connect({ port: portOf(proxy.app.proxyUrl), host: '127.0.0.1' });
+  onTestFinished(() => void client.destroy());
+  client.on('error', () => undefined);
+  client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+  await arrived;
+  // Far more than the socket buffers of both ends hold: only ficus reading it all would take it.
+  const accepted = client.write(Buffer.alloc(64 * 1024 * 1024, 0x61));
+  expect(accepted).toBe(false);
+  const drained = once(client, 'drain').then(() => 'drained' as const);
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), 1_000)));
+  expect(await Promise.race([drained, stalled])).toBe('stalled');
+  clearTimeout(timer);
+});
