@@ -5,7 +5,7 @@ import type { Clock } from '../observe/clock.js';
 import type { Guards } from '../rollout/guards.js';
 import type { Metrics } from '../observe/metrics.js';
 import { liveColour } from '../upstream/bluegreen.js';
-import { explainQuery } from './explain.js';
+import { endpointState, explainQuery } from './explain.js';
 import { statusPage } from './page.js';
 import { canaryStatus, redactedConfig, statusDocument, type Shadows } from './status.js';
 
@@ -62,8 +62,12 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
     case 'GET /config':
       return json(res, 200, redactedConfig(deps.store));
     case 'GET /explain': {
-      const { snapshot, canaries } = deps.store.current;
-      const answer = explainQuery(snapshot, url.searchParams, canaries, (service, colours) => liveColour(colours, deps.guards?.get(service)));
+      const generation = deps.store.current;
+      const answer = explainQuery(generation.snapshot, url.searchParams, {
+        weights: generation.canaries,
+        colour: (service, colours) => liveColour(colours, deps.guards?.get(service)),
+        endpoint: (service, colour, origin) => endpointState(generation, service, colour, origin, deps.clock.now()),
+      });
       return json(res, answer.ok ? 200 : 400, answer.ok ? answer.report : { error: answer.error });
     }
     case 'GET /': {

@@ -143,6 +143,8 @@ function locateZodIssue(doc: Document, issue: z.core.$ZodIssue, base: Path, at: 
     case 'unrecognized_keys':
       return issue.keys.map((key) => {
         const offset = keyOf(doc, [...path, key]) ?? nearestNode(doc, path).offset;
+        // YAML 1.1's merge key, which YAML 1.2 (and so ficus) reads as a plain key.
+        if (key === '<<') return at(offset, [...path, key].join('.'), 'merge keys (<<: *name) are not supported: write the keys out, or make the whole value an alias (key: *name)');
         return at(offset, [...path, key].join('.'), `unknown key "${key}"`);
       });
     case 'invalid_key': {

@@ -59,11 +59,24 @@ export interface ExplainReport {
 export type LiveColour = (service: string, colours: ColoursDef) => Colour;
 
 /**
+ * Why the balancer passes an endpoint over right now: `ejected` by outlier detection, `down`
+ * by its health checks; undefined when it is in service.
+ */
+export type LiveEndpoint = (service: string, colour: Colour | undefined, origin: string) => 'ejected' | 'down' | undefined;
+
+/** What the running proxy knows beyond the file, for `GET /explain`; offline explain has none. */
+export interface LiveState {
+  weights?: EffectiveWeights;
+  colour?: LiveColour;
+  endpoint?: LiveEndpoint;
+}
+
+/**
  * Runs the proxy's own decision (`explainDecision`, the function the handler calls) on a
  * request that is never sent, and says why at each step. Offline and live explain both come
  * here, so neither can disagree with where the proxy really sends the request.
  */
-export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live?: EffectiveWeights, liveColour?: LiveColour): ExplainReport {
+export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live: LiveState = {}): ExplainReport {
   const method = request.method.toUpperCase();
   const notes: string[] = [];
   const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
@@ -100,7 +113,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
     view.audience = new Audience(snapshot.audience, caller, headers);
   }
 
-  const decision = explainDecision(snapshot, view, live);
+  const decision = explainDecision(snapshot, view, live.weights);
   report.skipped = decision.trace.skipped.map((s) => ({ route: s.route, needs: s.failed }));
   const audience = view.audience;
   if (audience !== undefined) {
@@ -120,7 +133,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   if (route?.action.kind === 'proxy' && route.action.canary !== undefined && audience !== undefined) {
     const canary = route.action.canary;
     // Live explain splits as the proxy does right now: at the canary's effective weight.
-    const weight = effectiveWeight(route, live) ?? canary.weight;
+    const weight = effectiveWeight(route, live.weights) ?? canary.weight;
     report.buckets.push(bucketLine(`canary ${route.name} → ${canary.service}`, canary.seed, caller.id, weight));
     if (weight !== canary.weight) notes.push(`canary ${route.name} runs at ${weight} % right now (the file says ${canary.weight} %): ejected, or on a step of its rollout`);
   }
@@ -141,7 +154,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const service = snapshot.services.get(report.service) as ServiceDef;
   let endpoints = service.endpoints;
   if (service.colours !== undefined) {
-    const active = liveColour?.(report.service, service.colours) ?? service.colours.active;
+    const active = live.colour?.(report.service, service.colours) ?? service.colours.active;
     if (active !== service.colours.active) notes.push(`${report.service} was rolled back by its guard: live traffic is on ${active}, though the file says ${service.colours.active}`);
     const chosen = chooseColour(service.colours, headers, active);
     report.color = chosen.colour;
@@ -149,7 +162,11 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
     endpoints = service.colours[chosen.colour].endpoints;
     if (chosen.preview) notes.push(`preview: the ${service.colours.preview?.header ?? ''} header carries the right token, so the inactive colour answers`);
   }
-  report.endpoints = endpoints.map(endpointUrl);
+  const passedOver = endpoints.map((e) => live.endpoint?.(report.service as string, report.color, e.origin));
+  report.endpoints = endpoints.map((e, i) => (passedOver[i] === undefined ? endpointUrl(e) : `${endpointUrl(e)} (${passedOver[i]})`));
+  if (passedOver.some((state) => state !== undefined)) {
+    notes.push(passedOver.every((state) => state !== undefined) ? 'endpoints: none is in service right now, so ficus answers 503' : 'endpoints: those marked ejected or down are passed over by the balancer right now');
+  }
   // The service URL's path goes in front, as the proxy puts it; endpoints that differ in it
   // each put their own.
   const bases = new Set(endpoints.map((e) => e.basePath));

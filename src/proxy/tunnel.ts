@@ -55,7 +55,10 @@ export class Tunnels {
     // A response before it closes the connection (a 400, a Connection: close): Node serves no
     // more requests on it, and an upgrade parsed before then must not be served either.
     if (socket.writableEnded || socket.destroyed || earlier?._last === true || earlier?.shouldKeepAlive === false) return void socket.destroy();
-    if (earlier != null && !earlier.writableFinished) return this.#afterEarlier(earlier, req, socket, head);
+    // Waited for even when its bytes are all out (writableFinished): the connection is still its
+    // own until its 'finish', where Node hands the socket on. A request replayed before then is
+    // queued behind it on the replayed parser, where no 'finish' ever looks, and never answered.
+    if (earlier != null) return this.#afterEarlier(earlier, req, socket, head);
     if (!hostIsSound(req)) {
       this.deps.metrics.edgeRefused(400);
       return endWith(socket, errorResponse(400, requestIds.next()));

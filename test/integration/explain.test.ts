@@ -189,3 +189,36 @@ test('GET /explain needs no token, even when POSTs do, and defaults the method t
   expect(res.statusCode).toBe(200);
   expect(await res.body.json()).toMatchObject({ request: 'GET /catalog/1', route: 'catalog-staff', service: 'catalog-v2', cohorts: ['staff'] });
 });
+
+test('GET /explain marks the endpoints the balancer passes over right now: down by health checks, ejected by outlier detection', async () => {
+  const healthy = await startUpstream('healthy');
+  const sick = await startUpstream('sick', (req, res) => {
+    res.statusCode = req.url === '/healthz' ? 503 : 500;
+    res.end('sick');
+  });
+  const proxy = await startProxy(
+    routesYaml(`services:
+  checked: { urls: [${healthy.url}, ${sick.url}], health: { path: /healthz, interval: 50ms } }
+  watched: { urls: [${healthy.url}, ${sick.url}], outlier: { consecutiveFailures: 1 } }
+routes:
+  - { name: checked, match: { path: /checked }, to: checked }
+  - { name: watched, match: { path: /watched }, to: watched }
+`),
+  );
+  const explained = async (path: string) => (await (await request(`${proxy.app.adminUrl}/explain?url=${path}`)).body.json()) as ExplainReport;
+  // Round-robin starts at the first URL: the second request meets the sick endpoint, and its 500 ejects it.
+  for (let i = 0; i < 2; i++) await (await request(`${proxy.app.proxyUrl}/watched`)).body.dump();
+  const start = Date.now();
+  while (!(await explained('/checked')).endpoints?.some((e) => e.endsWith('(down)'))) {
+    if (Date.now() - start > 3_000) throw new Error('the health check never failed');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const checked = await explained('/checked');
+  expect(checked.endpoints).toEqual([healthy.url, `${sick.url} (down)`]);
+  expect(checked.notes).toContain('endpoints: those marked ejected or down are passed over by the balancer right now');
+  expect((await explained('/watched')).endpoints).toEqual([healthy.url, `${sick.url} (ejected)`]);
+  // Offline, nothing is known of the endpoints' state.
+  let out = '';
+  expect(await runExplain(['GET', '/checked', '-c', proxy.file, '--json'], { stdout: (t) => void (out += t), stderr: (t) => void (out += t), env: {} })).toBe(0);
+  expect((JSON.parse(out) as ExplainReport).endpoints).toEqual([healthy.url, sick.url]);
+});

@@ -54,6 +54,12 @@ routes:
   expect(lines).toEqual(['r.yaml:14:43 routes.3.match.toggle: unknown toggle "1.5"']);
 });
 
+test('a merge key is named as what it is, with what to write instead', () => {
+  expect(errors('version: 1\nservices:\n  legacy: &base { url: http://127.0.0.1:1 }\n  other:\n    <<: *base\nroutes: []\n')).toContain(
+    'r.yaml:5:5 services.other.<<: merge keys (<<: *name) are not supported: write the keys out, or make the whole value an alias (key: *name)',
+  );
+});
+
 test('an alias that names no anchor is reported where it is written', () => {
   expect(errors('version: 1\nservices:\n  legacy: { url: http://127.0.0.1:1 }\nroutes:\n  - name: a\n    match: *nomatch\n    to: legacy\n')).toEqual([
     'r.yaml:6:12 routes.0.match: alias *nomatch names no anchor &nomatch written before it',

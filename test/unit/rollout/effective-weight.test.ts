@@ -60,7 +60,7 @@ test('explain given the live weights shows the effective weight, says why, and a
   expect(offline).toMatchObject({ side: 'canary', service: 'search-v2' });
   expect(offline.buckets).toEqual([expect.objectContaining({ of: 'canary search → search-v2', percent: 50, inside: true })]);
 
-  const ejected = explain(snapshot, { method: 'GET', url: '/search', user }, undefined, [undefined, { weight: 0 }]);
+  const ejected = explain(snapshot, { method: 'GET', url: '/search', user }, undefined, { weights: [undefined, { weight: 0 }] });
   expect(ejected).toMatchObject({ side: 'stable', service: 'legacy' });
   expect(ejected.buckets).toEqual([expect.objectContaining({ percent: 0, inside: false })]);
   expect(ejected.notes).toContain('canary search runs at 0 % right now (the file says 50 %): ejected, or on a step of its rollout');
