@@ -251,7 +251,7 @@ function idleWithin(inflight: HandlerDeps['inflight'], timeoutMs: number): Promi
 
 function* endpointStates(store: ConfigStore, now: number): Iterable<EndpointState> {
   // Colours carry their service's name, so a blue/green service's endpoints are listed under it.
-  for (const runtime of runtimesOf(store.current)) for (const endpoint of runtime.endpoints) yield [runtime.def.name, endpoint.origin, endpoint.isUp(now)];
+  for (const runtime of runtimesOf(store.current)) for (const endpoint of runtime.endpoints) yield [runtime.def.name, endpoint.origin + endpoint.def.basePath, endpoint.isUp(now)];
 }
 
 async function listen(server: Server, port: number, host: string): Promise<void> {

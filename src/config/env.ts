@@ -1,4 +1,4 @@
-import { isScalar, visit, type Document } from 'yaml';
+import { isScalar, visit, type Document, type Scalar } from 'yaml';
 
 /** Any `${env:…}`, well-formed or not, so that a typo is reported instead of kept as literal text. */
 const ANY_REFERENCE = /\$\{env:([^}]*)\}?/g;
@@ -11,9 +11,10 @@ export interface EnvProblem {
 
 /**
  * Replaces `${env:NAME}` and `${env:NAME:-default}` in every string scalar of the document, in
- * place, so that later errors still point at the scalar's position in the file.
+ * place, so that later errors still point at the scalar's position in the file;
+ * `substitutedNode` hears of each scalar replaced, with its text as written.
  */
-export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): EnvProblem[] {
+export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, substitutedNode?: (node: Scalar, written: string) => void): EnvProblem[] {
   const problems: EnvProblem[] = [];
   visit(doc, {
     Scalar(key, node) {
@@ -37,6 +38,7 @@ export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv): EnvProblem
         problems.push({ node, message: `environment variable ${name} is not set (write \${env:${name}:-default} to allow that)` });
         return whole;
       });
+      substitutedNode?.(node, node.value);
       node.value = node.type === 'PLAIN' ? plainScalar(substituted) : substituted;
     },
   });

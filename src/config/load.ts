@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type YAMLError } from 'yaml';
+import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Scalar, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { substituteEnv } from './env.js';
 import { besideConfig } from './paths.js';
@@ -56,7 +56,10 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
   keysAsWritten(doc);
   const issues: ConfigIssue[] = [...unresolvedAliases(doc, at), ...duplicateKeys(doc, at)];
   const envPaths = new Set<string>();
-  for (const problem of substituteEnv(doc, env)) {
+  // Where a value came from the environment, its error says so: the file shows only the reference.
+  const fromEnv = new Map<string, string>();
+  const substituted = (node: Scalar, written: string) => fromEnv.set(pathAt(doc, node.range?.[0] ?? 0).join('.'), written);
+  for (const problem of substituteEnv(doc, env, substituted)) {
     const path = pathAt(doc, problem.node.range?.[0] ?? 0).join('.');
     envPaths.add(path);
     issues.push(at(problem.node.range?.[0] ?? 0, path, problem.message));
@@ -76,7 +79,11 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       // A missing variable left its `${env:…}` text in place; the type error that follows is the same mistake.
-      for (const located of locateZodIssue(doc, issue, [], at)) if (!envPaths.has(located.path)) issues.push(located);
+      for (const located of locateZodIssue(doc, issue, [], at)) {
+        if (envPaths.has(located.path)) continue;
+        const written = fromEnv.get(located.path);
+        issues.push(written === undefined ? located : { ...located, message: `${located.message} (the value of ${written})` });
+      }
     }
   }
   for (const problem of crossCheck(raw, running)) {

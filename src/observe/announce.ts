@@ -4,7 +4,7 @@ import type { Metrics } from './metrics.js';
 import type { CanaryChange, CanaryRuntime } from '../rollout/canary.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
-import { FALL, type HealthEvents } from '../upstream/health.js';
+import type { HealthEvents } from '../upstream/health.js';
 import type { OutlierEvents } from '../upstream/outlier.js';
 
 /**
@@ -73,8 +73,8 @@ export function announceOutliers(service: string, logger: Logger): OutlierEvents
 /** Health checks taking an endpoint out, and back. */
 export function announceHealth(logger: Logger): HealthEvents {
   return {
-    unhealthy(service, endpoint, problem) {
-      logger.warn({ event: EVENT.endpointUnhealthy, service, endpoint: endpoint.origin, problem }, `endpoint out of service: its health check failed ${FALL} times in a row (${problem})`);
+    unhealthy(service, endpoint, problem, failures) {
+      logger.warn({ event: EVENT.endpointUnhealthy, service, endpoint: endpoint.origin, problem }, `endpoint out of service: its health check failed ${failures === 1 ? 'its first time' : `${failures} times in a row`} (${problem})`);
     },
     healthy(service, endpoint) {
       logger.info({ event: EVENT.endpointHealthy, service, endpoint: endpoint.origin }, 'endpoint back in service: its health check passes');

@@ -5,7 +5,7 @@ import { logDrops } from './log.js';
 import { LEGACY_SHARE_WINDOW_MS, ShareWindow } from './share-window.js';
 import { RequestSeries, type Sample } from './request-series.js';
 
-/** One endpoint as `endpoint_up` shows it: service, endpoint origin, in service. */
+/** One endpoint as `endpoint_up` shows it: service, endpoint URL (origin and path), in service. */
 export type EndpointState = readonly [service: string, endpoint: string, up: boolean];
 
 /** Every metric ficus exports is defined here (SPEC §4). One registry per running proxy. */
@@ -70,7 +70,17 @@ export class Metrics {
     registers: [this.registry],
     collect: () => {
       this.endpointUp.reset();
-      for (const [service, endpoint, up] of this.#endpoints()) this.endpointUp.labels(service, endpoint).set(up ? 1 : 0);
+      // The endpoint is named by its URL, as /status names it: two URLs on one origin (a path
+      // each) are two series. The same URL listed twice (both colours, or a repeat in `urls`) is
+      // one series, up only while every listing of it is.
+      const up = new Map<string, { service: string; endpoint: string; up: boolean }>();
+      for (const [service, endpoint, isUp] of this.#endpoints()) {
+        const key = `${service}\n${endpoint}`;
+        const seen = up.get(key);
+        if (seen === undefined) up.set(key, { service, endpoint, up: isUp });
+        else seen.up &&= isUp;
+      }
+      for (const e of up.values()) this.endpointUp.labels(e.service, e.endpoint).set(e.up ? 1 : 0);
     },
   });
 

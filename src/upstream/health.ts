@@ -8,7 +8,7 @@ export const FALL = 2;
 const RISE = 2;
 
 export interface HealthEvents {
-  unhealthy(service: string, endpoint: Endpoint, problem: string): void;
+  unhealthy(service: string, endpoint: Endpoint, problem: string, failures: number): void;
   healthy(service: string, endpoint: Endpoint): void;
 }
 
@@ -90,7 +90,9 @@ class Checker {
         headers: { 'user-agent': 'ficus-health-check' },
         signal: controller.signal,
       });
-      await response.body.dump();
+      // With the signal, a body still coming at the deadline fails the check; without it, dump()
+      // resolves once the aborted body closes, and the late check would pass.
+      await response.body.dump({ limit: 128 * 1024, signal: controller.signal });
       if (!this.#passes(response.statusCode)) problem = `status ${response.statusCode}`;
     } catch (error) {
       const err = error as { code?: string; message?: string };
@@ -107,6 +109,7 @@ class Checker {
   }
 
   #record(endpoint: Endpoint, problem: string | undefined): void {
+    const first = !this.#streak.has(endpoint);
     const streak = this.#streak.get(endpoint) ?? 0;
     const next = problem === undefined ? Math.max(streak, 0) + 1 : Math.min(streak, 0) - 1;
     this.#streak.set(endpoint, next);
@@ -114,9 +117,11 @@ class Checker {
     if (problem === undefined && !endpoint.healthy && next >= RISE) {
       this.runtime.setHealthy(endpoint, true);
       this.events.healthy(name, endpoint);
-    } else if (problem !== undefined && endpoint.healthy && -next >= FALL) {
+    } else if (problem !== undefined && endpoint.healthy && (first || -next >= FALL)) {
+      // An endpoint in service only because nothing was known of it yet (a start, a changed
+      // definition) leaves at its first failed check, as HAProxy's default `init-state up` does.
       this.runtime.setHealthy(endpoint, false);
-      this.events.unhealthy(name, endpoint, problem);
+      this.events.unhealthy(name, endpoint, problem, -next);
     }
   }
 }

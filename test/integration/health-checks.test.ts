@@ -188,3 +188,65 @@ test('blue/green: each colour is checked, and a cutover keeps both colours\' ver
   expect(proxy.logs.filter((l) => l.event === 'endpoint.unhealthy' && l.endpoint === greenSick.url)).toHaveLength(1);
   expect(proxy.logs.some((l) => l.event === 'endpoint.healthy')).toBe(false);
 });
+
+test.each([
+  { when: 'at start', reload: false },
+  { when: "after a reload that changed its service's definition", reload: true },
+])('an endpoint whose very first check fails leaves at once ($when), not an interval later', async ({ reload }) => {
+  const sick = await patient('sick', 503);
+  const well = await patient('well');
+  const other = await patient('other');
+  // Checks ten seconds apart: a second failure would come far too late for `logged`.
+  const slow = '{ path: /healthz, interval: 10s, timeout: 200ms }';
+  const proxy = await startProxy(config([sick.url, well.url], slow));
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy' && l.endpoint === sick.url);
+  if (reload) {
+    const at = proxy.logs.length;
+    await proxy.write(config([sick.url, well.url, other.url], slow));
+    expect((await proxy.app.reload('admin')).result).toBe('success');
+    expect(await logged(proxy, (l) => l.event === 'endpoint.unhealthy', at)).toMatchObject({ endpoint: sick.url, msg: 'endpoint out of service: its health check failed its first time (status 503)' });
+  }
+  expect(await served(proxy, 6)).not.toContain('sick');
+});
+
+test('a check whose answer starts but never completes within its timeout fails', async () => {
+  const wedged = await startUpstream('wedged', (req, res) => {
+    if (req.url !== '/healthz') return void res.end('wedged');
+    // The head at once, then 2 of the 10 bytes it announced, then nothing.
+    res.writeHead(200, { 'content-length': '10' });
+    res.write('ab');
+  });
+  const well = await patient('well');
+  const proxy = await startProxy(config([wedged.url, well.url], '{ path: /healthz, interval: 100ms, timeout: 100ms }'));
+  expect(await logged(proxy, (l) => l.event === 'endpoint.unhealthy')).toMatchObject({ endpoint: wedged.url, problem: 'no answer within 100 ms' });
+});
+
+test('ficus_endpoint_up names each endpoint by its URL, as /status does: two colours on one origin are two series', async () => {
+  const host = await startUpstream('host', (req, res) => {
+    if (req.url === '/v1/healthz') return void res.writeHead(500).end();
+    res.end(req.url);
+  });
+  const proxy = await startProxy(
+    routesYaml(`services:
+  orders:
+    blue: { url: ${host.url}/v1 }
+    green: { url: ${host.url}/v2 }
+    active: blue
+    health: { path: /healthz, interval: 50ms, timeout: 200ms }
+routes:
+  - { name: rest, match: { path: / }, to: orders }
+`),
+  );
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+  const metrics = (await (await request(`${proxy.app.adminUrl}/metrics`)).body.text()).split('\n').filter((l) => l.startsWith('ficus_endpoint_up{'));
+  expect(metrics.sort()).toEqual([`ficus_endpoint_up{service="orders",endpoint="${host.url}/v1"} 0`, `ficus_endpoint_up{service="orders",endpoint="${host.url}/v2"} 1`]);
+});
+
+test('a URL listed twice in urls is one ficus_endpoint_up series, up only while both listings are', async () => {
+  const twice = await patient('twice', 503);
+  const once = await patient('once');
+  const proxy = await startProxy(config([twice.url, twice.url, once.url]));
+  await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
+  const metrics = (await (await request(`${proxy.app.adminUrl}/metrics`)).body.text()).split('\n').filter((l) => l.startsWith('ficus_endpoint_up{'));
+  expect(metrics.sort()).toEqual([`ficus_endpoint_up{service="app",endpoint="${once.url}"} 1`, `ficus_endpoint_up{service="app",endpoint="${twice.url}"} 0`].sort());
+});

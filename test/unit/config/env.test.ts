@@ -52,8 +52,12 @@ describe('reference errors are reported at the value that holds them', () => {
     ['a reference nested in a default, the outer variable set', 'admin:\n  token: "${env:A:-${env:B}}"\n', { A: 'secret' }, [
       'routes.yaml:3:10 admin.token: a default cannot hold another reference: ${env:A:-${env:B}} (set A instead)',
     ]],
+    // The error names the reference the value came from, never the value (it may be a secret).
     ['a quoted reference where a number is needed', 'listen:\n  port: "${env:PORT}"\n', { PORT: '8080' }, [
-      'routes.yaml:3:9 listen.port: expected number, received string',
+      'routes.yaml:3:9 listen.port: expected number, received string (the value of ${env:PORT})',
+    ]],
+    ['a variable whose value is no number', 'listen:\n  port: ${env:PORT}\n', { PORT: 'abc' }, [
+      'routes.yaml:3:9 listen.port: expected number, received string (the value of ${env:PORT})',
     ]],
     ['an unquoted reference inside { } (YAML syntax)', 'listen: { port: ${env:PORT} }\n', { PORT: '8080' }, [
       'routes.yaml:2:17 listen.port: inside { } or [ ], write "${env:…}" in quotes (YAML syntax), or move the key to a line of its own (block style) where a number must stay a number',
