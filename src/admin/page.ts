@@ -18,6 +18,14 @@ function stage(route: Status['routes'][number]): string {
   return escape(route.migration ?? '');
 }
 
+/** A blue/green pair's guard state, already escaped: a cutover being watched, or rolled back and why. */
+function colourState(service: Status['services'][number]): string {
+  const guard = service as { state?: string; guardingUntil?: string; message?: string };
+  if (guard.state === 'guarding') return `<br>guarding until ${escape(guard.guardingUntil ?? '?')}`;
+  if (guard.state === 'rolled-back') return `<br><b class="bad">rolled back</b>: ${escape(guard.message ?? '')}`;
+  return '';
+}
+
 /** A small, dependency-free status page for humans; `/status` is the same data as JSON. */
 export function statusPage(status: Status): string {
   const last = status.config.lastReload;
@@ -31,7 +39,7 @@ export function statusPage(status: Status): string {
         const colour = 'color' in e ? `${e.color === active ? `<b>${escape(e.color)} (active)</b>` : escape(e.color)}: ` : '';
         return `${colour}<span class="${e.up ? 'up' : 'down'}">${escape(e.url)}</span>`;
       });
-      return `<tr><td>${escape(s.name)}</td><td>${endpoints.join('<br>')}</td><td>${s.legacy ? 'legacy' : 'new'}</td></tr>`;
+      return `<tr><td>${escape(s.name)}${colourState(s)}</td><td>${endpoints.join('<br>')}</td><td>${s.legacy ? 'legacy' : 'new'}</td></tr>`;
     })
     .join('');
   const toggles = status.toggles

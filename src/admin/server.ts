@@ -1,5 +1,6 @@
-import { matchesSecret, secretDigest } from '../config/secret.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { matchesSecret, secretDigest } from '../config/secret.js';
 import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { Guards } from '../rollout/guards.js';
@@ -42,6 +43,11 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
   } catch {
     return json(res, 400, { error: 'bad request target' });
   }
+  // A web page the operator happens to open must not drive the admin API: without a token, a
+  // cross-site form POST would eject or readmit a canary, and a name rebound to 127.0.0.1 would
+  // read /status and /config (as kubectl proxy and Node's inspector refuse, by Host).
+  if (reboundHost(req)) return json(res, 421, { error: 'this admin listener answers to a loopback address or localhost, not to that Host' });
+  if (req.method !== 'GET' && req.method !== 'HEAD' && crossSite(req)) return json(res, 403, { error: 'cross-site request refused' });
   // Node leaves the body out of a HEAD response: a HEAD is answered as its GET, as a load
   // balancer's probe expects.
   const route = `${req.method === 'HEAD' ? 'GET' : req.method} ${url.pathname}`;
@@ -117,11 +123,49 @@ function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit
   json(res, 200, { route: name, changed, ...canaryStatus(canary) });
 }
 
+/** A browser request made by a page of another origin: Sec-Fetch-Site says so, or Origin differs from Host. */
+function crossSite(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== (req.headers.host ?? '').toLowerCase();
+  } catch {
+    return true; // `Origin: null` (a sandboxed page, a redirect across origins)
+  }
+}
+
+const LOOPBACK_ADDRESS = /^(::1|(::ffff:)?127\.\d+\.\d+\.\d+)$/;
+
+/**
+ * On a loopback listener, a Host that is neither an IP address nor localhost is a DNS name the
+ * browser resolved to 127.0.0.1 for some other site (DNS rebinding).
+ */
+function reboundHost(req: IncomingMessage): boolean {
+  if (!LOOPBACK_ADDRESS.test(req.socket.localAddress ?? '')) return false;
+  const host = (req.headers.host ?? '').toLowerCase();
+  if (host === '') return false;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');
+  return name !== 'localhost' && isIP(name) === 0;
+}
+
 function authorized(token: string, req: IncomingMessage): boolean {
   if (token === '') return true;
-  // The scheme name is case-insensitive (RFC 9110 §11.1).
-  const given = /^bearer +(.*?) *$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
-  return matchesSecret(given, secretDigest(token));
+  return matchesSecret(bearerToken(req.headers.authorization ?? ''), secretDigest(token));
+}
+
+/**
+ * The credentials of `Bearer <token>`; the scheme name is case-insensitive (RFC 9110 §11.1).
+ * Read without a backtracking pattern: the header is anyone's to write, up to 16 KiB, and
+ * `/^bearer +(.*?) *$/` took quadratic time on a long run of inner spaces.
+ */
+export function bearerToken(header: string): string {
+  const scheme = /^bearer +/i.exec(header);
+  if (scheme === null) return '';
+  let end = header.length;
+  while (end > scheme[0].length && header.charCodeAt(end - 1) === 0x20) end--;
+  return header.slice(scheme[0].length, end);
 }
 
 function unauthorized(res: ServerResponse): void {

@@ -32,6 +32,8 @@ const HttpUrl = z
 
 /** The regex admits what a URL parser may still refuse (`:99999`); compile must never throw on a valid file. */
 function urlProblem(text: string): string | undefined {
+  // Before anything quotes the text: a password must not reach /status, the page or the log.
+  if (/^https?:\/\/[^/]*@/.test(text)) return 'a service URL must not contain credentials (user:password@)';
   if (!URL.canParse(text)) return `"${text}" is not a valid URL`;
   const url = new URL(text);
   // Credentials in a URL would be shown by /config and /status and in logs, and are not sent as auth.
@@ -51,7 +53,12 @@ const Listen = z.strictObject({ host: z.string().default('0.0.0.0'), port: Port.
 const Admin = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: Port.default(9901),
-  token: z.string().default(''),
+  // Sent as `Authorization: Bearer <token>`: a space at either end, a line break or a non-ASCII
+  // character could never be presented (Node reads header bytes as Latin-1), locking POSTs out.
+  token: z
+    .string()
+    .regex(/^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/, 'an admin token is printable ASCII with no space at either end (a client could not send it otherwise)')
+    .default(''),
 });
 
 // RFC 6265 §4.1.1: a cookie name is a token. Anything else (a line break, above all) could not

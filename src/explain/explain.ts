@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders } from 'node:http';
+import { METHODS, type IncomingHttpHeaders } from 'node:http';
 import type { Colour, ColoursDef, EndpointDef, ServiceDef, Snapshot } from '../config/snapshot.js';
 import { Audience } from '../routing/audience.js';
 import { bucketOf, inPercent } from '../routing/bucket.js';
@@ -58,6 +58,9 @@ export interface ExplainReport {
 /** The colour a blue/green service serves live traffic on right now (a guard may have rolled it back). */
 export type LiveColour = (service: string, colours: ColoursDef) => Colour;
 
+/** The methods Node's parser (llhttp) reads; any other request line gets 400 at the edge. */
+const PARSED_METHODS: ReadonlySet<string> = new Set(METHODS);
+
 /**
  * Why the balancer passes an endpoint over right now: `ejected` by outlier detection, `down`
  * by its health checks; undefined when it is in service.
@@ -82,6 +85,12 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
   const report: ExplainReport = { request: `${method} ${request.url}`, host: '', user: '', cohorts: [], toggles: [], buckets: [], skipped: [], route: null, notes };
 
+  // Node's parser (llhttp) knows a fixed list of methods and answers any other with 400.
+  if (!PARSED_METHODS.has(method)) {
+    report.respond = 400;
+    notes.push(`ficus's HTTP parser refuses the method ${method} (it knows ${METHODS.join(', ')}): 400 before any route is looked for`);
+    return report;
+  }
   if (REFUSED_METHODS.has(method)) {
     report.respond = 405;
     notes.push(`ficus refuses ${method} before routing: it is no forward proxy, and TRACE would echo credentials back`);

@@ -111,6 +111,18 @@ describe('admin listener: a non-loopback host needs a token', () => {
   test('a token makes any host acceptable', () => {
     expect(errors(`admin: { host: 0.0.0.0, token: s3cret }\n${LEGACY}routes: []\n`)).toEqual([]);
   });
+  // Sent as `Authorization: Bearer <token>`: anything else could never be presented, and would
+  // lock every POST out without a word.
+  test.each([' padded ', '   ', 'pässwörd', 'line\nbreak', 'trailing\n'])('a token no client could send (%j) is refused', (token) => {
+    expect(errors(`admin: { host: 127.0.0.1, token: ${JSON.stringify(token)} }\n${LEGACY}routes: []\n`)).toEqual([
+      expect.stringMatching(/^r\.yaml:2:\d+ admin\.token: an admin token is printable ASCII with no space at either end/),
+    ]);
+  });
+});
+
+test('a service URL with credentials and another mistake never quotes the password', () => {
+  const lines = errors(`services:\n  legacy: { url: "http://deploy:Hunter2@legacy.internal:80800" }\nroutes: []\n`);
+  expect(lines).toEqual(['r.yaml:3:18 services.legacy.url: a service URL must not contain credentials (user:password@)']);
 });
 
 describe('services', () => {

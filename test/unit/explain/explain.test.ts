@@ -118,6 +118,12 @@ describe('the route, and why the earlier ones did not match', () => {
     expect(report.notes.join('\n')).toMatch(/Host/);
   });
 
+  test.each(['FOO', 'M-SEARCH2'])('a method the edge parser does not know (%s) is explained as its 400', (method) => {
+    const report = explain(ON, { method, url: '/anything', headers: {} }, () => 'random-id');
+    expect(report).toMatchObject({ route: null, respond: 400 });
+    expect(report.notes.join('\n')).toMatch(/parser refuses the method/);
+  });
+
   test('a repeated header Node keeps only the first of (user-agent, authorization, …) is read as the proxy reads it', () => {
     const headers = {};
     for (const line of ['user-agent: curl/8', 'user-agent: bot', 'x-beta: 1', 'x-beta: 2', 'host: a.example.com', 'host: b.example.com']) expect(addHeaderLine(headers, line)).toBe(true);
