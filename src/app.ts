@@ -19,7 +19,7 @@ import { AnalysisLoop } from './rollout/loop.js';
 import type { GuardEvent } from './rollout/guard.js';
 import { Guards } from './rollout/guards.js';
 import { RuntimeState } from './rollout/runtime-state.js';
-import { cutovers } from './upstream/bluegreen.js';
+import { liveColours } from './upstream/bluegreen.js';
 import { HealthChecks } from './upstream/health.js';
 import { ShadowMirror } from './shadow/mirror.js';
 
@@ -77,7 +77,6 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     onError: (error, path, kind) =>
       logger.error({ event: EVENT.auditWriteFailed, path, kind, code: error.code }, `cannot append to the audit log ${path} (${error.code ?? error.message}); traffic is not affected`),
   });
-  let audited = first;
 
   const onGuardEvent = (event: GuardEvent) => {
     announceGuard(event, { logger, metrics, audit, hash: () => store.current.snapshot.hash });
@@ -103,7 +102,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const upgrades = (tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) }));
   edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket, head));
 
+  const guardOf = (service: string) => guards.get(service);
   const reload = async (trigger: ReloadTrigger): Promise<ReloadReport> => {
+    const liveBefore = liveColours(store.current.snapshot, guardOf);
     const report = await store.reload(trigger);
     // The gauge mirrors what /status says: a file put back to the running content recovers it.
     metrics.lastReloadSuccess.set(store.lastReload.result === 'failure' ? 0 : 1);
@@ -128,14 +129,18 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     }
     const now = store.current.snapshot;
     void audit.record('reload', { trigger, result: 'success', hashBefore: report.hashBefore, hashAfter: report.hashAfter });
-    for (const cutover of cutovers(audited, now)) {
-      logger.info({ event: EVENT.cutover, trigger, ...cutover }, `${cutover.service}: cutover from ${cutover.from} to ${cutover.to}`);
-      void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
-    }
-    audited = now;
     upgrades.reconcile(now);
     health.reconcile(store.current);
     for (const watch of guards.reconcile(now)) logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
+    // A cutover is live traffic changing colour, whether the file's `active` moved or a guard
+    // re-watched a fixed colour after a rollback; a file put back to the colour already serving is none.
+    for (const [service, to] of liveColours(now, guardOf)) {
+      const from = liveBefore.get(service);
+      if (from === undefined || from === to) continue;
+      const cutover = { service, from, to };
+      logger.info({ event: EVENT.cutover, trigger, ...cutover }, `${service}: cutover from ${from} to ${to}`);
+      void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
+    }
     state.save();
     metrics.configLoaded(now.hash);
     metrics.publishCanaries(store.current.canaries);

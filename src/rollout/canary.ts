@@ -121,6 +121,10 @@ export class CanaryRuntime {
    * `stepInterval` has passed since the last one; inconclusive (too little traffic) holds.
    */
   evaluate(now: number): void {
+    // A wall clock stepped back (NTP, a resumed VM) leaves the due time and the last step in the
+    // future: judged now, and the step countdown restarted, rather than waiting out the step.
+    if (this.#nextJudgeAt - now > this.def.analysis.intervalMs) this.#nextJudgeAt = now;
+    if (this.#lastStepAt > now) this.#lastStepAt = now;
     if (now < this.#nextJudgeAt) return;
     this.#nextJudgeAt = now + this.def.analysis.intervalMs;
     if (this.#state === 'ejected') return;

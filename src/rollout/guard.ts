@@ -150,6 +150,7 @@ export class Guard {
 
   /** When the next verdict is due (epoch ms); Infinity when there is nothing to judge. */
   get dueAt(): number {
+    this.#followClockBack();
     return this.#state === 'guarding' ? Math.min(this.#lastVerdictAt + this.config.def.intervalMs, this.#until) : Infinity;
   }
 
@@ -184,6 +185,7 @@ export class Guard {
   /** The verdict of one interval: failing rolls back; the window over without failing, stable. */
   tick(): GuardDecision {
     if (this.#state !== 'guarding') return NONE;
+    this.#followClockBack();
     const now = this.#clock.now();
     this.#lastVerdictAt = now;
     const colour = this.#active;
@@ -228,6 +230,17 @@ export class Guard {
     if (from === fileActive) return undefined;
     const message = `guarding ${fileActive} for ${formatMs(this.config.def.windowMs)} after the cutover from ${from}; failing rolls back to ${from}`;
     return { service: this.config.service, from, to: fileActive, until: this.#until, message };
+  }
+
+  /**
+   * A wall clock stepped back (NTP, a resumed VM) leaves the last verdict in the future: the
+   * next verdict is due at once, and the watch lasts at most one `window` from now.
+   */
+  #followClockBack(): void {
+    const now = this.#clock.now();
+    if (this.#state !== 'guarding' || this.#lastVerdictAt <= now) return;
+    this.#lastVerdictAt = now - this.config.def.intervalMs;
+    this.#until = Math.min(this.#until, now + this.config.def.windowMs);
   }
 
   #rollBack(reason: RollbackReason, why: string, stats: WindowStats): GuardDecision {

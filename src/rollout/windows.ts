@@ -66,7 +66,9 @@ export class SlidingWindow {
     let requests = 0;
     let failures = 0;
     for (let slot = 0; slot < this.slots; slot++) {
-      if (now - (this.#starts[slot] as number) >= this.windowMs) continue;
+      const age = now - (this.#starts[slot] as number);
+      // A slot that starts after now was filled before the wall clock stepped back: not this window.
+      if (age >= this.windowMs || age < 0) continue;
       requests += this.#requests[slot] as number;
       failures += this.#failures[slot] as number;
       for (let b = 0; b < BUCKETS; b++) histogram[b]! += this.#latency[slot * BUCKETS + b] as number;

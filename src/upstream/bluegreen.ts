@@ -39,17 +39,6 @@ export function otherColour(colour: Colour): Colour {
   return colour === 'blue' ? 'green' : 'blue';
 }
 
-/** Blue/green services whose active colour differs between two snapshots: the reload's cutovers. */
-export function cutovers(before: Snapshot, after: Snapshot): { service: string; from: Colour; to: Colour }[] {
-  const changed: { service: string; from: Colour; to: Colour }[] = [];
-  for (const [name, service] of after.services) {
-    const from = before.services.get(name)?.colours?.active;
-    const to = service.colours?.active;
-    if (from !== undefined && to !== undefined && from !== to) changed.push({ service: name, from, to });
-  }
-  return changed;
-}
-
 /** What of a cutover guard (rollout/guard.ts) decides where live traffic goes. */
 export interface LiveColourSource {
   effectiveActive(active: Colour): Colour;
@@ -58,4 +47,11 @@ export interface LiveColourSource {
 /** The colour live traffic goes to: the file's `active`, or the guard's after a rollback. */
 export function liveColour(def: ColoursDef, guard: LiveColourSource | undefined): Colour {
   return guard ? guard.effectiveActive(def.active) : def.active;
+}
+
+/** The colour serving live traffic for each blue/green service of `snapshot`: its reloads' cutovers are where it changes. */
+export function liveColours(snapshot: Snapshot, guardOf: (service: string) => LiveColourSource | undefined): Map<string, Colour> {
+  const live = new Map<string, Colour>();
+  for (const [name, def] of snapshot.services) if (def.colours) live.set(name, liveColour(def.colours, guardOf(name)));
+  return live;
 }

@@ -97,3 +97,50 @@ routes:
   // The restarted proxy also tells the operator why it is not serving the file's colour.
   expect(await status(again.adminUrl)).toMatchObject({ state: 'rolled-back', active: 'blue', configuredActive: 'green', reason: 'error_rate', message: after?.message });
 });
+
+test('a cutover is audited when live traffic changes colour: after a rollback, a fixed green re-watched is one; the file set back to the colour serving is none', async () => {
+  const blue = await startUpstream('blue');
+  const green = await startUpstream('green', (req, res) => {
+    req.resume();
+    res.writeHead(500).end('boom');
+  });
+  const green2 = await startUpstream('green2');
+  const yaml = (active: string, greenUrl: string) =>
+    routesYaml(`auditLog: audit.jsonl
+services:
+  orders:
+    blue: { url: ${blue.url} }
+    green: { url: ${greenUrl} }
+    active: ${active}
+    guard: { interval: 5m, window: 5m, consecutiveFailures: 2 }
+routes:
+  - { name: rest, match: { path: / }, to: orders }
+`);
+  const proxy = await startProxy(yaml('blue', green.url));
+  const reload = async (text: string) => {
+    await proxy.write(text);
+    expect((await proxy.app.reload('admin')).result).toBe('success');
+  };
+  const cutovers = async () => {
+    await proxy.app.audit.settled();
+    const lines = (await readFile(join(proxy.dir, 'audit.jsonl'), 'utf8')).trimEnd().split('\n');
+    return lines.map((l) => JSON.parse(l) as { kind: string; from?: string; to?: string }).filter((r) => r.kind === 'cutover').map((r) => `${r.from ?? ''}→${r.to ?? ''}`);
+  };
+
+  await reload(yaml('green', green.url));
+  // POSTs are never retried: two 500s in a row roll green back to blue.
+  for (let i = 0; i < 2; i++) await (await fetch(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' })).arrayBuffer();
+  expect(proxy.logs.some((l) => l.event === 'service.rolled_back')).toBe(true);
+  // The fixed release: only green's URL changes, and live traffic moves to it.
+  await reload(yaml('green', green2.url));
+  expect((await fetch(`${proxy.app.proxyUrl}/x`)).headers.get('x-upstream')).toBe('green2');
+  expect(await cutovers()).toEqual(['blue→green', 'blue→green']);
+
+  // The bad release again (green stays green: no cutover), rolled back (a rollback, audited as
+  // one), then acknowledged in the file: blue was serving already, so no cutover either.
+  await reload(yaml('green', green.url));
+  for (let i = 0; i < 2; i++) await (await fetch(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' })).arrayBuffer();
+  await reload(yaml('blue', green.url));
+  expect((await fetch(`${proxy.app.proxyUrl}/x`)).headers.get('x-upstream')).toBe('blue');
+  expect(await cutovers()).toEqual(['blue→green', 'blue→green']);
+});

@@ -273,3 +273,29 @@ describe('across reloads and restarts', () => {
     expect(JSON.parse(JSON.stringify(t.canary.toRecord()))).toEqual(JSON.parse(JSON.stringify(record)));
   });
 });
+
+describe('a wall clock stepped back (NTP, a resumed VM)', () => {
+  function stepped(spec: Spec) {
+    let now = 1_700_000_000_000;
+    const canary = new CanaryRuntime('search', canaryDef(spec), { now: () => now });
+    // The step back: every time kept so far now lies an hour ahead.
+    now -= 3_600_000;
+    return { canary, advance: (ms: number) => canary.evaluate((now += ms)) };
+  }
+
+  test('a failing canary is still judged one interval later, not an hour later', () => {
+    const { canary, advance } = stepped({ weight: 50, analysis: { maxErrorRate: 0.1 } });
+    for (let i = 0; i < 100; i++) canary.record('canary', true, 5);
+    advance(1_000);
+    expect(canary.state).toBe('ejected');
+  });
+
+  test('a healthy rollout still takes its next step after stepInterval', () => {
+    const { canary, advance } = stepped({ weight: 10, steps: [10, 50, 100], stepIntervalMs: 2_000, analysis: { maxErrorRate: 0.1 } });
+    for (let s = 0; s < 10; s++) {
+      for (let i = 0; i < 20; i++) canary.record('canary', false, 5);
+      advance(1_000);
+    }
+    expect(canary.weight).toBeGreaterThan(10);
+  });
+});

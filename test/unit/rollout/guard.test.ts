@@ -391,6 +391,20 @@ describe('state across a restart', () => {
   });
 });
 
+test('a guard whose wall clock stepped back an hour still takes its verdict one interval later', () => {
+  let now = 1_700_000_000_000;
+  const guards = new Guards({ now: () => now });
+  guards.reconcile(snapshot());
+  guards.reconcile(snapshot({ active: 'green' }));
+  const guard = guards.get('orders') as Guard;
+  now -= 3_600_000;
+  for (let i = 0; i < 100; i++) guard.record('green', i % 2 === 0, 5);
+  now += 10_000;
+  expect(guard.dueAt).toBeLessThanOrEqual(now);
+  guards.tick();
+  expect(guard.state).toBe('rolled-back');
+});
+
 describe('the timer', () => {
   afterEach(() => {
     vi.useRealTimers();

@@ -131,3 +131,13 @@ test('reset forgets the outcomes and the run of failures', () => {
   window.record(false, 1);
   expect(window.stats().requests).toBe(1);
 });
+
+test('outcomes recorded before the wall clock stepped back are not counted in the window that follows', () => {
+  const clock = fakeClock(10_000_000);
+  const window = new SlidingWindow(60_000, clock);
+  feed(window, 50, 50, 10);
+  // About an hour back (into another slot): those failures now lie in the future of every reading.
+  clock.advance(-3_594_000);
+  feed(window, 20, 0, 10);
+  expect(window.stats()).toMatchObject({ requests: 20, failures: 0 });
+});
