@@ -19,7 +19,11 @@ interface StatusView {
 
 /** `ficus status`: the running proxy's /status, for a human or (`--json`) as is. */
 export async function status(admin: string, json: boolean): Promise<number> {
-  const url = new URL('/status', admin);
+  // Under the URL's own path: an admin API reached through `kubectl proxy` or an nginx
+  // location lives at PREFIX/status.
+  const base = new URL(admin);
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  const url = new URL('status', base);
   let body: StatusView;
   try {
     // undici's request, not fetch: fetch refuses ports the browsers block (6000, 6666…), where

@@ -25,6 +25,10 @@ export async function runEdit(file: string, request: EditRequest): Promise<numbe
     return 0;
   }
   process.stdout.write(`${file}:${change.line}: ${change.key}: ${change.fromText ?? '(not set)'} → ${change.toText}\n`);
+  // `ficus toggle NAME 30` reads as "on for 30 %": say so when the switch itself is off.
+  if (command === 'toggle' && change.key === 'percent' && outcome.config.toggles?.[target]?.enabled === false) {
+    process.stdout.write(`note: toggle ${target} is switched off (enabled: false), so it stays off for everyone; \`ficus toggle ${target} on\` switches it on for ${change.toText} % of users\n`);
+  }
 
   const audit = new AuditLog(() => besideConfig(resolve(file), outcome.config.auditLog), {
     clock: systemClock,

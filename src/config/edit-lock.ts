@@ -1,8 +1,10 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 
 /** How long an edit waits for another one on the same file before it gives up. */
 const WAIT_MS = 3_000;
 const RETRY_MS = 25;
+/** A breaker older than this was left by a process that died while breaking a lock (which takes milliseconds). */
+const STALE_BREAKER_MS = 2_000;
 
 /**
  * Serializes operator edits of one routes file across processes: `FILE.lock`, created
@@ -22,22 +24,54 @@ export async function lockForEdit(file: string): Promise<{ release: () => Promis
       } finally {
         await handle.close();
       }
-      return { release: () => rm(path, { force: true }) };
+      return { release: () => releaseIfOurs(path) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const holder = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+    const holder = await holderOf(path);
     // An empty lock is one being written (wait for it); one naming a process that is gone is
     // stale (take it over).
-    if (Number.isInteger(holder) && !alive(holder)) {
-      await rm(path, { force: true });
-      continue;
-    }
+    if (holder !== undefined && !alive(holder) && (await breakStale(path, holder))) continue;
     if (Date.now() >= deadline) {
-      return { busy: `another edit of ${file} is in progress${Number.isInteger(holder) ? ` (process ${holder})` : ''}; run the command again, or remove ${path} if no edit is running` };
+      return { busy: `another edit of ${file} is in progress${holder !== undefined ? ` (process ${holder})` : ''}; run the command again, or remove ${path} if no edit is running` };
     }
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
   }
+}
+
+async function holderOf(path: string): Promise<number | undefined> {
+  const pid = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
+  return Number.isInteger(pid) ? pid : undefined;
+}
+
+/**
+ * Removes a lock whose holder is gone. Several waiting edits may find the same stale lock; if
+ * each simply removed it, one could remove the fresh lock another had just taken in its place,
+ * and both would edit at once. So breaking is itself exclusive (`FILE.lock.break`), and the lock
+ * is removed only if it still names the dead holder. True when this process did the breaking.
+ */
+async function breakStale(path: string, holder: number): Promise<boolean> {
+  const breaker = `${path}.break`;
+  try {
+    const handle = await open(breaker, 'wx', 0o644);
+    await handle.close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const since = await stat(breaker).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (since > STALE_BREAKER_MS) await rm(breaker, { force: true });
+    return false;
+  }
+  try {
+    if ((await holderOf(path)) === holder) await rm(path, { force: true });
+  } finally {
+    await rm(breaker, { force: true });
+  }
+  return true;
+}
+
+/** Never removes a lock another process holds (one that took over after this one was presumed gone). */
+async function releaseIfOurs(path: string): Promise<void> {
+  if ((await holderOf(path)) === process.pid) await rm(path, { force: true });
 }
 
 function alive(pid: number): boolean {

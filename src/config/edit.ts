@@ -52,6 +52,8 @@ export type EditOutcome =
 
 interface Plan {
   path: Path;
+  /** The entry's name as the config knows it, where YAML reads it otherwise (`1.50:`). */
+  name?: string;
   value: Value;
   /** The value the proxy assumes when the key is not written. */
   implied?: Value;
@@ -59,7 +61,7 @@ interface Plan {
 
 /** Applies one operator edit to the text of a routes file; pure, so every refusal is testable without files. */
 export function editRoutes(text: string, file: string, request: EditRequest, env: NodeJS.ProcessEnv = process.env): EditOutcome {
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const doc = parseDocument(text, { uniqueKeys: sameName });
   if (doc.errors.length > 0) {
     const parsed = parseRoutes(text, file, env);
     return refused(`${file} is not valid YAML; fix it first (ficus check ${file})`, parsed.ok ? [] : parsed.issues);
@@ -77,7 +79,7 @@ export function editRoutes(text: string, file: string, request: EditRequest, env
   const change: Change = {
     command: request.command,
     target: request.target,
-    path: plan.path.join('.'),
+    path: [...plan.path.slice(0, -2).map(String), ...(plan.name !== undefined ? [plan.name] : plan.path.slice(-2, -1).map(String)), String(plan.path.at(-1))].join('.'),
     key,
     line: lineOf(splice.text, splice.at),
     from: splice.from,
@@ -93,9 +95,9 @@ export function editRoutes(text: string, file: string, request: EditRequest, env
   }
 
   // The safety net: the spliced text must read exactly as the Document edit would.
-  const expected = parseDocument(text, { uniqueKeys: true });
+  const expected = parseDocument(text, { uniqueKeys: sameName });
   expected.setIn(plan.path, plan.value);
-  const actual = parseDocument(splice.text, { uniqueKeys: true });
+  const actual = parseDocument(splice.text, { uniqueKeys: sameName });
   if (actual.errors.length > 0 || JSON.stringify(actual.toJS()) !== JSON.stringify(expected.toJS())) {
     return refused(`cannot change ${change.path} in place without disturbing the rest of ${file}; edit it by hand`);
   }
@@ -117,7 +119,7 @@ function planEdit(doc: Document, request: EditRequest): Plan {
       if (!isMap(service) || !service.has('blue') || !service.has('green')) {
         throw new Refusal(`service "${target}" is not a blue/green service (it needs "blue", "green" and "active")`);
       }
-      return { path: [...path, 'active'], value };
+      return { path: [...path, 'active'], name: target, value };
     }
     case 'weight': {
       const percent = parsePercent(value, 'the weight');
@@ -134,8 +136,8 @@ function planEdit(doc: Document, request: EditRequest): Plan {
     case 'toggle': {
       const { node: toggle, path } = entry(doc, ['toggles'], target, 'toggle');
       if (!isMap(toggle)) throw new Refusal(`toggle "${target}" is not a map of settings; edit it by hand`);
-      if (value === 'on' || value === 'off') return { path: [...path, 'enabled'], value: value === 'on', implied: true };
-      return { path: [...path, 'percent'], value: parsePercent(value, 'the percentage (or "on"/"off")') };
+      if (value === 'on' || value === 'off') return { path: [...path, 'enabled'], name: target, value: value === 'on', implied: true };
+      return { path: [...path, 'percent'], name: target, value: parsePercent(value, 'the percentage (or "on"/"off")') };
     }
   }
 }
@@ -147,12 +149,30 @@ function planEdit(doc: Document, request: EditRequest): Plan {
  */
 function entry(doc: Document, at: Path, name: string, what: string): { node: unknown; path: Path } {
   const map = doc.getIn(at, true);
-  const keys = isMap(map) ? map.items.map((pair) => (isScalar(pair.key) ? pair.key.value : undefined)) : [];
-  const key = keys.find((k) => (typeof k === 'string' || typeof k === 'number' || typeof k === 'boolean') && String(k) === name);
-  if (!isMap(map) || key === undefined) throw new Refusal(`no ${what} named "${name}"${known(keys, `${what}s`)}`);
+  const pairs = isMap(map) ? map.items : [];
+  const index = pairs.findIndex((pair) => writtenName(pair.key) === name);
+  const key = isScalar(pairs[index]?.key) ? (pairs[index].key as { value: unknown }).value : undefined;
+  if (!isMap(map) || index === -1) throw new Refusal(`no ${what} named "${name}"${known(pairs.map((pair) => writtenName(pair.key)), `${what}s`)}`);
+  // The Document API finds keys by YAML value, which `1.5:` and `1.50:` share.
+  if (pairs.some((pair, i) => i !== index && isScalar(pair.key) && pair.key.value === key)) {
+    throw new Refusal(`${what} "${name}" has a name YAML reads as another ${what}'s (${String(key)}); edit the file by hand`);
+  }
   const path = [...at, key as string | number];
   assertUnshared(doc, path);
   return { node: map.get(key, true), path };
+}
+
+/** A map key as the config knows it (config/load.ts keysAsWritten): `1.50:` is "1.50", `null:` is "null". */
+function writtenName(key: unknown): string | undefined {
+  if (!isScalar(key)) return undefined;
+  if (key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string') return key.source;
+  return typeof key.value === 'string' || typeof key.value === 'number' || typeof key.value === 'boolean' ? String(key.value) : undefined;
+}
+
+/** Two keys are one when the config would read them as one name (`1.5` and `1.50` are two). */
+function sameName(a: unknown, b: unknown): boolean {
+  const [x, y] = [writtenName(a), writtenName(b)];
+  return x !== undefined && x === y;
 }
 
 /**

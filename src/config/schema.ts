@@ -233,5 +233,21 @@ export type MatchSpec = z.infer<typeof Match>;
 export type AnalysisSpec = z.infer<typeof Analysis>;
 
 export function routesJsonSchema(): unknown {
-  return z.toJSONSchema(RoutesFile, { io: 'input', target: 'draft-2020-12' });
+  return allowEnvReferences(z.toJSONSchema(RoutesFile, { io: 'input', target: 'draft-2020-12' }));
+}
+
+/**
+ * An unquoted `${env:PORT}` that produces a number or a boolean is read as one (README,
+ * *Environment variables*); the file holds a string there, which an editor checking the file
+ * against this schema must accept too.
+ */
+const ENV_REFERENCE = { type: 'string', pattern: '^\\$\\{env:[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$' };
+function allowEnvReferences(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(allowEnvReferences);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) out[key] = key === 'const' || key === 'enum' || key === 'default' ? value : allowEnvReferences(value);
+  const type = out.type;
+  if (type === 'integer' || type === 'number' || type === 'boolean') return { anyOf: [out, ENV_REFERENCE] };
+  return out;
 }

@@ -256,3 +256,11 @@ test('a routes file its owner made read-only is not replaced, though its directo
   expect(run.stderr).toContain(`cannot write ${file} (EACCES)`);
   expect(await readFile(file, 'utf8')).toBe(ROUTES);
 });
+
+test('a percentage on a toggle switched off says that the toggle stays off, and how to switch it on', async () => {
+  const { dir, file } = await routesFile();
+  await writeFile(file, ROUTES.replace('invoices: { enabled: true }', 'invoices: { enabled: false }'));
+  const run = await ficus(['toggle', 'invoices', '30', '-c', file], { cwd: dir });
+  expect(run.code, run.stderr).toBe(0);
+  expect(run.stdout).toContain('note: toggle invoices is switched off (enabled: false), so it stays off for everyone; `ficus toggle invoices on` switches it on for 30 % of users');
+});

@@ -186,6 +186,23 @@ test('status reaches an admin listener on a port that browsers (and fetch) refus
   expect(run.stdout).toContain(`ficus at http://127.0.0.1:${port}: ready`);
 });
 
+test('status reaches an admin API under a path prefix (kubectl proxy, an nginx location) at PREFIX/status', async () => {
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"routes":[],"services":[]}');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => void server.close());
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/api/v1/namespaces/shop/services/ficus:9901/proxy`;
+  for (const admin of [base, `${base}/`]) {
+    const run = await ficus(['status', '--admin', admin]);
+    expect(run.code, run.stderr).toBe(0);
+  }
+  expect(seen).toEqual(['/api/v1/namespaces/shop/services/ficus:9901/proxy/status', '/api/v1/namespaces/shop/services/ficus:9901/proxy/status']);
+});
+
 test('start runs the proxy, reloads on SIGHUP, and drains to exit 0 on SIGTERM', async () => {
   const legacy = await startUpstream('legacy');
   const dir = await tempDir();

@@ -260,3 +260,35 @@ routes:
     expect(outcome.result === 'refused' && outcome.issues.length).toBeGreaterThan(0);
   });
 });
+
+describe('names YAML would read as numbers or null are edited as the file writes them', () => {
+  const NAMES = `version: 1
+services:
+  legacy: { url: http://127.0.0.1:3001 }
+  1.50:
+    blue: { url: http://127.0.0.1:3201 }
+    green: { url: http://127.0.0.1:3202 }
+    active: blue
+toggles:
+  0x1F: { enabled: true }
+  null: { enabled: true }
+  1e3: { enabled: true }
+routes:
+  - { name: rest, match: { path: / }, to: "1.50" }
+`;
+  test.each([
+    { command: 'cutover', target: '1.50', value: 'green', path: 'services.1.50.active', line: 7 },
+    { command: 'toggle', target: '0x1F', value: 'off', path: 'toggles.0x1F.enabled', line: 9 },
+    { command: 'toggle', target: 'null', value: 'off', path: 'toggles.null.enabled', line: 10 },
+    { command: 'toggle', target: '1e3', value: 'off', path: 'toggles.1e3.enabled', line: 11 },
+  ] as const)('$command $target', ({ command, target, value, path, line }) => {
+    expect(parseRoutes(NAMES, 'routes.yaml', {}).ok).toBe(true);
+    expect(changed(edit(command, target, value, NAMES)).change).toMatchObject({ path, line });
+  });
+
+  test('two names YAML reads as one value cannot be told apart by the edit: refused, to be made by hand', () => {
+    const text = NAMES.replace('  1e3: { enabled: true }\n', '  1.5: { enabled: true }\n  1.50: { enabled: true }\n');
+    const outcome = edit('toggle', '1.50', 'off', text);
+    expect(outcome).toMatchObject({ result: 'refused', message: 'toggle "1.50" has a name YAML reads as another toggle\'s (1.5); edit the file by hand' });
+  });
+});

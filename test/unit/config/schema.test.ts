@@ -104,6 +104,12 @@ describe('rejects a mistyped key wherever it is', () => {
   test('and a wrong value type', () => {
     const doc = base();
     Object.assign(doc, { listen: { port: 'eighty' } });
-    expect(validate(schema, doc)).toEqual(['$.listen.port: not integer']);
+    expect(validate(schema, doc)).toEqual(['$.listen.port: matches no branch']);
+  });
+
+  test('but an environment reference where a number or boolean goes (README: `port: ${env:PORT}` works)', () => {
+    const doc = base();
+    Object.assign(doc, { listen: { port: '${env:PORT}' }, accessLog: '${env:ACCESS_LOG:-true}' });
+    expect(validate(schema, doc)).toEqual([]);
   });
 });
