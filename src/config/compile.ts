@@ -36,6 +36,7 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
       headerTimeoutMs: durationOr(source.limits?.headerTimeout, DEFAULTS.headerTimeoutMs),
       bodyTimeoutMs: durationOr(source.limits?.bodyTimeout, DEFAULTS.bodyTimeoutMs),
       sendTimeoutMs: durationOr(source.limits?.sendTimeout, DEFAULTS.sendTimeoutMs),
+      tunnelIdleTimeoutMs: durationOr(source.limits?.tunnelIdleTimeout, DEFAULTS.tunnelIdleTimeoutMs),
       maxHeaderBytes: source.limits?.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       maxHeaderCount: source.limits?.maxHeaderCount ?? DEFAULTS.maxHeaderCount,
       maxBodyBytes: source.limits?.maxBodyBytes,

@@ -8,6 +8,8 @@ export const DEFAULTS = {
   bodyTimeoutMs: 60_000,
   // nginx's send_timeout.
   sendTimeoutMs: 60_000,
+  // Envoy's idle_timeout for a connection with no stream: one hour.
+  tunnelIdleTimeoutMs: 3_600_000,
   maxHeaderBytes: 16_384,
   maxHeaderCount: 100,
   drainTimeoutMs: 30_000,

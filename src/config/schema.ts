@@ -202,6 +202,7 @@ const Limits = z.strictObject({
   headerTimeout: Duration.optional(),
   bodyTimeout: Duration.optional(),
   sendTimeout: Duration.optional(),
+  tunnelIdleTimeout: Duration.optional(),
   maxHeaderBytes: z.number().int().min(1024).optional(),
   maxHeaderCount: z.number().int().min(8).optional(),
   maxBodyBytes: z.number().int().positive().optional(),

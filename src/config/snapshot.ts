@@ -43,6 +43,8 @@ export interface Limits {
   readonly bodyTimeoutMs: number;
   /** The longest a response may wait on a client that does not read it. */
   readonly sendTimeoutMs: number;
+  /** The longest a WebSocket tunnel may carry nothing either way before it is closed. */
+  readonly tunnelIdleTimeoutMs: number;
   readonly maxHeaderBytes: number;
   readonly maxHeaderCount: number;
   readonly maxBodyBytes: number | undefined;

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Colour } from '../config/snapshot.js';
 import type { Generation } from '../config/store.js';
@@ -203,6 +204,11 @@ export class WebSocketUpgrade {
     });
     registry.opened(tunnel);
     tunnel.start(head, upstreamHead);
+    // Nothing either way for this long: a peer that vanished without a FIN (a lost network, a
+    // NAT that forgot the flow) would otherwise hold both connections for ever. Anything sent to
+    // the client passes its socket, so its timer sees both directions.
+    const idle = this.deps.current().snapshot.limits.tunnelIdleTimeoutMs;
+    (client as Partial<Socket>).setTimeout?.(idle, () => tunnel.shutdown(CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS));
     if (registry.closing()) tunnel.shutdown(0, CLOSE_GRACE_MS);
     // A reload, an ejection or a rollback while the upstream weighed the upgrade closed the
     // tunnels it moved without this one, which would stay where its users were moved off.

@@ -234,3 +234,25 @@ test('an upstream 101 without Upgrade is no switch of protocols: the client gets
   expect(await metricSum(proxy.app, 'ficus_upstream_errors_total', { kind: 'protocol' })).toBe(1);
   expect(await metricSum(proxy.app, 'ficus_requests_total', { route: 'chat', code: '502' })).toBe(1);
 });
+
+test('a tunnel that carries nothing either way for limits.tunnelIdleTimeout is closed with 1001; one in use stays open', async () => {
+  const chat = await startWsUpstream('chat');
+  const proxy = await startProxy(routesYaml(`limits: { tunnelIdleTimeout: 500ms }\nservices:\n  chat: { url: ${chat.url} }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n`));
+  const port = portOf(proxy.app.proxyUrl);
+  const quiet = await wsConnect(port, '/chat');
+  const busy = await wsConnect(port, '/chat');
+  expect([quiet.status, busy.status]).toEqual([101, 101]);
+  // The busy one echoes a message every 100 ms, well inside the bound, for twice its length.
+  const started = performance.now();
+  for (let i = 0; i < 10; i++) {
+    busy.send(`tick ${i}`);
+    expect((await busy.next()).payload.toString()).toBe(`tick ${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  expect(performance.now() - started).toBeGreaterThan(1_000);
+  const frame = await quiet.next(1_000);
+  expect(frame.opcode).toBe(OP.close);
+  expect(frame.payload.subarray(0, 2)).toEqual(closePayload(1001));
+  busy.send('still here');
+  expect((await busy.next()).payload.toString()).toBe('still here');
+});

@@ -35,7 +35,7 @@ describe('defaults (SPEC §1.0, §1.1)', () => {
   test('listeners, limits and drain', () => {
     expect(snapshot.listen).toEqual({ host: '0.0.0.0', port: 8080 });
     expect(snapshot.admin).toEqual({ host: '127.0.0.1', port: 9901, token: '' });
-    expect(snapshot.limits).toEqual({ headerTimeoutMs: 10_000, bodyTimeoutMs: 60_000, sendTimeoutMs: 60_000, maxHeaderBytes: 16_384, maxHeaderCount: 100, maxBodyBytes: undefined });
+    expect(snapshot.limits).toEqual({ headerTimeoutMs: 10_000, bodyTimeoutMs: 60_000, sendTimeoutMs: 60_000, tunnelIdleTimeoutMs: 3_600_000, maxHeaderBytes: 16_384, maxHeaderCount: 100, maxBodyBytes: undefined });
     expect(snapshot.drainTimeoutMs).toBe(30_000);
     expect(snapshot.accessLog).toBe(true);
     expect(snapshot.trustsPeer('127.0.0.1')).toBe(false);
@@ -51,7 +51,7 @@ describe('defaults (SPEC §1.0, §1.1)', () => {
 });
 
 describe('values from the file', () => {
-  const snapshot = snapshotOf(`limits: { headerTimeout: 2s, bodyTimeout: 15s, sendTimeout: 20s, maxHeaderBytes: 8192, maxHeaderCount: 20, maxBodyBytes: 1024 }
+  const snapshot = snapshotOf(`limits: { headerTimeout: 2s, bodyTimeout: 15s, sendTimeout: 20s, tunnelIdleTimeout: 90s, maxHeaderBytes: 8192, maxHeaderCount: 20, maxBodyBytes: 1024 }
 drainTimeout: 1500ms
 timeouts: { connect: 1s, response: 2m }
 trustedProxies: [10.0.0.0/8]
@@ -62,7 +62,7 @@ services:
 routes: []
 `);
   test('limits, drain and trusted proxies', () => {
-    expect(snapshot.limits).toEqual({ headerTimeoutMs: 2_000, bodyTimeoutMs: 15_000, sendTimeoutMs: 20_000, maxHeaderBytes: 8192, maxHeaderCount: 20, maxBodyBytes: 1024 });
+    expect(snapshot.limits).toEqual({ headerTimeoutMs: 2_000, bodyTimeoutMs: 15_000, sendTimeoutMs: 20_000, tunnelIdleTimeoutMs: 90_000, maxHeaderBytes: 8192, maxHeaderCount: 20, maxBodyBytes: 1024 });
     expect(snapshot.drainTimeoutMs).toBe(1_500);
     expect([snapshot.trustsPeer('10.1.2.3'), snapshot.trustsPeer('::ffff:10.1.2.3'), snapshot.trustsPeer('11.0.0.1')]).toEqual([true, true, false]);
   });
