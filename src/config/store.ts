@@ -158,7 +158,10 @@ export class ConfigStore {
     const canaries = snapshot.routes.map((route) => {
       const def = route.action.kind === 'proxy' ? route.action.canary : undefined;
       if (def === undefined) return undefined;
-      const old = before.get(route.name);
+      // A route renamed around the same canary (service and seed: the same users) starts
+      // afresh under its new name, as a changed block does, and ending an ejection that way is
+      // announced as a readmission, never silent.
+      const old = before.get(route.name) ?? [...before.values()].find((r) => r.def.service === def.service && r.def.seed === def.seed && !snapshot.routes.some((x) => x.name === r.route));
       if (old && old.def.fingerprint === def.fingerprint) {
         before.delete(route.name);
         return old;

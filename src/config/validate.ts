@@ -136,6 +136,10 @@ function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (strin
   if (canary.steps !== undefined && canary.stepInterval === undefined) {
     problem(at('canary', 'steps'), 'steps need "stepInterval": how long each step lasts while the canary is healthy', true);
   }
+  // At 0 % the canary gets no traffic, so no verdict is ever healthy and no step is ever taken.
+  if (canary.weight === 0 && steps.length > 0 && steps.some((step) => typeof step === 'number' && step > 0)) {
+    problem(at('canary', 'weight'), `a rollout cannot start from 0 %: with no traffic no verdict is ever healthy, so no step is taken; start at the first step (weight: ${String(steps.find((step) => typeof step === 'number' && step > 0))})`);
+  }
   if (canary.stepInterval !== undefined && canary.steps === undefined) {
     problem(at('canary', 'stepInterval'), 'stepInterval without "steps" has nothing to step through', true);
   }

@@ -78,3 +78,21 @@ test('a route removed by a reload leaves no canary gauge behind', async () => {
   expect((await proxy.app.reload('admin')).result).toBe('success');
   expect(await (await request(`${proxy.app.adminUrl}/metrics`)).body.text()).not.toContain('ficus_canary_weight{');
 });
+
+test('renaming the route of an ejected canary (same block, same seed) starts it afresh, and says so as a readmission', async () => {
+  const legacy = await startUpstream('legacy');
+  const v2 = await startUpstream('search-v2');
+  const canary = '{ to: search-v2, weight: 50, seed: search, analysis: { interval: 1h } }';
+  const proxy = await startProxy(config(legacy, v2, canary));
+  const ejected = await request(`${proxy.app.adminUrl}/routes/search/eject`, { method: 'POST' });
+  expect(ejected.statusCode).toBe(200);
+  await ejected.body.dump();
+
+  await proxy.write(config(legacy, v2, canary).replace('- name: search\n', '- name: search-api\n'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  expect(await onCanary(proxy)).toEqual(expected(50));
+  expect(proxy.logs.filter((l) => l.event === EVENT.canaryReadmitted)).toEqual([expect.objectContaining({ route: 'search-api' })]);
+  await proxy.app.audit.settled();
+  const kinds = (await readFile(join(proxy.dir, 'audit.jsonl'), 'utf8')).trimEnd().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+  expect(kinds).toContain('readmission');
+});

@@ -87,6 +87,9 @@ describe('validate', () => {
     { name: 'a zero stepInterval', canary: '{ to: search-v2, weight: 5, steps: [50], stepInterval: 0m }', errors: ['r.yaml:9:68 routes.0.canary.stepInterval: must be longer than 0'] },
     { name: 'an unknown analysis key', canary: '{ to: search-v2, weight: 5, analysis: { maxErrors: 3 } }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.analysis\.maxErrors: unknown key/)] },
     { name: 'a step above 100', canary: '{ to: search-v2, weight: 5, steps: [50, 150], stepInterval: 1m }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.steps\.1: /)] },
+    // No traffic at 0 %, so no healthy verdict, so no step: the rollout would never start.
+    { name: 'a rollout from 0 %', canary: '{ to: search-v2, weight: 0, steps: [1, 5, 100], stepInterval: 1m }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.weight: a rollout cannot start from 0 %: .*\(weight: 1\)$/)] },
+    { name: 'a canary held at 0 % without steps', canary: '{ to: search-v2, weight: 0 }', errors: [] },
     { name: 'the full block', canary: '{ to: search-v2, weight: 5, steps: [5, 100], stepInterval: 1m, analysis: { interval: 1s, window: 1m, minRequests: 1, maxErrorRate: 0, maxP99: 1s, consecutiveFailures: 1 } }', errors: [] },
   ])('$name', ({ canary, errors: expected }) => {
     expect(errors(canary)).toEqual(expected);
