@@ -125,8 +125,10 @@ function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit
 
 /** A browser request made by a page of another origin: Sec-Fetch-Site says so, or Origin differs from Host. */
 function crossSite(req: IncomingMessage): boolean {
+  // A browser that says where the request comes from is believed: behind a proxy that rewrites
+  // Host, Origin and Host differ for a same-origin page too.
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  if (site !== undefined) return site !== 'same-origin' && site !== 'none';
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   try {
@@ -143,7 +145,10 @@ const LOOPBACK_ADDRESS = /^(::1|(::ffff:)?127\.\d+\.\d+\.\d+)$/;
  * browser resolved to 127.0.0.1 for some other site (DNS rebinding).
  */
 function reboundHost(req: IncomingMessage): boolean {
-  if (!LOOPBACK_ADDRESS.test(req.socket.localAddress ?? '')) return false;
+  // The listener's own address, not the connection's: a wildcard listener reached over 127.0.0.1
+  // (a host name mapped to 127.0.1.1, a scraper on the same machine) is no loopback listener.
+  const bound = (req.socket as { server?: { address(): unknown } }).server?.address() as { address?: string } | null | undefined;
+  if (!LOOPBACK_ADDRESS.test(bound?.address ?? '')) return false;
   const host = (req.headers.host ?? '').toLowerCase();
   if (host === '') return false;
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');

@@ -113,7 +113,8 @@ function urlsOf(spec: { url?: string | undefined; urls?: string[] | undefined })
 
 function previewHeaders(services: ReadonlyMap<string, ServiceDef>): readonly string[] | undefined {
   const names = new Set<string>();
-  for (const service of services.values()) if (service.colours?.preview) names.add(service.colours.preview.header);
+  // Compared with `_` read as `-` (as CGI, WSGI and Rack read it): either spelling of the name is dropped.
+  for (const service of services.values()) if (service.colours?.preview) names.add(service.colours.preview.header.replaceAll('_', '-'));
   return names.size > 0 ? [...names] : undefined;
 }
 
@@ -172,8 +173,12 @@ export function compileRewrite(stripPrefix: string | undefined, addPrefix: strin
   const strip = stripPrefix?.replace(/\/$/, '') ?? '';
   const add = addPrefix?.replace(/\/$/, '') ?? '';
   if (!strip && !add) return (path) => path;
+  // The segment ends the matcher knows (match.ts pathPrefixTest), built once, not per request.
+  const slash = `${strip}/`;
+  const params = `${strip};`;
+  const encodedParams = `${strip}%3B`;
   return (path) => {
-    const inside = path === strip || path.startsWith(`${strip}/`) || path.startsWith(`${strip};`) || path.startsWith(`${strip}%3B`);
+    const inside = path === strip || path.startsWith(slash) || path.startsWith(params) || path.startsWith(encodedParams);
     const rest = strip && inside ? path.slice(strip.length) : path;
     const out = add + rest;
     // `/v1;jsessionid=1` stripped of `/v1` is `/;jsessionid=1`, as a servlet container reads it.

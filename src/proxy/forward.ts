@@ -51,7 +51,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finished = false;
   #responseStarted = false;
   /** The response head's fields, kept to judge how its body ends should the upstream reset. */
-  #rawHeaders: Buffer[] = [];
+  #rawHeaders: Buffer[] = NO_FIELDS;
   #clientGone = false;
   #bytesOut = 0;
   #sentAt = 0;
@@ -209,6 +209,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 }
 
 const CHUNKED = /^chunked *$/i;
+const NO_FIELDS: Buffer[] = [];
 
 /** A body with neither Content-Length nor Transfer-Encoding ends when the connection does. */
 function closeDelimited(statusCode: number, raw: Buffer[]): boolean {

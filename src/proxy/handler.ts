@@ -9,6 +9,7 @@ import type { Guard, GuardEvent } from '../rollout/guard.js';
 import type { ShadowMirror } from '../shadow/mirror.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
+import { liveColour } from '../upstream/bluegreen.js';
 import type { Fault } from './errors.js';
 import { Exchange, type ExchangeResult } from './forward.js';
 import { countOutcome, judge, serviceFailed } from './outcome.js';
@@ -175,7 +176,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
               // A reload may have retired this runtime's pools meanwhile (its endpoints were
               // removed or their connection settings changed): the retry goes to the service as it
               // runs now, never to a closed pool.
-              const live = liveRuntime(deps.current(), service);
+              const live = liveRuntime(deps.current(), service, deps.guards);
               const twin = live.endpoints.find((e) => e.origin === endpoint.origin);
               const next = live.pick(twin ?? endpoint) ?? (result.fault?.kind === 'reset' ? (twin ?? (live === service ? endpoint : undefined)) : undefined);
               if (next && !res.destroyed) return attempt(next, true, live);
@@ -215,7 +216,7 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
           if (closed) return;
           try {
             // A reload meanwhile may have retired the pools the plan was made with.
-            forwardNow(liveRuntime(deps.current(), service));
+            forwardNow(liveRuntime(deps.current(), service, deps.guards));
           } catch (error) {
             internalError(error);
           }
@@ -242,11 +243,16 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
   }
 }
 
-/** The runtime serving `service`'s name (and colour) in `generation`; `service` itself when it is still current or gone. */
-function liveRuntime(generation: Generation, service: ServiceRuntime): ServiceRuntime {
+/**
+ * The runtime serving `service`'s name in `generation`: the same colour when it is still
+ * blue/green, the live colour when it became blue/green, the plain service when it stopped
+ * being one; `service` itself only when the name is gone.
+ */
+function liveRuntime(generation: Generation, service: ServiceRuntime, guards: HandlerDeps['guards']): ServiceRuntime {
   const top = generation.services.get(service.def.name);
-  const live = service.def.colour === undefined ? top : top?.colours?.[service.def.colour];
-  return live !== undefined && live.def.colour === service.def.colour ? live : service;
+  if (top === undefined) return service;
+  if (top.colours === undefined || top.def.colours === undefined) return top;
+  return top.colours[service.def.colour ?? liveColour(top.def.colours, guards?.get(service.def.name))];
 }
 
 /**
@@ -258,13 +264,14 @@ function liveRuntime(generation: Generation, service: ServiceRuntime): ServiceRu
  */
 const MAX_WAITING_TURN = 32;
 const waitingTurn = new WeakMap<object, number>();
+const repausing = new WeakSet<object>();
 
 /**
  * Node's own way to stop reading a connection whose responses back up (`_http_server`): the
  * `_paused` flag makes its parser pause after the current chunk, and a finished response
  * resumes both. Used the same way here, so Node's resume and ours cannot disagree.
  */
-type PausableSocket = IncomingMessage['socket'] & { _paused?: boolean; parser?: { resume(): void } | null };
+type PausableSocket = IncomingMessage['socket'] & { _paused?: boolean; parser?: { pause(): void; resume(): void } | null };
 
 /** Runs `go` once `res`, queued behind another pipelined response, has the connection. */
 function waitForTurn(socket: PausableSocket, res: ServerResponse, go: () => void): void {
@@ -273,6 +280,18 @@ function waitForTurn(socket: PausableSocket, res: ServerResponse, go: () => void
   if (queued >= MAX_WAITING_TURN && !socket._paused) {
     socket._paused = true;
     socket.pause();
+  }
+  // Node's own 'drain' listener (socketOnDrain) clears `_paused` and resumes the parser whenever
+  // the response going out drains, knowing nothing of requests that wrote no bytes yet. This
+  // listener, added after Node's, pauses again while too many wait.
+  if (queued >= MAX_WAITING_TURN && !repausing.has(socket)) {
+    repausing.add(socket);
+    socket.on('drain', () => {
+      if ((waitingTurn.get(socket) ?? 0) < MAX_WAITING_TURN || socket._paused || socket.destroyed) return;
+      socket._paused = true;
+      socket.parser?.pause();
+      socket.pause();
+    });
   }
   res.once('socket', () => {
     const left = (waitingTurn.get(socket) ?? 1) - 1;

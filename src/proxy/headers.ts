@@ -24,6 +24,15 @@ const DROPPED = new Set([...HOP_BY_HOP, 'http2-settings', 'expect', 'host', 'x-r
 /** Set by ficus at the edge: a client-sent value is dropped unless the peer is a trusted proxy. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 
+/**
+ * Told by a proxy about earlier hops, never by a client (SPEC §1.7 "X-Forwarded-*"): the whole
+ * `X-Forwarded-` family (Rack reads X-Forwarded-Ssl and -Scheme before -Proto, Spring -Prefix and
+ * -Port) and X-Real-IP, nginx's usual client address. Kept only from a trusted peer.
+ */
+function proxyTold(name: string): boolean {
+  return name.startsWith('x-forwarded-') || name === 'x-real-ip';
+}
+
 export interface ForwardingContext {
   /** The TCP peer address. */
   peer: string;
@@ -87,9 +96,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
       else forwarded = forwarded ? `${forwarded}, ${value}` : value;
       continue;
     }
+    const dashed = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+    if (proxyTold(dashed) && !(ctx.trusted && dashed === lower)) continue;
     // CGI, WSGI and Rack read `X_Forwarded_For` as `X-Forwarded-For`: ficus's own fields are
     // dropped in either spelling, as nginx drops underscored names by default.
-    if (ownField(lower.includes('_') ? lower.replaceAll('_', '-') : lower, secret)) continue;
+    if (ownField(dashed, secret)) continue;
     out.push(name, value);
   }
   // RFC 7239 §6: an address that cannot be told is "unknown", never an empty field.
@@ -104,9 +115,11 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
     // X-Forwarded-Proto names the scheme the original client used; Forwarded's element names
     // this hop's, and the edge listener speaks plain HTTP.
     'x-forwarded-proto', forwardedProto ?? 'http',
-    'x-forwarded-host', forwardedHost ?? ctx.host,
-    'forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};host=${quoteIfNeeded(ctx.host)};proto=http`,
   );
+  // Without a Host (an HTTP/1.0 client) there is no host to tell: none rather than an empty one.
+  const xfh = forwardedHost ?? ctx.host;
+  if (xfh) out.push('x-forwarded-host', xfh);
+  out.push('forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};${ctx.host ? `host=${quoteIfNeeded(ctx.host)};` : ''}proto=http`);
   return out;
 }
 
@@ -143,7 +156,8 @@ export function clientResponseHeaders(raw: RawFields): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = fieldText(raw[i] as Buffer | string);
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) {
+    // Proxy-*: meant for the next client on the chain (Proxy-Authentication-Info, RFC 9110 §11.7.3), never ours to relay.
+    if (HOP_BY_HOP.has(lower) || lower.startsWith('proxy-')) {
       if (lower === 'connection') {
         const tokens = connectionTokens(fieldText(raw[i + 1] as Buffer | string));
         if (tokens) named = named ? new Set([...named, ...tokens]) : tokens;

@@ -64,3 +64,15 @@ test('a loopback admin answers only to IP and localhost Hosts (a DNS-rebound nam
   expect(cli.statuses).toEqual([200]);
   expect(proxy.app.store.current.canaries[0]?.toRecord().state).toBe('ejected');
 });
+
+test('an admin listener on every address (with its token) answers to any Host, a machine name over loopback included', async () => {
+  const { port } = await canaryProxy('{ host: 0.0.0.0, port: 0, token: s3cret }');
+  const out = await rawExchange(port, `GET /config HTTP/1.1\r\nHost: ficus-host.internal:${port}\r\nConnection: close\r\n\r\n`);
+  expect(out.statuses).toEqual([200]);
+});
+
+test("a same-origin page's POST through a proxy that rewrites Host is not taken for a cross-site one (Sec-Fetch-Site decides)", async () => {
+  const { port } = await canaryProxy('{ host: 127.0.0.1, port: 0, token: s3cret }');
+  const out = await rawExchange(port, `POST /routes/search/eject HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: https://ops.example\r\nSec-Fetch-Site: same-origin\r\nAuthorization: Bearer s3cret\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+  expect(out.statuses).toEqual([200]);
+});

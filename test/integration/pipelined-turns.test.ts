@@ -58,6 +58,33 @@ test('a pipelined POST whose turn comes after a reload moved its service goes to
   expect(out.response.endsWith('b/next')).toBe(true);
 });
 
+const blueGreen = (blue: string, green: string) =>
+  routesYaml(`services:\n  legacy:\n    blue: { url: ${blue} }\n    green: { url: ${green} }\n    active: blue\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`);
+
+test.each([
+  { change: 'plain → blue/green', before: (a: string) => config(a), after: (a: string, b: string) => blueGreen(a, b), answers: 'a/next' },
+  { change: 'blue/green → plain', before: (a: string, b: string) => blueGreen(a, b), after: (_a: string, b: string) => config(b), answers: 'b/next' },
+])('a pipelined request waiting its turn across a reload that changes its service ($change) is answered', async ({ before, after, answers }) => {
+  const held: ServerResponse[] = [];
+  let slowArrived: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  const a = await startUpstream('a', (req, res) => {
+    if (req.url !== '/slow') return void res.end(`a${req.url ?? ''}`);
+    held.push(res);
+    slowArrived();
+  });
+  const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
+  const proxy = await startProxy(before(a.url, b.url));
+  const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi', { until: (r) => r.endsWith('/next') });
+  await arrived;
+  await proxy.write(after(a.url, b.url));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  held[0]?.end('a/slow');
+  const out = await pending;
+  expect(out.statuses).toEqual([200, 200]);
+  expect(out.response.endsWith(answers)).toBe(true);
+});
+
 test('an upgrade waiting behind a slow response holds a bounded part of what its client sends meanwhile', async () => {
   const chat = await startWsUpstream('chat');
   const held: ServerResponse[] = [];

@@ -31,3 +31,18 @@ test.each([
 ])('compileTrust($cidrs)($address) → $trusted', ({ cidrs, address, trusted }) => {
   expect(compileTrust(cidrs)(address)).toBe(trusted);
 });
+
+test('a CIDR with two prefixes is refused, never read as its first', () => {
+  expect(parseCidr('10.0.0.0/8/16')).toBeUndefined();
+  expect(parseCidr('1.2.3.4/32/x')).toBeUndefined();
+});
+
+test('::/0 and ::/64 trust IPv6 peers only, never IPv4 clients (as nginx); IPv4-mapped ranges still name IPv4 peers', () => {
+  for (const cidr of ['::/0', '::/64']) {
+    expect(compileTrust([cidr])('203.0.113.9')).toBe(false);
+    expect(compileTrust([cidr])('::ffff:203.0.113.9')).toBe(false);
+  }
+  expect(compileTrust(['::/0'])('2001:db8::1')).toBe(true);
+  expect(compileTrust(['::ffff:10.0.0.0/104'])('10.1.2.3')).toBe(true);
+  expect(compileTrust(['::ffff:0:0/96'])('::ffff:198.51.100.1')).toBe(true);
+});

@@ -1,0 +1,81 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { expect, onTestFinished, test } from 'vitest';
+import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+
+/*
+ * Who may tell the upstream about earlier hops (SPEC §1.7): only a peer in trustedProxies. A
+ * client's X-Forwarded-Ssl, -Scheme, -Port, X-Real-IP… are dropped like its X-Forwarded-For,
+ * since Rack, Spring and nginx-era monoliths read them first; ficus's own secrets (a preview
+ * token) leave in neither spelling, and no empty field or Proxy-* field goes out.
+ */
+
+async function proxyTo(upstream: { url: string }, extra = '') {
+  const proxy = await startProxy(routesYaml(`${extra}services:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  return Number(new URL(proxy.app.proxyUrl).port);
+}
+
+async function rawExchange(port: number, text: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  onTestFinished(() => void socket.destroy());
+  socket.on('error', () => undefined);
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  socket.write(text);
+  await once(socket, 'close');
+  return received;
+}
+
+test('an untrusted client’s other X-Forwarded-* fields and X-Real-IP never reach the upstream', async () => {
+  const legacy = await startUpstream('legacy');
+  const port = await proxyTo(legacy);
+  await rawExchange(port, ['GET / HTTP/1.1', 'Host: h', 'Connection: close', 'X-Forwarded-Ssl: on', 'X-Forwarded-Scheme: https', 'X-Forwarded-Port: 443', 'X-Forwarded-Prefix: /admin', 'X_Forwarded_Ssl: on', 'X-Real-IP: 6.6.6.6', '', ''].join('\r\n'));
+  const names = Object.keys(legacy.seen[0]?.headers ?? {});
+  for (const name of ['x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-port', 'x-forwarded-prefix', 'x_forwarded_ssl', 'x-real-ip']) expect(names).not.toContain(name);
+});
+
+test('a trusted proxy’s other X-Forwarded-* fields and X-Real-IP are kept', async () => {
+  const legacy = await startUpstream('legacy');
+  const port = await proxyTo(legacy, 'trustedProxies: [127.0.0.1]\n');
+  await rawExchange(port, 'GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Forwarded-Ssl: on\r\nX-Real-IP: 9.9.9.9\r\n\r\n');
+  expect(legacy.seen[0]?.headers).toMatchObject({ 'x-forwarded-ssl': 'on', 'x-real-ip': '9.9.9.9' });
+});
+
+test('a preview header configured with an underscore never reaches the upstream, in either spelling', async () => {
+  const blue = await startUpstream('blue');
+  const green = await startUpstream('green');
+  const proxy = await startProxy(
+    routesYaml(`services:\n  orders:\n    blue: { url: ${blue.url} }\n    green: { url: ${green.url} }\n    active: blue\n    preview: { header: x_preview_token, token: s3cret }\nroutes:\n  - { name: orders, match: { path: / }, to: orders }\n`),
+  );
+  const port = Number(new URL(proxy.app.proxyUrl).port);
+  for (const name of ['x_preview_token', 'x-preview-token']) await rawExchange(port, `GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n${name}: s3cret\r\n\r\n`);
+  expect(green.seen).toHaveLength(1);
+  for (const seen of [...blue.seen, ...green.seen] as Upstream['seen']) expect(seen.rawHeaders).not.toContain('s3cret');
+});
+
+test('an HTTP/1.0 request without Host gets no empty X-Forwarded-Host nor host="" in Forwarded', async () => {
+  const legacy = await startUpstream('legacy');
+  const port = await proxyTo(legacy);
+  await rawExchange(port, 'GET / HTTP/1.0\r\n\r\n');
+  expect(legacy.seen[0]?.headers['x-forwarded-host']).toBeUndefined();
+  expect(legacy.seen[0]?.headers.forwarded).toBe('for=127.0.0.1;proto=http');
+});
+
+test('no Proxy-* response field reaches the client', async () => {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nProxy-Authentication-Info: x\r\nProxy-Foo: 1\r\nContent-Length: 2\r\n\r\nok'));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  const port = await proxyTo({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` });
+  const response = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  expect(response).toMatch(/^HTTP\/1.1 200/);
+  expect(response.toLowerCase()).not.toContain('\r\nproxy-');
+});
