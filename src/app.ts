@@ -11,7 +11,7 @@ import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics, type EndpointState } from './observe/metrics.js';
-import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
+import { closeAfterCurrent, createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import { Tunnels } from './proxy/tunnel.js';
 import type { CanaryEvents } from './rollout/canary.js';
@@ -94,7 +94,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   );
 
   let ready = true;
-  const inflight: HandlerDeps['inflight'] = { count: 0, draining: false };
+  const inflight: HandlerDeps['inflight'] = { count: 0, draining: false, open: new Set() };
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
   const shadow = new ShadowMirror({ metrics, logger, random, clock, guards: guarded });
@@ -196,16 +196,22 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       guards.stop();
       health.stop();
       const timeoutMs = store.current.snapshot.drainTimeoutMs;
+      const deadline = performance.now() + timeoutMs;
+      if (inflight.open !== undefined) closeAfterCurrent(inflight.open);
       logger.info({ event: EVENT.draining, inflight: inflight.count, timeoutMs }, 'draining');
       const closed = once(edge, 'close');
       edge.close();
       edge.closeIdleConnections();
       // WebSocket tunnels never end by themselves: they are asked to close while requests finish.
       const tunnelsClosed = upgrades.close(timeoutMs);
-      if (inflight.count > 0 && !(await idleWithin(inflight, timeoutMs))) {
+      let idle = inflight.count === 0 || (await idleWithin(inflight, timeoutMs));
+      await tunnelsClosed;
+      // Requests read on kept-alive connections while the tunnels were closing are in flight too.
+      while (idle && inflight.count > 0) idle = await idleWithin(inflight, Math.max(0, deadline - performance.now()));
+      if (!idle) {
+        inflight.expired = true;
         logger.warn({ event: EVENT.drainExpired, inflight: inflight.count, timeoutMs }, `drain timeout: cutting ${inflight.count} request(s) still in flight`);
       }
-      await tunnelsClosed;
       // Keep-alive connections that finished their last response are idle now; nothing else is.
       edge.closeAllConnections();
       await closed;

@@ -25,11 +25,48 @@ export interface HandlerDeps {
   metrics: Metrics;
   logger: Logger;
   /** Requests being served; drain waits for it to reach zero. */
-  inflight: { count: number; draining: boolean; onIdle?: (() => void) | undefined };
+  inflight: {
+    count: number;
+    draining: boolean;
+    onIdle?: (() => void) | undefined;
+    /** Set when the drain timed out and cuts what is left: their access lines say `drain_timeout`. */
+    expired?: boolean;
+    /** Responses not yet finished, so that a drain can make the last one on each connection say `Connection: close`. */
+    open?: Set<ServerResponse>;
+  };
   /** Guarded cutovers of blue/green services, and where their rollbacks are reported. */
   guards?: { get(service: string): Guard | undefined; onEvent(event: GuardEvent): void } | undefined;
   /** Copies of sampled requests to a route's shadow service. */
   shadow?: ShadowMirror | undefined;
+}
+
+/** The newest request parsed on each connection: only its response may close the connection. */
+const lastOnSocket = new WeakMap<object, ServerResponse>();
+/** Responses a drain made say `Connection: close`. */
+const closedByDrain = new WeakSet<ServerResponse>();
+
+/**
+ * Drain: every response whose head has not gone out yet, and that is the last request read on its
+ * connection, says `Connection: close` (as nginx and Envoy do), so that no keep-alive client is
+ * promised a connection that the drain then closes under its next request. Responses queued
+ * behind it (pipelined) keep the connection until their turn.
+ */
+export function closeAfterCurrent(open: Iterable<ServerResponse>): void {
+  for (const res of open) {
+    if (res.headersSent || lastOnSocket.get(res.req.socket) !== res || !res.shouldKeepAlive) continue;
+    res.shouldKeepAlive = false;
+    closedByDrain.add(res);
+  }
+}
+
+/**
+ * A request read behind a response the drain meant to close its connection after: that one
+ * keeps the connection after all, so that this one (a plain request or an upgrade) is answered
+ * in its turn.
+ */
+export function keepForNext(socket: object): void {
+  const before = lastOnSocket.get(socket);
+  if (before !== undefined && closedByDrain.has(before) && !before.headersSent) before.shouldKeepAlive = true;
 }
 
 /** RFC 9110 §9.2.2: the methods a proxy may repeat on its own. POST and PATCH never are. */
@@ -52,6 +89,9 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     const requestId = acceptRequestId(req.headers['x-request-id']) ?? requestIds.next();
     inflight.count++;
     if (inflight.draining) res.shouldKeepAlive = false;
+    inflight.open?.add(res);
+    if (inflight.draining) keepForNext(req.socket);
+    lastOnSocket.set(req.socket, res);
 
     // Only the normalized path is ever logged: a raw absolute-form target can carry userinfo.
     let loggedPath = rawPathForLog(req.url);
@@ -76,14 +116,16 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
       closed = true;
       stopWaiting?.();
       inflight.count--;
+      inflight.open?.delete(res);
       // An exchange still running learns first that the client left: the result it reports
       // (synchronously, once connected) gives the line what reached the client and when the
       // upstream answered.
       abortUpstream?.();
       // A response that did not finish (aborted, reset, client gone) is counted as "000".
       const status = res.writableFinished ? res.statusCode : 0;
-      // Closed unfinished with no fault of ficus's or the upstream's on record: the client left.
-      if (status === 0 && faultKind === undefined) faultKind = 'client_abort';
+      // Closed unfinished with no fault of ficus's or the upstream's on record: the client left,
+      // unless the drain's deadline cut it.
+      if (status === 0 && (faultKind === undefined || faultKind === 'client_abort')) faultKind = inflight.expired ? 'drain_timeout' : 'client_abort';
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(routeName, serviceName, colour, serviceName ? side : '', status, seconds, legacy);
       if (snapshot.accessLog) {

@@ -90,7 +90,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   const trusted = snapshot.trustsPeer(peer);
   let extraHeaders: string[] | undefined;
   if (snapshot.usesCaller) {
-    const secure = trusted && req.headers['x-forwarded-proto'] === 'https';
+    const secure = trusted && clientScheme(req) === 'https';
     const caller = identify(snapshot.identity, req.headers, secure, randomUUID);
     view.audience = new Audience(snapshot.audience, caller, req.headers);
     if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
@@ -135,6 +135,19 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
     toggles: view.audience?.togglesHeader(),
     extraHeaders,
   };
+}
+
+/**
+ * The scheme the original client used, as a trusted proxy reports it: the first element of the
+ * first X-Forwarded-Proto line (the one headers.ts forwards), case-insensitively (RFC 3986 §3.1).
+ * Node joins repeated lines with ", ", which would never equal "https".
+ */
+function clientScheme(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'x-forwarded-proto') return (raw[i + 1] as string).split(',')[0]?.trim().toLowerCase();
+  }
+  return undefined;
 }
 
 function refuse(status: RefusePlan['status'], close: boolean, path: string, extraHeaders?: string[]): RefusePlan {

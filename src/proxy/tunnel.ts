@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/snapshot.js';
 import { EVENT } from '../observe/log.js';
+import { keepForNext } from './handler.js';
 import { endWith, errorResponse } from './raw-response.js';
 import { requestIds } from './request-id.js';
 import { hostIsSound } from './server.js';
@@ -51,6 +52,7 @@ export class Tunnels {
   #dispatch(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node hands the upgrade over while responses to requests pipelined before it may still be
     // on their way: anything written now would overtake them, and they would land in the tunnel.
+    keepForNext(socket);
     const earlier = (socket as { _httpMessage?: (ServerResponse & { _last?: boolean }) | null })._httpMessage;
     // A response before it closes the connection (a 400, a Connection: close): Node serves no
     // more requests on it, and an upgrade parsed before then must not be served either.

@@ -8,6 +8,7 @@ import { expect, test, vi } from 'vitest';
 import { startFicus } from '../helpers/child.js';
 import { routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { answer101, heldWsUpstream, OP, portOf, wsConnect } from '../helpers/websocket.js';
 
 // Runs the built CLI (`npm test` builds first; run `npm run build` before running this file alone).
 const until = (check: () => unknown) => vi.waitFor(check, { timeout: 5_000, interval: 10 });
@@ -156,4 +157,79 @@ test('SIGTERM with a request that never finishes still exits 0 once drainTimeout
   expect(performance.now() - started).toBeLessThan(5_000);
   expect(await inflight).toBeInstanceOf(Error);
   expect(ficus.lines).toContainEqual(expect.objectContaining({ event: 'drain.expired' }));
+});
+
+/** A raw client connection that collects what it receives. */
+function rawClient(proxyUrl: string) {
+  const { hostname, port } = new URL(proxyUrl);
+  const socket = connect({ port: Number(port), host: hostname });
+  let data = '';
+  socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+  socket.on('error', () => undefined);
+  return { socket, closed: once(socket, 'close'), text: () => data };
+}
+
+test('a keep-alive response still awaited when the drain starts says Connection: close, so the client sends nothing more on it', async () => {
+  const held: (() => void)[] = [];
+  const upstream = await startUpstream('slow', (_req: IncomingMessage, res: ServerResponse) => held.push(() => res.end('done')));
+  const proxy = await startProxy(config(upstream.url));
+  const client = rawClient(proxy.app.proxyUrl);
+  client.socket.write('GET /a HTTP/1.1\r\nhost: x\r\n\r\n');
+  await until(() => expect(held).toHaveLength(1));
+  const draining = proxy.app.drain();
+  held[0]?.();
+  await client.closed;
+  expect(client.text()).toMatch(/^HTTP\/1\.1 200 /);
+  expect(client.text()).toMatch(/\r\nconnection: close\r\n/i);
+  expect(client.text().endsWith('done')).toBe(true);
+  await draining;
+});
+
+test('requests cut by the drain deadline are logged as drain_timeout, not as clients that left', async () => {
+  const { upstream, held } = await slowUpstream();
+  const proxy = await startProxy(config(upstream.url, '300ms'));
+  const client = rawClient(proxy.app.proxyUrl);
+  client.socket.write('GET /long HTTP/1.1\r\nhost: x\r\n\r\n');
+  await until(() => expect(held).toHaveLength(1));
+  await proxy.app.drain();
+  await until(() => expect(proxy.logs.filter((l) => l.event === 'access')).toEqual([expect.objectContaining({ status: 0, fault: 'drain_timeout' })]));
+});
+
+test('a request sent on a kept-alive connection while WebSocket tunnels close is waited for, within drainTimeout', async () => {
+  // An upstream that never answers the drain's Close: the tunnel lasts its grace (1 s).
+  const { upstream: chat, next } = await heldWsUpstream('chat');
+  const held = new Map<string, () => void>();
+  const upstream = await startUpstream('app', (req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(200, { 'content-length': req.url === '/first' ? '4' : '6' });
+    if (req.url === '/first') res.write('do');
+    held.set(req.url ?? '', () => res.end(req.url === '/first' ? 'ne' : 'second'));
+  });
+  const proxy = await startProxy(
+    routesYaml(`drainTimeout: 10s\nservices:\n  app: { url: ${upstream.url} }\n  chat: { url: ${chat.url} }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n  - { name: rest, match: { path: / }, to: app }\n`),
+  );
+  const arrived = next();
+  const upgrading = wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  answer101(await arrived);
+  const tunnel = await upgrading;
+  expect(tunnel.status).toBe(101);
+  const client = rawClient(proxy.app.proxyUrl);
+  // Its head goes out before the drain, saying keep-alive: the client may send again.
+  client.socket.write('GET /first HTTP/1.1\r\nhost: x\r\n\r\n');
+  await until(() => expect(client.text()).toContain('\r\n\r\ndo'));
+  const draining = proxy.app.drain();
+  // The drain asks the tunnel to close; neither of its peers answers.
+  expect((await tunnel.next()).opcode).toBe(OP.close);
+  held.get('/first')?.();
+  await until(() => expect(client.text().endsWith('done')).toBe(true));
+  client.socket.write('POST /second HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n');
+  await until(() => expect(held.has('/second')).toBe(true));
+  // The tunnel ends (its grace is over) while /second is in flight: once its line is logged the
+  // drain has moved past the tunnels, and must still wait for /second.
+  await until(() => expect(proxy.logs.some((l) => l.event === 'access' && l.upgrade === 'websocket')).toBe(true));
+  expect(client.socket.destroyed).toBe(false);
+  held.get('/second')?.();
+  await client.closed;
+  await draining;
+  expect(client.text().endsWith('second')).toBe(true);
+  expect(proxy.logs.some((line) => line.event === 'drain.expired')).toBe(false);
 });

@@ -123,6 +123,10 @@ test.each([
   { name: 'a trusted proxy says http', trusted: true, proto: 'http', secure: false },
   { name: 'a trusted proxy says nothing', trusted: true, proto: undefined, secure: false },
   { name: 'an untrusted client claims https', trusted: false, proto: 'https', secure: false },
+  // The scheme is case-insensitive, and the first of a list is the client's (what goes upstream).
+  { name: 'a trusted proxy says HTTPS', trusted: true, proto: 'HTTPS', secure: true },
+  { name: 'a trusted proxy says https, http', trusted: true, proto: 'https, http', secure: true },
+  { name: 'a trusted proxy says http, https', trusted: true, proto: 'http, https', secure: false },
 ])('the cookie is Secure only when the request came over TLS: $name → $secure', async ({ trusted, proto, secure }) => {
   const { proxy } = await setup({ trusted });
   for (const path of ['/search', '/paused']) {
