@@ -4,7 +4,7 @@ import { isAlias, isMap, isNode, isScalar, isSeq, parseDocument, type Document, 
 import { writeFileAtomically } from './atomic-write.js';
 import { lockForEdit } from './edit-lock.js';
 import type { ConfigIssue } from './issues.js';
-import { parseRoutes } from './load.js';
+import { parseRoutes, plainKeySource } from './load.js';
 import type { RoutesFile } from './schema.js';
 import { lineOf, Refusal, spliceValue, type Path, type Splice, type Value } from './splice.js';
 
@@ -165,7 +165,8 @@ function entry(doc: Document, at: Path, name: string, what: string): { node: unk
 /** A map key as the config knows it (config/load.ts keysAsWritten): `1.50:` is "1.50", `null:` is "null". */
 function writtenName(key: unknown): string | undefined {
   if (!isScalar(key)) return undefined;
-  if (key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string') return key.source;
+  const written = plainKeySource(key);
+  if (written !== undefined) return written;
   return typeof key.value === 'string' || typeof key.value === 'number' || typeof key.value === 'boolean' ? String(key.value) : undefined;
 }
 

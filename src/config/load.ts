@@ -255,10 +255,15 @@ function duplicateKeys(doc: Document, at: At): ConfigIssue[] {
 function keysAsWritten(doc: Document): void {
   visit(doc, {
     Pair(_, pair) {
-      const key = pair.key;
-      if (isScalar(key) && key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string') key.value = key.source;
+      const written = plainKeySource(pair.key);
+      if (written !== undefined && isScalar(pair.key)) pair.key.value = written;
     },
   });
+}
+
+/** The text of a plain key YAML reads as something other than a string (`1.50`, `0x1F`, `null`). */
+export function plainKeySource(key: unknown): string | undefined {
+  return isScalar(key) && key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string' ? key.source : undefined;
 }
 
 /** `*name` without an `&name` before it: reported where it is written, not at 1:1. */

@@ -40,7 +40,10 @@ export interface HandlerDeps {
   shadow?: ShadowMirror | undefined;
 }
 
-/** The newest request parsed on each connection: only its response may close the connection. */
+/**
+ * During a drain, the newest request read on each connection: only its response may close the
+ * connection. Kept from the drain's start on only, so that serving costs nothing for it.
+ */
 const lastOnSocket = new WeakMap<object, ServerResponse>();
 /** Responses a drain made say `Connection: close`. */
 const closedByDrain = new WeakSet<ServerResponse>();
@@ -52,6 +55,8 @@ const closedByDrain = new WeakSet<ServerResponse>();
  * behind it (pipelined) keep the connection until their turn.
  */
 export function closeAfterCurrent(open: Iterable<ServerResponse>): void {
+  // `open` keeps the order requests were read in: the last one of a connection is its newest.
+  for (const res of open) lastOnSocket.set(res.req.socket, res);
   for (const res of open) {
     if (res.headersSent || lastOnSocket.get(res.req.socket) !== res || !res.shouldKeepAlive) continue;
     res.shouldKeepAlive = false;
@@ -90,8 +95,10 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     inflight.count++;
     if (inflight.draining) res.shouldKeepAlive = false;
     inflight.open?.add(res);
-    if (inflight.draining) keepForNext(req.socket);
-    lastOnSocket.set(req.socket, res);
+    if (inflight.draining) {
+      keepForNext(req.socket);
+      lastOnSocket.set(req.socket, res);
+    }
 
     // Only the normalized path is ever logged: a raw absolute-form target can carry userinfo.
     let loggedPath = rawPathForLog(req.url);

@@ -233,3 +233,25 @@ test('a request sent on a kept-alive connection while WebSocket tunnels close is
   expect(client.text().endsWith('second')).toBe(true);
   expect(proxy.logs.some((line) => line.event === 'drain.expired')).toBe(false);
 });
+
+test('a request read behind a response the drain meant to close the connection after is answered in its turn, and closes it', async () => {
+  const held = new Map<string, () => void>();
+  const upstream = await startUpstream('slow', (req: IncomingMessage, res: ServerResponse) => held.set(req.url ?? '', () => res.end(`${req.url ?? ''};`)));
+  const proxy = await startProxy(config(upstream.url));
+  const client = rawClient(proxy.app.proxyUrl);
+  client.socket.write('GET /a HTTP/1.1\r\nhost: x\r\n\r\n');
+  await until(() => expect(held.has('/a')).toBe(true));
+  const draining = proxy.app.drain();
+  client.socket.write('GET /b HTTP/1.1\r\nhost: x\r\n\r\n');
+  // /b is forwarded in its turn, once /a is out.
+  held.get('/a')?.();
+  await until(() => expect(held.has('/b')).toBe(true));
+  held.get('/b')?.();
+  await client.closed;
+  await draining;
+  const responses = client.text().split(/(?=HTTP\/1\.1 )/);
+  expect(responses.map((r) => r.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+  expect(responses[0]).not.toMatch(/\r\nconnection: close\r\n/i);
+  expect(responses[1]).toMatch(/\r\nconnection: close\r\n/i);
+  expect(client.text().endsWith('/b;')).toBe(true);
+});
