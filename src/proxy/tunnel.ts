@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/snapshot.js';
 import { EVENT } from '../observe/log.js';
-import { keepForNext } from './handler.js';
+import { keepForNext } from './connection-turns.js';
 import { endWith, errorResponse } from './raw-response.js';
 import { requestIds } from './request-id.js';
 import { hostIsSound } from './server.js';
