@@ -60,9 +60,11 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
     const started = performance.now();
     const requestId = acceptRequestId(req.headers['x-request-id']) ?? requestIds.next();
     inflight.count++;
-    if (inflight.draining) res.shouldKeepAlive = false;
     inflight.open?.add(res);
-    if (inflight.draining) readDuringDrain(req.socket, res);
+    if (inflight.draining) {
+      res.shouldKeepAlive = false;
+      readDuringDrain(req.socket, res);
+    }
 
     // Only the normalized path is ever logged: a raw absolute-form target can carry userinfo.
     let loggedPath = rawPathForLog(req.url);

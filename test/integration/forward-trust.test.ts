@@ -1,7 +1,8 @@
 import { once } from 'node:events';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /*
@@ -16,21 +17,15 @@ async function proxyTo(upstream: { url: string }, extra = '') {
   return Number(new URL(proxy.app.proxyUrl).port);
 }
 
-async function rawExchange(port: number, text: string): Promise<string> {
-  const socket = connect(port, '127.0.0.1');
-  onTestFinished(() => void socket.destroy());
-  socket.on('error', () => undefined);
-  let received = '';
-  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-  socket.write(text);
-  await once(socket, 'close');
-  return received;
+/** Sends `text` on a fresh connection; everything the proxy sent back until it closed. */
+async function exchange(port: number, text: string): Promise<string> {
+  return (await rawExchange(port, text)).response;
 }
 
 test('an untrusted client’s other X-Forwarded-* fields and X-Real-IP never reach the upstream', async () => {
   const legacy = await startUpstream('legacy');
   const port = await proxyTo(legacy);
-  await rawExchange(port, ['GET / HTTP/1.1', 'Host: h', 'Connection: close', 'X-Forwarded-Ssl: on', 'X-Forwarded-Scheme: https', 'X-Forwarded-Port: 443', 'X-Forwarded-Prefix: /admin', 'X_Forwarded_Ssl: on', 'X-Real-IP: 6.6.6.6', '', ''].join('\r\n'));
+  await exchange(port, ['GET / HTTP/1.1', 'Host: h', 'Connection: close', 'X-Forwarded-Ssl: on', 'X-Forwarded-Scheme: https', 'X-Forwarded-Port: 443', 'X-Forwarded-Prefix: /admin', 'X_Forwarded_Ssl: on', 'X-Real-IP: 6.6.6.6', '', ''].join('\r\n'));
   const names = Object.keys(legacy.seen[0]?.headers ?? {});
   for (const name of ['x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-port', 'x-forwarded-prefix', 'x_forwarded_ssl', 'x-real-ip']) expect(names).not.toContain(name);
 });
@@ -38,7 +33,7 @@ test('an untrusted client’s other X-Forwarded-* fields and X-Real-IP never rea
 test('a trusted proxy’s other X-Forwarded-* fields and X-Real-IP are kept', async () => {
   const legacy = await startUpstream('legacy');
   const port = await proxyTo(legacy, 'trustedProxies: [127.0.0.1]\n');
-  await rawExchange(port, 'GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Forwarded-Ssl: on\r\nX-Real-IP: 9.9.9.9\r\n\r\n');
+  await exchange(port, 'GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nX-Forwarded-Ssl: on\r\nX-Real-IP: 9.9.9.9\r\n\r\n');
   expect(legacy.seen[0]?.headers).toMatchObject({ 'x-forwarded-ssl': 'on', 'x-real-ip': '9.9.9.9' });
 });
 
@@ -49,7 +44,7 @@ test('a preview header configured with an underscore never reaches the upstream,
     routesYaml(`services:\n  orders:\n    blue: { url: ${blue.url} }\n    green: { url: ${green.url} }\n    active: blue\n    preview: { header: x_preview_token, token: s3cret }\nroutes:\n  - { name: orders, match: { path: / }, to: orders }\n`),
   );
   const port = Number(new URL(proxy.app.proxyUrl).port);
-  for (const name of ['x_preview_token', 'x-preview-token']) await rawExchange(port, `GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n${name}: s3cret\r\n\r\n`);
+  for (const name of ['x_preview_token', 'x-preview-token']) await exchange(port, `GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n${name}: s3cret\r\n\r\n`);
   expect(green.seen).toHaveLength(1);
   for (const seen of [...blue.seen, ...green.seen] as Upstream['seen']) expect(seen.rawHeaders).not.toContain('s3cret');
 });
@@ -57,7 +52,7 @@ test('a preview header configured with an underscore never reaches the upstream,
 test('an HTTP/1.0 request without Host gets no empty X-Forwarded-Host nor host="" in Forwarded', async () => {
   const legacy = await startUpstream('legacy');
   const port = await proxyTo(legacy);
-  await rawExchange(port, 'GET / HTTP/1.0\r\n\r\n');
+  await exchange(port, 'GET / HTTP/1.0\r\n\r\n');
   expect(legacy.seen[0]?.headers['x-forwarded-host']).toBeUndefined();
   expect(legacy.seen[0]?.headers.forwarded).toBe('for=127.0.0.1;proto=http');
 });
@@ -75,7 +70,7 @@ test('no Proxy-* response field reaches the client', async () => {
     server.close();
   });
   const port = await proxyTo({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}` });
-  const response = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  const response = await exchange(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   expect(response).toMatch(/^HTTP\/1.1 200/);
   expect(response.toLowerCase()).not.toContain('\r\nproxy-');
 });
