@@ -233,20 +233,14 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
             // A reload meanwhile may have retired the pools the plan was made with.
             forwardNow(liveRuntime(deps.current(), service, deps.guards));
           } catch (error) {
-            internalError(error);
+            bytesOut = internalError(logger, requestId, res, error, bytesOut);
           }
         });
         return;
       }
       forwardNow(service);
     } catch (error) {
-      internalError(error);
-    }
-
-    function internalError(error: unknown): void {
-      logger.error({ event: EVENT.internalError, requestId, err: error }, 'request handler failed');
-      if (res.headersSent) res.destroy();
-      else bytesOut = sendError(res, 500, requestId, true);
+      bytesOut = internalError(logger, requestId, res, error, bytesOut);
     }
   };
 
@@ -268,6 +262,18 @@ function liveRuntime(generation: Generation, service: ServiceRuntime, guards: Ha
   if (top === undefined) return service;
   if (top.colours === undefined || top.def.colours === undefined) return top;
   return top.colours[service.def.colour ?? liveColour(top.def.colours, guards?.get(service.def.name))];
+}
+
+/**
+ * A bug of ficus's own: logged, and the client answered 500, or cut off once its head went out.
+ * Module-level rather than a closure of the handler: it would be allocated for every request.
+ * Returns the response's bytes sent.
+ */
+function internalError(logger: Logger, requestId: string, res: ServerResponse, error: unknown, sentSoFar: number): number {
+  logger.error({ event: EVENT.internalError, requestId, err: error }, 'request handler failed');
+  if (!res.headersSent) return sendError(res, 500, requestId, true);
+  res.destroy();
+  return sentSoFar;
 }
 
 /** Safe to send again: nothing reached the upstream, or the connection broke before any answer. */

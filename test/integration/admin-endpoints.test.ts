@@ -171,26 +171,3 @@ routes:
   expect(JSON.parse(answers[`${admin}/config`] ?? '')).toMatchObject({ services: { orders: { preview: { header: 'x-preview', token: '<redacted>' } } } });
   for (const [url, text] of Object.entries(answers)) expect({ url, leaks: text.includes('preview-secret') }).toEqual({ url, leaks: false });
 });
-
-test('the status page says a blue/green service is guarding its cutover, and that it rolled back and why', async () => {
-  const blue = await startUpstream('blue');
-  const green = await startUpstream('green', (_req, res) => res.writeHead(500).end('boom'));
-  const yaml = (active: string) =>
-    routesYaml(`services:
-  orders:
-    blue: { url: ${blue.url} }
-    green: { url: ${green.url} }
-    active: ${active}
-    guard: { interval: 5m, window: 5m, consecutiveFailures: 2 }
-routes:
-  - { name: rest, match: { path: / }, to: orders }
-`);
-  const proxy = await startProxy(yaml('blue'));
-  await proxy.write(yaml('green'));
-  expect((await proxy.app.reload('admin')).result).toBe('success');
-  const page = async () => (await request(`${proxy.app.adminUrl}/`)).body.text();
-  expect(await page()).toContain('guarding until');
-  // POSTs are never retried: two 500s in a row roll green back.
-  for (let i = 0; i < 2; i++) await (await request(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' })).body.dump();
-  expect(await page()).toContain('<b class="bad">rolled back</b>: green rolled back to blue');
-});

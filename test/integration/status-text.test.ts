@@ -32,7 +32,7 @@ const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 /** Health checks and guard decisions run on their own, with no event to await but the log line. */
 const logged = (proxy: TestProxy, event: string) => vi.waitFor(() => expect(proxy.logs.some((l) => l.event === event)).toBe(true), { timeout: 5_000, interval: 10 });
 
-test('a blue/green service shows its active colour, its guard state and which colour is idle, through a cutover and a rollback', async () => {
+test('a blue/green service shows its active colour, its guard state and which colour is idle, in the text and on the status page, through a cutover and a rollback', async () => {
   const blue = await startUpstream('blue');
   const green = await startUpstream('green', (_req, res) => res.writeHead(500).end('boom'));
   // A long window and interval: only the failures in a row decide, not a timed verdict.
@@ -58,6 +58,9 @@ routes:
   text = await statusText(proxy);
   expect(row(text, blue.url)).toMatch(new RegExp(`^ {2}orders \\(blue/green, active green, guarding\\) +blue: ${escaped(blue.url)} +up \\(idle colour\\)$`));
   expect(row(text, green.url)).toMatch(new RegExp(`^ +green: ${escaped(green.url)} +up$`));
+  // The status page says the same.
+  const page = async () => (await request(`${proxy.app.adminUrl}/`)).body.text();
+  expect(await page()).toContain('guarding until');
 
   for (let i = 0; i < 2; i++) expect((await request(`${proxy.app.proxyUrl}/x`, { method: 'POST', body: 'x' })).statusCode).toBe(500);
   await logged(proxy, 'service.rolled_back');
@@ -65,6 +68,7 @@ routes:
   text = await statusText(proxy);
   expect(row(text, blue.url)).toMatch(new RegExp(`^ {2}orders \\(blue/green, active blue, rolled-back\\) +blue: ${escaped(blue.url)} +up$`));
   expect(row(text, green.url)).toMatch(new RegExp(`^ +green: ${escaped(green.url)} +up \\(idle colour\\)$`));
+  expect(await page()).toContain('<b class="bad">rolled back</b>: green rolled back to blue');
 });
 
 test('an endpoint ejected by outlier detection shows EJECTED until when, by the injected clock, and up once that has passed', async () => {

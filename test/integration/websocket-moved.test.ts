@@ -28,6 +28,21 @@ async function logged(proxy: TestProxy, event: string): Promise<void> {
   }
 }
 
+/** Blue/green `orders` whose green has a dead second endpoint: POSTs there fail, and the guard rolls back. */
+async function guardedOrders(blue: string, green: string): Promise<(active: string) => string> {
+  const dead = `http://127.0.0.1:${await refusedPort()}`;
+  return (active) =>
+    routesYaml(`services:
+  orders:
+    blue: { url: ${blue} }
+    green: { urls: [${green}, ${dead}] }
+    active: ${active}
+    guard: { interval: 50ms, window: 1m, minRequests: 3, maxErrorRate: 0.3 }
+routes:
+  - { name: orders, match: { path: / }, to: orders }
+`);
+}
+
 test('a canary ejection closes the canary side’s tunnels, and only those', async () => {
   const stable = await startWsUpstream('stable');
   const canary = await startWsUpstream('canary');
@@ -63,17 +78,7 @@ routes:
 test('a guard rollback closes the tunnels on the colour it rolled back from, and only those', async () => {
   const blue = await startWsUpstream('blue');
   const green = await startWsUpstream('green');
-  const dead = `http://127.0.0.1:${await refusedPort()}`;
-  const config = (active: string) =>
-    routesYaml(`services:
-  orders:
-    blue: { url: ${blue.url} }
-    green: { urls: [${green.url}, ${dead}] }
-    active: ${active}
-    guard: { interval: 50ms, window: 1m, minRequests: 3, maxErrorRate: 0.3 }
-routes:
-  - { name: orders, match: { path: / }, to: orders }
-`);
+  const config = await guardedOrders(blue.url, green.url);
   const proxy = await startProxy(config('blue'));
   const port = portOf(proxy.app.proxyUrl);
   const onBlue = await wsConnect(port, '/ws');
@@ -122,17 +127,7 @@ routes:
 test('a tunnel the rolled-back colour opens just after the rollback (the upgrade was in flight) is closed too', async () => {
   const blue = await startWsUpstream('blue');
   const { upstream: green, next } = await heldWsUpstream('green');
-  const dead = `http://127.0.0.1:${await refusedPort()}`;
-  const config = (active: string) =>
-    routesYaml(`services:
-  orders:
-    blue: { url: ${blue.url} }
-    green: { urls: [${green.url}, ${dead}] }
-    active: ${active}
-    guard: { interval: 50ms, window: 1m, minRequests: 3, maxErrorRate: 0.3 }
-routes:
-  - { name: orders, match: { path: / }, to: orders }
-`);
+  const config = await guardedOrders(blue.url, green.url);
   const proxy = await startProxy(config('blue'));
   const port = portOf(proxy.app.proxyUrl);
   await proxy.write(config('green'));
