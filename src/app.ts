@@ -12,6 +12,7 @@ import { systemClock, systemRandom, type Clock, type Random } from './observe/cl
 import { createLogger, EVENT, type Logger } from './observe/log.js';
 import { Metrics, type EndpointState } from './observe/metrics.js';
 import { closeAfterCurrent } from './proxy/connection-turns.js';
+import { OpenRequests } from './proxy/open-requests.js';
 import { createRequestHandler, type HandlerDeps } from './proxy/handler.js';
 import { createEdgeServer } from './proxy/server.js';
 import { Tunnels } from './proxy/tunnel.js';
@@ -95,7 +96,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   );
 
   let ready = true;
-  const inflight: HandlerDeps['inflight'] = { count: 0, draining: false, open: new Set() };
+  const inflight: HandlerDeps['inflight'] = { count: 0, draining: false, open: new OpenRequests() };
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
   const shadow = new ShadowMirror({ metrics, logger, random, clock, guards: guarded });

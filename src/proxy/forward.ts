@@ -18,6 +18,11 @@ export interface ExchangeResult {
   upstreamMs: number;
 }
 
+/** Who hears how an attempt ended. */
+export interface ExchangeOwner {
+  exchanged(result: ExchangeResult): void;
+}
+
 const CLIENT_CLOSED = 'client closed';
 
 /** nginx's `send_timeout`: the client took none of the response for `limits.sendTimeout`. */
@@ -36,7 +41,7 @@ export interface ResponseTap {
 
 /**
  * One attempt at one endpoint: streams the request body up and the response down with
- * backpressure both ways, and reports exactly once through `done`.
+ * backpressure both ways, and reports exactly once to its owner.
  *
  * Uses undici's dispatch handler callbacks (onConnect/onHeaders/onData/onComplete/onError)
  * directly: they are the core's own interface, so nothing wraps or re-parses the raw headers.
@@ -61,7 +66,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private readonly res: ServerResponse,
     private readonly endpoint: Endpoint,
     private readonly body: RequestBody | null,
-    private readonly done: (result: ExchangeResult) => void,
+    private readonly owner: ExchangeOwner,
     /** How long the response may wait on a client that reads none of it (`limits.sendTimeout`). */
     private readonly sendTimeoutMs: number,
     /** Headers ficus adds to the client's response (e.g. an anonymous id cookie), flat. */
@@ -198,7 +203,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     this.#finished = true;
     this.endpoint.inflight--;
-    this.done({
+    this.owner.exchanged({
       status: fault ? 0 : this.res.statusCode,
       fault,
       responseStarted: this.#responseStarted,
