@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { parseCidr } from '../proxy/cidr.js';
+import { networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
 import { HOP_BY_HOP } from '../proxy/headers.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
@@ -57,8 +57,12 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
       if (typeof cohort === 'string' && !cohorts.has(cohort)) problem(['toggles', name, 'cohorts', i], `unknown cohort "${cohort}"`);
     });
   }
-  list(file.trustedProxies).forEach((cidr, i) => {
-    if (typeof cidr === 'string' && !parseCidr(cidr)) problem(['trustedProxies', i], `"${cidr}" is not an IP address or CIDR such as 10.0.0.0/8`);
+  list(file.trustedProxies).forEach((text, i) => {
+    if (typeof text !== 'string') return;
+    const cidr = parseCidr(text);
+    if (!cidr) return problem(['trustedProxies', i], `"${text}" is not an IP address or CIDR such as 10.0.0.0/8`);
+    const network = networkIfHostBitsSet(cidr);
+    if (network !== undefined) problem(['trustedProxies', i], `"${text}" has address bits set past its /${cidr.prefix} prefix: write ${network} for the network, or ${cidr.address} alone for one address`);
   });
 
   const names = new Set(Object.keys(services));

@@ -14,6 +14,42 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   return { address, prefix, family };
 }
 
+/**
+ * The first address of a CIDR's network, when the CIDR has bits set past its prefix
+ * (`10.0.0.1/8`); undefined when it is already a network. Such an entry is most often a typo
+ * for one address (`10.0.0.1/32`): nginx warns about it, ficus refuses it.
+ */
+export function networkIfHostBitsSet(cidr: { address: string; prefix: number; family: 'ipv4' | 'ipv6' }): string | undefined {
+  const width = cidr.family === 'ipv4' ? 32 : 128;
+  const bits = cidr.family === 'ipv4' ? ipv4Bits(cidr.address) : ipv6Bits(cidr.address);
+  const host = (1n << BigInt(width - cidr.prefix)) - 1n;
+  if ((bits & host) === 0n) return undefined;
+  const network = bits & ~host;
+  if (cidr.family === 'ipv4') return `${[24n, 16n, 8n, 0n].map((shift) => (network >> shift) & 0xffn).join('.')}/${cidr.prefix}`;
+  const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((shift) => ((network >> shift) & 0xffffn).toString(16));
+  // WHATWG URL writes an IPv6 address in its canonical, compressed form.
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)}/${cidr.prefix}`;
+}
+
+function ipv4Bits(address: string): bigint {
+  return address.split('.').reduce((bits, octet) => (bits << 8n) | BigInt(Number(octet)), 0n);
+}
+
+function ipv6Bits(address: string): bigint {
+  // A dotted IPv4 tail (`::ffff:10.0.0.1`) is two groups.
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  let text = address.replace(/%.*$/, '');
+  if (dotted) {
+    const v4 = ipv4Bits(dotted[1] as string);
+    text = `${text.slice(0, text.length - (dotted[1] as string).length)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const before = head === '' ? [] : head.split(':');
+  const after = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? before : [...before, ...Array<string>(8 - before.length - after.length).fill('0'), ...after];
+  return groups.reduce((bits, group) => (bits << 16n) | BigInt(parseInt(group, 16)), 0n);
+}
+
 export type PeerTrust = (address: string | undefined) => boolean;
 
 /** The IPv4 address an IPv4-mapped IPv6 address (`::ffff:10.0.0.0`, `::ffff:a00:0`) stands for. */

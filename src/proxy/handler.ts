@@ -10,6 +10,7 @@ import type { ShadowMirror } from '../shadow/mirror.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { ServiceRuntime } from '../upstream/service.js';
 import { liveColour } from '../upstream/bluegreen.js';
+import { holdPool } from '../upstream/pool-holds.js';
 import type { Fault } from './errors.js';
 import { Exchange, type ExchangeOwner, type ExchangeResult, type ResponseTap } from './forward.js';
 import { readDuringDrain, waitForTurn } from './connection-turns.js';
@@ -120,6 +121,8 @@ class RequestCycle implements ExchangeOwner, OpenLink {
   #endpoint: Endpoint | undefined;
   #service: ServiceRuntime | undefined;
   #retried = false;
+  /** Pools kept open for a pipelined request waiting its turn. */
+  #holds: (() => void)[] | undefined;
 
   constructor(
     private readonly shared: Shared,
@@ -180,6 +183,9 @@ class RequestCycle implements ExchangeOwner, OpenLink {
       // nginx and Envoy do: forwarded at once, one connection pipelining thousands of requests
       // to a slow route would hold as many upstream connections (and descriptors) at once.
       if (res.socket === null) {
+        // A reload meanwhile may remove the service, and retire its pools: they stay open for
+        // the request planned on them (the turn goes to the service as it runs then, if any).
+        this.#holds = plan.service.endpoints.map((endpoint) => holdPool(endpoint.pool));
         waitForTurn(req.socket, res, () => this.#turnCame(hasBody));
         return;
       }
@@ -197,6 +203,15 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     } catch (error) {
       this.#bytesOut = internalError(this.shared.logger, this.#requestId, this.res, error, this.#bytesOut);
     }
+    // Handed to a pool now (or answered): a retired pool's graceful close waits for it.
+    this.#releaseHolds();
+  }
+
+  #releaseHolds(): void {
+    const holds = this.#holds;
+    if (holds === undefined) return;
+    this.#holds = undefined;
+    for (const release of holds) release();
   }
 
   #forward(runtime: ServiceRuntime, hasBody: boolean): void {
@@ -289,6 +304,7 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     const { req, res, shared } = this;
     const inflight = shared.inflight;
     this.#stopWaiting?.();
+    this.#releaseHolds();
     inflight.count--;
     inflight.open?.delete(this);
     // An exchange still running learns first that the client left: the result it reports

@@ -4,6 +4,7 @@ import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
 import { sendError } from './local-response.js';
 import { endWith, errorResponse } from './raw-response.js';
+import { acceptRequestId } from './headers.js';
 import { hasRequestBody } from './request-body.js';
 import { requestIds } from './request-id.js';
 
@@ -24,7 +25,7 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       // connection after it, and any request parsed meanwhile is dropped above.
       refused.add(req.socket);
       res.shouldKeepAlive = false;
-      sendError(res, 400, requestIds.next(), true);
+      sendError(res, 400, acceptRequestId(req.headers['x-request-id']) ?? requestIds.next(), true);
       onRefusal(400);
       return;
     }

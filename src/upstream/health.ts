@@ -19,11 +19,16 @@ export interface HealthEvents {
  */
 export class HealthChecks {
   readonly #checkers = new Map<ServiceRuntime, Checker>();
+  #stopped = false;
 
   constructor(private readonly events: HealthEvents) {}
 
-  /** Starts checks for the generation's runtimes that have none; stops those of runtimes gone. */
+  /**
+   * Starts checks for the generation's runtimes that have none; stops those of runtimes gone.
+   * Once stopped (a drain), it starts none: a reload during the drain must not revive them.
+   */
   reconcile(generation: Generation): void {
+    if (this.#stopped) return;
     const live = new Set<ServiceRuntime>();
     for (const runtime of runtimesOf(generation)) {
       const def = runtime.def.health;
@@ -42,6 +47,7 @@ export class HealthChecks {
   }
 
   stop(): void {
+    this.#stopped = true;
     for (const checker of this.#checkers.values()) checker.stop();
     this.#checkers.clear();
   }

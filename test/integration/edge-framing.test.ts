@@ -119,3 +119,10 @@ test('a request without Host behind a good one is refused, and nothing pipelined
   await proxy.app.drain();
   expect(performance.now() - started).toBeLessThan(1_000);
 });
+
+test('a request refused for its Host carries the request id its client sent, as every other answer does', async () => {
+  const { port } = await edge();
+  const out = await rawExchange(port, 'GET /a HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nX-Request-Id: trace-7f3a\r\n\r\n', { until: (r) => r.endsWith('}') });
+  expect(out.statuses).toEqual([400]);
+  expect(out.response).toMatch(/\r\nx-request-id: trace-7f3a\r\n/i);
+});

@@ -85,6 +85,27 @@ test.each([
   expect(out.response.endsWith(answers)).toBe(true);
 });
 
+test('a pipelined request waiting its turn across a reload that removes its service is answered as planned, by the pool the reload retired', async () => {
+  const held: ServerResponse[] = [];
+  let slowArrived: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  const a = await startUpstream('a', (req, res) => {
+    if (req.url !== '/slow') return void res.end(`a${req.url ?? ''}`);
+    held.push(res);
+    slowArrived();
+  });
+  const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
+  const proxy = await startProxy(config(a.url));
+  const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n', { until: (r) => r.endsWith('/next') });
+  await arrived;
+  await proxy.write(routesYaml(`services:\n  modern: { url: ${b.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: modern }\n`));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  held[0]?.end('a/slow');
+  const out = await pending;
+  expect(out.statuses).toEqual([200, 200]);
+  expect(out.response.endsWith('a/next')).toBe(true);
+});
+
 test('an upgrade waiting behind a slow response holds a bounded part of what its client sends meanwhile', async () => {
   const chat = await startWsUpstream('chat');
   const held: ServerResponse[] = [];

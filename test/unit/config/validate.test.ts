@@ -92,6 +92,12 @@ describe('trustedProxies', () => {
       'r.yaml:10:5 trustedProxies.4: "10.0.0.0/x" is not an IP address or CIDR such as 10.0.0.0/8',
     ]);
   });
+  test('an entry with address bits set past its prefix is refused, with the network and the address it may mean', () => {
+    expect(errors(`${LEGACY}routes: []\ntrustedProxies: [10.0.0.1/8, "fd00::1/64", 10.0.0.1/32]\n`)).toEqual([
+      'r.yaml:5:18 trustedProxies.0: "10.0.0.1/8" has address bits set past its /8 prefix: write 10.0.0.0/8 for the network, or 10.0.0.1 alone for one address',
+      'r.yaml:5:30 trustedProxies.1: "fd00::1/64" has address bits set past its /64 prefix: write fd00::/64 for the network, or fd00::1 alone for one address',
+    ]);
+  });
 });
 
 describe('admin listener: a non-loopback host needs a token', () => {

@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { compileTrust, parseCidr } from '../../../src/proxy/cidr.js';
+import { compileTrust, networkIfHostBitsSet, parseCidr } from '../../../src/proxy/cidr.js';
 
 test.each([
   { text: '10.0.0.0/8', want: { address: '10.0.0.0', prefix: 8, family: 'ipv4' } },
@@ -45,4 +45,22 @@ test('::/0 and ::/64 trust IPv6 peers only, never IPv4 clients (as nginx); IPv4-
   expect(compileTrust(['::/0'])('2001:db8::1')).toBe(true);
   expect(compileTrust(['::ffff:10.0.0.0/104'])('10.1.2.3')).toBe(true);
   expect(compileTrust(['::ffff:0:0/96'])('::ffff:198.51.100.1')).toBe(true);
+});
+
+test.each([
+  { text: '10.0.0.0/8', network: undefined },
+  { text: '10.0.0.1', network: undefined },
+  { text: '0.0.0.0/0', network: undefined },
+  { text: '10.0.0.1/8', network: '10.0.0.0/8' },
+  { text: '192.168.1.77/24', network: '192.168.1.0/24' },
+  { text: '172.16.0.1/31', network: '172.16.0.0/31' },
+  { text: 'fd00::/8', network: undefined },
+  { text: '::1', network: undefined },
+  { text: '::/0', network: undefined },
+  { text: 'fd00::1/64', network: 'fd00::/64' },
+  { text: '2001:db8:1:2:3:4:5:6/48', network: '2001:db8:1::/48' },
+  { text: '::ffff:10.0.0.1/104', network: '::ffff:a00:0/104' },
+  { text: '::ffff:10.0.0.0/104', network: undefined },
+])('$text has host bits set: $network', ({ text, network }) => {
+  expect(networkIfHostBitsSet(parseCidr(text)!)).toBe(network);
 });
