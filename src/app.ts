@@ -97,6 +97,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   let ready = true;
   const inflight: HandlerDeps['inflight'] = { count: 0, draining: false, open: new OpenRequests() };
+  metrics.watchInFlight(() => inflight.count);
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
   const shadow = new ShadowMirror({ metrics, logger, random, clock, guards: guarded });

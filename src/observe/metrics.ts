@@ -146,6 +146,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Read at scrape time from the handler's own count: nothing on the hot path. */
+  readonly requestsInFlight = new Gauge({
+    name: 'ficus_requests_in_flight',
+    help: 'Requests read and not yet answered, pipelined ones waiting their turn included (WebSocket tunnels are ficus_websocket_tunnels).',
+    registers: [this.registry],
+    collect: () => {
+      this.requestsInFlight.set(this.#inFlight());
+    },
+  });
+
   readonly websocketTunnels = new Gauge({
     name: 'ficus_websocket_tunnels',
     help: 'WebSocket tunnels open now, by route and service.',
@@ -167,6 +177,7 @@ export class Metrics {
 
   #configHash = '';
   #endpoints: () => Iterable<EndpointState> = () => [];
+  #inFlight: () => number = () => 0;
 
   constructor(clock: Clock = systemClock) {
     this.forwarded = new ShareWindow(clock, LEGACY_SHARE_WINDOW_MS);
@@ -189,6 +200,11 @@ export class Metrics {
   }
 
   /** Where `endpoint_up` reads the running endpoints from. */
+  /** Where `ficus_requests_in_flight` reads its count. */
+  watchInFlight(source: () => number): void {
+    this.#inFlight = source;
+  }
+
   watchEndpoints(source: () => Iterable<EndpointState>): void {
     this.#endpoints = source;
   }

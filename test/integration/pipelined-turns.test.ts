@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
+import { metricSum } from '../helpers/metrics.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { portOf, startWsUpstream } from '../helpers/websocket.js';
 
@@ -34,6 +35,35 @@ test('forty pipelined requests reach a slow upstream one at a time, and are all 
   expect([...out.response.matchAll(/\/r\d+;/g)].map((m) => m[0])).toEqual(paths.map((p) => `${p};`));
   expect(most).toBe(1);
   expect(upstream.seen).toHaveLength(40);
+});
+
+test('a connection pipelining without end is not read further while 32 requests wait, even as its client reads slowly', async () => {
+  // Each answer is far larger than the socket buffers: the client's slow reading makes the
+  // proxy's socket drain again and again, and Node resumes reading a connection on each drain.
+  const body = Buffer.alloc(1024 * 1024, 'x');
+  const upstream = await startUpstream('legacy', (_req, res) => res.end(body));
+  const proxy = await startProxy(config(upstream.url));
+  const client = connect(portOf(proxy.app.proxyUrl), '127.0.0.1');
+  onTestFinished(() => void client.destroy());
+  await once(client, 'connect');
+  // Large heads, so that one read of the connection (64 KiB) holds a few of them only: Node's
+  // parser takes every request of a read before pausing.
+  client.write(`GET /r HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(4_000)}\r\n\r\n`.repeat(300));
+  let received = 0;
+  const readThree = new Promise<void>((resolve) => {
+    client.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received < 3 * body.length) return;
+      client.pause();
+      resolve();
+    });
+  });
+  await readThree;
+  // One answered, one going out, 32 waiting, and the rest of the read that brought the 32nd in
+  // (16 of these heads fit in 64 KiB). Read again at each drain, it held all 300 (210–297 seen).
+  const inFlight = await metricSum(proxy.app, 'ficus_requests_in_flight');
+  expect(inFlight).toBeLessThanOrEqual(50);
+  expect(inFlight).toBeGreaterThan(0);
 });
 
 test('a pipelined POST whose turn comes after a reload moved its service goes to the service as it runs now (it cannot be retried)', async () => {
