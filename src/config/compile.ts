@@ -3,6 +3,7 @@ import { compileMatch } from '../routing/match.js';
 import { RouteIndex } from '../routing/route.js';
 import { normalizePath } from '../routing/normalize.js';
 import { compileTrust } from '../proxy/cidr.js';
+import { forwardingField } from '../proxy/headers.js';
 import { compileAudience, compileIdentity, audienceIndex } from './compile-audience.js';
 import { compileCanary, guardDef } from './compile-rollout.js';
 import { DEFAULTS } from './defaults.js';
@@ -58,6 +59,11 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
       audience.toggles.length > 0 ||
       routes.some((r) => r.action.kind === 'proxy' && r.action.canary !== undefined) ||
       source.identity?.anonymousCookie !== undefined,
+    readsForwarding: [
+      source.identity?.header,
+      ...audience.cohorts.map((c) => c.header?.name),
+      ...source.routes.flatMap((r) => Object.keys(r.match.headers ?? {})),
+    ].some((name) => name !== undefined && forwardingField(name.toLowerCase())),
   });
 }
 

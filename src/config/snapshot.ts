@@ -26,6 +26,8 @@ export interface Snapshot {
   readonly audience: AudienceDefs;
   /** False when nothing reads the caller (no cohorts, toggles, canaries or anonymous cookie): identity is skipped. */
   readonly usesCaller: boolean;
+  /** True when identity, a cohort or a route condition reads a Forwarded / X-Forwarded-* / X-Real-IP field. */
+  readonly readsForwarding: boolean;
   /** Absolute path of the JSON-lines audit file, when configured. */
   readonly auditLog: string | undefined;
   /** Absolute path of the runtime state file, when configured. */

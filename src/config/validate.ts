@@ -218,7 +218,23 @@ function checkColours(service: Fields, direct: readonly string[], at: (...rest: 
       problem(at(colour), `the ${colour} colour needs exactly one of "url" or "urls"`, true);
     }
   }
+  const preview = fields(service.preview);
+  if (typeof preview.header === 'string' && SHARED_FIELDS.has(preview.header.toLowerCase().replaceAll('_', '-'))) {
+    // The preview header is removed from every request to every service (it carries a secret).
+    problem(at('preview', 'header'), `"${preview.header}" is a field clients send for other reasons, and ficus removes the preview header from every request to every service; use a header of its own, such as x-ficus-preview`);
+  }
+  // Node trims a field value: a token with a space at either end could never be presented.
+  if (typeof preview.token === 'string' && preview.token !== preview.token.trim()) {
+    problem(at('preview', 'token'), 'a preview token has no space at either end (a client could not send it otherwise)');
+  }
 }
+
+/** Request fields with a meaning of their own: never a preview door's. */
+const SHARED_FIELDS: ReadonlySet<string> = new Set([
+  'cookie', 'authorization', 'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'content-type',
+  'content-length', 'content-encoding', 'origin', 'referer', 'x-request-id', 'forwarded', 'x-forwarded-for',
+  'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'if-none-match', 'if-modified-since', 'cache-control', 'range', ...HOP_BY_HOP,
+]);
 
 function isLoopback(host: string): boolean {
   const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus fields the proxy owns and sets itself. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -31,6 +31,22 @@ const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded
  */
 function proxyTold(name: string): boolean {
   return name.startsWith('x-forwarded-') || name === 'x-real-ip';
+}
+
+/** Whether ficus believes `name` (lower-case) only from a trusted proxy: Forwarded and the X-Forwarded-* family. */
+export function forwardingField(name: string): boolean {
+  return FORWARDING.has(name) || proxyTold(name);
+}
+
+/**
+ * The request's headers as routing may read them from an untrusted peer: without the fields
+ * ficus does not forward from it (SPEC §1.7), so that no route, cohort or identity is decided
+ * on a value ficus itself refuses to believe.
+ */
+export function believedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const out: IncomingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) if (!forwardingField(name)) out[name] = value;
+  return out;
 }
 
 export interface ForwardingContext {

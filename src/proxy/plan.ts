@@ -9,6 +9,7 @@ import { decide, REFUSED_METHODS, type Side } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { sameRouteWithoutParameters } from '../routing/route.js';
+import { believedHeaders } from './headers.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour, liveColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
@@ -85,14 +86,16 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   if (!target.ok) return refuse(400, true, '');
 
   const host = target.host ?? req.headers.host ?? '';
-  const view = new RequestView(method, target.path, target.query, hostName(host), req.headers);
   const peer = req.socket.remoteAddress ?? '';
   const trusted = snapshot.trustsPeer(peer);
+  // X-Forwarded-* from an untrusted peer is never forwarded (headers.ts): nor is it believed here.
+  const headers = trusted || !snapshot.readsForwarding ? req.headers : believedHeaders(req.headers);
+  const view = new RequestView(method, target.path, target.query, hostName(host), headers);
   let extraHeaders: string[] | undefined;
   if (snapshot.usesCaller) {
     const secure = trusted && clientScheme(req) === 'https';
-    const caller = identify(snapshot.identity, req.headers, secure, randomUUID);
-    view.audience = new Audience(snapshot.audience, caller, req.headers);
+    const caller = identify(snapshot.identity, headers, secure, randomUUID);
+    view.audience = new Audience(snapshot.audience, caller, headers);
     if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
   }
 
@@ -111,7 +114,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   if (service.colours !== undefined) {
     const def = service.def.colours as ColoursDef;
     guard = guards?.get(service.def.name);
-    const chosen = chooseColour(def, req.headers, liveColour(def, guard));
+    const chosen = chooseColour(def, headers, liveColour(def, guard));
     colour = chosen.colour;
     preview = chosen.preview;
     service = service.colours[chosen.colour];

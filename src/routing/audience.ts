@@ -91,8 +91,10 @@ function cohortHolds(cohort: CohortDef, caller: Caller, headers: IncomingHttpHea
     const first = Array.isArray(value) ? value[0] : value;
     if (first !== undefined && fieldText(first) === cohort.header.value) return true;
   }
-  if (cohort.cookie !== undefined && headers.cookie !== undefined && cookieValue(headers.cookie, cohort.cookie.name) === cohort.cookie.value) {
-    return true;
+  if (cohort.cookie !== undefined && headers.cookie !== undefined) {
+    // Compared as text, as the identity cookie and cohort headers are: a browser sends UTF-8.
+    const value = cookieValue(headers.cookie, cohort.cookie.name);
+    if (value !== undefined && fieldText(value) === cohort.cookie.value) return true;
   }
   return cohort.percent !== undefined && inPercent(cohort.seed, caller.id, cohort.percent);
 }

@@ -106,3 +106,11 @@ test('metrics and the access log name the colour; plain services have none', asy
   // The token is a secret: it appears in no log line.
   expect(JSON.stringify(proxy.logs)).not.toContain(TOKEN);
 });
+
+test('a token with non-ASCII characters opens preview when a client sends it as UTF-8, as `ficus explain -H` reads it', async () => {
+  const { proxy } = await setup('blue', '{ header: x-orders-preview, token: "café-2024" }');
+  // What curl sends from a UTF-8 terminal: the bytes of UTF-8, which Node reads one per character.
+  const utf8OnTheWire = Buffer.from('café-2024', 'utf8').toString('latin1');
+  expect((await get(proxy, '/orders', { 'x-orders-preview': utf8OnTheWire })).name).toBe('green');
+  expect((await get(proxy, '/orders', { 'x-orders-preview': 'cafe-2024' })).name).toBe('blue');
+});

@@ -190,3 +190,22 @@ test('a respond route behind toggle "!invoices" is a kill switch, flipped by edi
   expect(await invoices()).toMatchObject({ status: 200, headers: { 'x-upstream': 'legacy' } });
   expect(legacy.seen.at(-1)?.headers['x-ficus-toggles']).toBe('invoices,new-checkout');
 });
+
+test('a cohort cookie with a non-ASCII value matches what a browser sends (UTF-8), as cohort headers do', async () => {
+  const legacy = await startUpstream('legacy');
+  const next = await startUpstream('next');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+  next: { url: ${next.url} }
+cohorts:
+  danes: { cookie: { name: team, value: "rød" } }
+routes:
+  - { name: danes, match: { path: /, cohort: danes }, to: next }
+  - { name: rest, match: { path: / }, to: legacy }
+`),
+  );
+  const utf8OnTheWire = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+  expect((await get(`${proxy.app.proxyUrl}/`, { cookie: utf8OnTheWire('team=rød') })).headers['x-upstream']).toBe('next');
+  expect((await get(`${proxy.app.proxyUrl}/`, { cookie: 'team=rod' })).headers['x-upstream']).toBe('legacy');
+});

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
+import { request } from 'undici';
 import { expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
@@ -73,4 +74,56 @@ test('no Proxy-* response field reaches the client', async () => {
   const response = await exchange(port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   expect(response).toMatch(/^HTTP\/1.1 200/);
   expect(response.toLowerCase()).not.toContain('\r\nproxy-');
+});
+
+/*
+ * What ficus does not believe from a peer, it does not route on either: an identity, a cohort
+ * or a route condition read from X-Forwarded-* is read from trusted peers only.
+ */
+test('an untrusted client naming itself in X-Forwarded-User is neither that user nor in its cohort, nor given its toggles', async () => {
+  const legacy = await startUpstream('legacy');
+  const next = await startUpstream('next');
+  const routes = (trusted: string) =>
+    routesYaml(`identity: { header: x-forwarded-user }
+trustedProxies: [${trusted}]
+services:
+  legacy: { url: ${legacy.url} }
+  next: { url: ${next.url} }
+cohorts:
+  staff: { users: [alice] }
+toggles:
+  staff-tools: { cohorts: [staff] }
+routes:
+  - { name: staff-preview, match: { path: /, cohort: staff }, to: next }
+  - { name: rest, match: { path: / }, to: legacy }
+`);
+  const untrusted = await startProxy(routes('10.0.0.0/8'));
+  const answer = await request(`${untrusted.app.proxyUrl}/account`, { headers: { 'x-forwarded-user': 'alice' } });
+  await answer.body.dump();
+  expect(answer.headers['x-upstream']).toBe('legacy');
+  expect(legacy.seen.at(-1)?.headers['x-ficus-toggles']).toBeUndefined();
+
+  // The same request from a trusted proxy (an auth proxy in front) is alice's.
+  const trusted = await startProxy(routes('127.0.0.0/8'));
+  const fromProxy = await request(`${trusted.app.proxyUrl}/account`, { headers: { 'x-forwarded-user': 'alice' } });
+  await fromProxy.body.dump();
+  expect(fromProxy.headers['x-upstream']).toBe('next');
+  expect(next.seen.at(-1)?.headers['x-ficus-toggles']).toBe('staff-tools');
+});
+
+test('a route condition on X-Forwarded-Proto is not met by what an untrusted client claims', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(
+    routesYaml(`trustedProxies: [10.0.0.0/8]
+services:
+  legacy: { url: ${legacy.url} }
+routes:
+  - { name: https-only, match: { path: /, headers: { x-forwarded-proto: https } }, to: legacy }
+  - { name: plain, match: { path: / }, respond: { status: 426, body: "use https" } }
+`),
+  );
+  const answer = await request(`${proxy.app.proxyUrl}/pay`, { headers: { 'x-forwarded-proto': 'https' } });
+  await answer.body.dump();
+  expect(answer.statusCode).toBe(426);
+  expect(legacy.seen).toHaveLength(0);
 });

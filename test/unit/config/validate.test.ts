@@ -172,3 +172,21 @@ test('a duration longer than a timer can wait is refused (it would fire at once)
   expect(issues(`version: 1\ndrainTimeout: 596h\n${LEGACY}routes: []\n`)).toEqual([]);
   expect(issues(`version: 1\ndrainTimeout: 10x\n${LEGACY}routes: []\n`)).toEqual(['r.yaml:2:15 drainTimeout: expected a duration such as 250ms, 10s, 5m or 1h']);
 });
+
+describe('blue/green preview door', () => {
+  const colours = (preview: string) =>
+    `services:\n  legacy:\n    blue: { url: http://127.0.0.1:3001 }\n    green: { url: http://127.0.0.1:3002 }\n    active: blue\n    preview: ${preview}\nroutes: []\n`;
+  test.each(['cookie', 'Authorization', 'x_forwarded_for', 'connection'])('a header clients send for other reasons (%s) is refused: ficus removes it from every request', (name) => {
+    expect(errors(colours(`{ header: ${name}, token: "" }`))).toEqual([
+      `r.yaml:7:24 services.legacy.preview.header: "${name}" is a field clients send for other reasons, and ficus removes the preview header from every request to every service; use a header of its own, such as x-ficus-preview`,
+    ]);
+  });
+  test('a token with a space at either end is refused: Node trims field values, so no client could send it', () => {
+    expect(errors(colours('{ header: x-preview, token: " s3cret" }'))).toEqual([
+      'r.yaml:7:42 services.legacy.preview.token: a preview token has no space at either end (a client could not send it otherwise)',
+    ]);
+  });
+  test('a header of its own and a plain token are accepted', () => {
+    expect(errors(colours('{ header: x-orders-preview, token: "s3cret" }'))).toEqual([]);
+  });
+});
