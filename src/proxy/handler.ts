@@ -236,7 +236,13 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     this.#body = hasBody ? new RequestBody(req, snapshot.limits.maxBodyBytes, snapshot.limits.bodyTimeoutMs) : null;
     this.#retryable = !hasBody && RETRYABLE_METHODS.has(req.method as string);
     // The copy reads the primary's answer through the tap; the primary never waits for it.
-    if (action.shadow !== undefined) this.#tap = shared.shadow?.copy(generation, req, plan, action.shadow, headers, this.#path, this.#requestId);
+    if (action.shadow !== undefined) {
+      // A request forwarded in its turn may come after a reload retired the pools of the
+      // generation it was planned with: its copy goes to the shadow service as it runs now.
+      const live = shared.current();
+      const copyGeneration = live !== generation && live.services.has(action.shadow.service) ? live : generation;
+      this.#tap = shared.shadow?.copy(copyGeneration, req, plan, action.shadow, headers, this.#path, this.#requestId);
+    }
     this.#attempt(endpoint, runtime);
   }
 

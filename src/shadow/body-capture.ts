@@ -29,7 +29,9 @@ export class BodyCapture {
     private readonly limit: number,
   ) {
     this.json = isJsonMediaType(contentType);
-    if (this.json) this.#chunks = [];
+    // A compressed body is kept too, to be digested decoded: two services that compress the
+    // same bytes differently (another level, another library) still serve the same body.
+    if (this.json || DECODABLE.has(encoding)) this.#chunks = [];
     else this.#hmac = createHmac('sha256', DIGEST_KEY);
   }
 
@@ -48,11 +50,25 @@ export class BodyCapture {
     return true;
   }
 
-  /** Hex digest of the bytes as received (still encoded). */
+  /** Decoded past `limit`: its digest says nothing, and the body is not compared. */
+  decodedTooLarge = false;
+
+  /** Hex digest of the body, decoded when it is gzip, deflate or br (as received when it cannot be decoded). */
   digest(): string {
     if (this.#digest !== undefined) return this.#digest;
     const hmac = this.#hmac ?? createHmac('sha256', DIGEST_KEY);
-    if (this.#chunks !== undefined) for (const chunk of this.#chunks) hmac.update(chunk);
+    if (this.#chunks !== undefined) {
+      let decoded: Buffer | undefined;
+      if (DECODABLE.has(this.encoding)) {
+        try {
+          decoded = decode(Buffer.concat(this.#chunks), this.encoding, this.limit);
+        } catch (error) {
+          this.decodedTooLarge = (error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE';
+        }
+      }
+      if (decoded !== undefined) hmac.update(decoded);
+      else for (const chunk of this.#chunks) hmac.update(chunk);
+    }
     this.#hmac = undefined;
     return (this.#digest = hmac.digest('hex'));
   }
@@ -86,6 +102,8 @@ export function isJsonMediaType(contentType: string): boolean {
   const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
+
+const DECODABLE = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
 function decode(bytes: Buffer, encoding: string, limit: number): Buffer | undefined {
   switch (encoding) {

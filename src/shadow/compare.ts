@@ -87,6 +87,7 @@ function compareBodies(primary: BodyCapture, shadow: BodyCapture, def: ShadowDef
   }
   const da = primary.digest();
   const db = shadow.digest();
+  if (primary.decodedTooLarge || shadow.decodedTooLarge) return 'skipped';
   if (da === db) return undefined;
   return { kind: 'bytes', primary: summary(primary, da), shadow: summary(shadow, db) };
 }

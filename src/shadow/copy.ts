@@ -25,7 +25,16 @@ export interface CopyTarget {
   readonly headers: readonly string[];
   /** Keys a mismatch may not name: the caller's id (see `compareAnswers`). */
   readonly hidden: ReadonlySet<string> | undefined;
+  /**
+   * The request carries validators (If-None-Match, If-Modified-Since, If-Match…). They were
+   * minted by the primary, and validators are service-specific (etag and last-modified are not
+   * compared), so a 304 or 412 on one side only tells nothing about the two services.
+   */
+  readonly conditional?: boolean;
 }
+
+/** Answers to a validator: 304 Not Modified, 412 Precondition Failed. */
+const VALIDATOR_ANSWERS = new Set([304, 412]);
 
 /** What a copy reports to its mirror; none of it may throw back into the primary's path. */
 export interface CopyReport {
@@ -58,6 +67,10 @@ export class ShadowCopy implements ResponseTap {
   /** Counted: compared, or given up; nothing more to do. */
   #settled = false;
   #released = false;
+  /** The copy is waiting for the client's body or out at the shadow: it keeps its place among the copies in flight until then. */
+  #sending = false;
+  /** Armed once the shadow has answered, while the primary's answer is still coming. */
+  #waitForPrimary: NodeJS.Timeout | undefined;
 
   /**
    * The pool the copy goes out on, kept open through a reload until the copy is handed to it:
@@ -81,6 +94,7 @@ export class ShadowCopy implements ResponseTap {
    * A body over `limits.maxBodyBytes` got the client a 413 and is never copied either.
    */
   start(req: IncomingMessage, hasBody: boolean, requestLimit = Number.POSITIVE_INFINITY): void {
+    this.#sending = true;
     if (!hasBody) {
       setImmediate(() => this.#send(null));
       return;
@@ -159,9 +173,11 @@ export class ShadowCopy implements ResponseTap {
       retired = poolRetired(error);
     } finally {
       endpoint.inflight--;
+      this.#sending = false;
       // A copy to compare keeps its place (and the answer it holds) until it is judged:
-      // maxConcurrent is what bounds the memory held for comparisons.
-      if (!this.target.def.compare) this.#release();
+      // maxConcurrent is what bounds the memory held for comparisons. One judged before its
+      // exchange ended (the primary outgrew maxBodyBytes) gives its place back only now.
+      if (!this.target.def.compare || this.#settled) this.#release();
     }
     // A reload (or the drain) retired the shadow's pool while the client's body was still
     // coming: the copy was never sent, which is no failure of the shadow's.
@@ -169,6 +185,13 @@ export class ShadowCopy implements ResponseTap {
     this.report.exchanged(answer?.status ?? 0, (performance.now() - started) / 1000);
     this.#shadow = answer ?? 'failed';
     this.#judge();
+    // A primary still streaming (server-sent events, a long poll, a slow download) would keep
+    // this copy's place, and the shadow's answer, for as long as it lasts: after the copy's own
+    // deadline again, the comparison is given up.
+    if (!this.#settled && this.target.def.compare) {
+      this.#waitForPrimary = setTimeout(() => this.#settle('skipped', undefined), this.target.def.timeoutMs);
+      this.#waitForPrimary.unref();
+    }
   }
 
   async #request(endpoint: Endpoint, body: Buffer | null): Promise<ShadowAnswer> {
@@ -192,7 +215,8 @@ export class ShadowCopy implements ResponseTap {
     try {
       for await (const chunk of res.body) {
         // Over maxBodyBytes the answer is not compared: reading the rest would be wasted.
-        if (capture !== undefined && !capture.add(chunk as Buffer)) break;
+        // Already judged (skipped): the rest is read to the end, but nothing more is kept.
+        if (capture !== undefined && !this.#settled && !capture.add(chunk as Buffer)) break;
       }
     } catch (error) {
       // RFC 9112 §6.3: a 204 or 304 ends with its head. undici fails one that has a Content-Length
@@ -204,6 +228,7 @@ export class ShadowCopy implements ResponseTap {
 
   /** Dropped before it was sent, or abandoned with its client. */
   #giveUp(reason: DropReason | undefined): void {
+    this.#sending = false;
     this.#release();
     if (reason !== undefined) this.report.dropped(reason);
     this.#settle('skipped', undefined);
@@ -219,6 +244,9 @@ export class ShadowCopy implements ResponseTap {
     const primary = this.#primary;
     // A primary answer cut short has nothing whole to compare with.
     if (!this.#primaryComplete || primary === undefined || shadow.body === undefined) return this.#settle('skipped', undefined);
+    if (this.target.conditional === true && primary.status !== shadow.status && (VALIDATOR_ANSWERS.has(primary.status) || VALIDATOR_ANSWERS.has(shadow.status))) {
+      return this.#settle('skipped', undefined);
+    }
     let verdict: Verdict;
     try {
       verdict = compareAnswers(primary, { status: shadow.status, rawHeaders: shadow.rawHeaders, body: shadow.body }, this.target.def, this.target.hidden);
@@ -232,7 +260,10 @@ export class ShadowCopy implements ResponseTap {
   #settle(result: ComparisonResult, verdict: Verdict | undefined): void {
     if (this.#settled) return;
     this.#settled = true;
-    this.#release();
+    clearTimeout(this.#waitForPrimary);
+    // A copy still out at the shadow keeps its place until its exchange ends: maxConcurrent
+    // bounds the copies in flight, whatever became of their comparison.
+    if (!this.#sending) this.#release();
     // Nothing of either answer is needed any more; a slow primary must not keep the shadow's body.
     this.#primary = undefined;
     this.#shadow = undefined;

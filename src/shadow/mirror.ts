@@ -14,6 +14,9 @@ import type { Difference, Verdict } from './compare.js';
 import { ShadowCopy, type ComparisonResult, type CopyReport, type DropReason } from './copy.js';
 import { MismatchSampler } from './mismatch-log.js';
 
+/** RFC 9110 §13.1 preconditions. */
+const CONDITIONAL_FIELDS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'] as const;
+
 /** What a route's shadow has done since start: `/status` shows it beside the route. */
 export interface ShadowTally {
   compared: Record<ComparisonResult, number>;
@@ -124,7 +127,8 @@ export class ShadowMirror {
       },
       failed: (error) => this.deps.logger.error({ event: EVENT.internalError, requestId, route, err: error }, 'shadow copy failed'),
     };
-    const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers, hidden: def.compare ? callerIds(generation, req) : undefined }, report);
+    const conditional = CONDITIONAL_FIELDS.some((name) => req.headers[name] !== undefined);
+    const copy = new ShadowCopy({ route, def, colour, endpoint, method, path, headers, hidden: def.compare ? callerIds(generation, req) : undefined, conditional }, report);
     copy.start(req, hasBody, generation.snapshot.limits.maxBodyBytes);
     return def.compare ? copy : undefined;
   }

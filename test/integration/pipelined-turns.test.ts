@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
 import { metricSum } from '../helpers/metrics.js';
+import { shadowRoutesYaml } from '../helpers/shadow.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { portOf, startWsUpstream } from '../helpers/websocket.js';
 
@@ -134,6 +135,28 @@ test('a pipelined request waiting its turn across a reload that removes its serv
   const out = await pending;
   expect(out.statuses).toEqual([200, 200]);
   expect(out.response.endsWith('a/next')).toBe(true);
+});
+
+test('a pipelined request forwarded after a reload moved its shadow service is copied to the service as it runs now', async () => {
+  const held: ServerResponse[] = [];
+  let slowArrived: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
+  const legacy = await startUpstream('legacy', (req, res) => {
+    if (req.url !== '/slow') return void res.end(`legacy${req.url ?? ''}`);
+    held.push(res);
+    slowArrived();
+  });
+  const answer = (_req: IncomingMessage, res: ServerResponse) => void res.end('copy');
+  const before = await startUpstream('fresh-before', answer);
+  const after = await startUpstream('fresh-after', answer);
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, before.url));
+  const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n', { until: (r) => r.endsWith('legacy/second') });
+  await arrived;
+  await proxy.write(shadowRoutesYaml(legacy.url, after.url));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  held[0]?.end('legacy/slow');
+  expect((await pending).statuses).toEqual([200, 200]);
+  await vi.waitFor(() => expect(after.seen.map((r) => r.url)).toEqual(['/second']));
 });
 
 test('an upgrade waiting behind a slow response holds a bounded part of what its client sends meanwhile', async () => {

@@ -134,3 +134,46 @@ test('a primary answer that outgrows maxBodyBytes frees its copy at once, not wh
   await vi.waitFor(async () => expect(await values(proxy, 'ficus_shadow_comparisons_total')).toEqual({ skipped: 1 }), { timeout: 2_000, interval: 10 });
   expect(held).toHaveLength(1);
 });
+
+test('maxConcurrent still bounds the copies out at a hanging shadow once the primary outgrew maxBodyBytes (the comparison is skipped, the copy still out)', async () => {
+  const legacy = await startUpstream('legacy', (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.end(Buffer.alloc(4096, 'x'));
+  });
+  const held: ServerResponse[] = [];
+  const fresh = await startUpstream('fresh', (req, res) => {
+    req.resume();
+    held.push(res);
+  });
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, fresh.url, ', maxBodyBytes: 1024, maxConcurrent: 2, timeout: 30s', 'drainTimeout: 300ms\n'));
+  onTestFinished(() => fresh.close());
+  for (let i = 0; i < 10; i++) await (await request(`${proxy.app.proxyUrl}/dl/${i}`)).body.dump();
+  // Copies are admitted or dropped when their request is planned: all ten are decided here.
+  expect(await metricBy(proxy.app, 'ficus_shadow_dropped_total', 'reason')).toEqual({ saturated: 8 });
+  await vi.waitFor(() => expect(fresh.seen).toHaveLength(2));
+});
+
+test("long-lived primary answers (server-sent events) give their copy's place back after the copy's deadline", async () => {
+  const open: ServerResponse[] = [];
+  const legacy = await startUpstream('legacy', (req, res) => {
+    req.resume();
+    if (req.url?.startsWith('/events')) {
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).write('data: hi\n\n');
+      return void open.push(res);
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+  });
+  onTestFinished(() => void open.forEach((res) => res.destroy()));
+  const fresh = await startUpstream('fresh', (req, res) => void req.resume().on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}')));
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, fresh.url, ', maxConcurrent: 2, timeout: 300ms', 'drainTimeout: 300ms\n'));
+  for (let i = 0; i < 2; i++) {
+    const res = await request(`${proxy.app.proxyUrl}/events/${i}`);
+    res.body.on('data', () => undefined).on('error', () => undefined);
+  }
+  // The shadow answered both at once; 300 ms later the streams still run, and both are given up.
+  await vi.waitFor(async () => expect(await metricBy(proxy.app, 'ficus_shadow_comparisons_total', 'result')).toEqual({ skipped: 2 }), { timeout: 3_000 });
+  for (let i = 0; i < 3; i++) await (await request(`${proxy.app.proxyUrl}/orders/${i}`)).body.dump();
+  await vi.waitFor(async () => expect((await metricBy(proxy.app, 'ficus_shadow_comparisons_total', 'result')).match).toBe(3));
+  expect(await metricBy(proxy.app, 'ficus_shadow_dropped_total', 'reason')).toEqual({});
+});

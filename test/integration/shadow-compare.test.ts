@@ -42,6 +42,8 @@ async function comparisons(proxy: TestProxy): Promise<Record<string, number>> {
 
 const json = (value: unknown): Answer => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) });
 const text = (body: string): Answer => ({ headers: { 'content-type': 'text/plain' }, body });
+const PAGE = '<tr><td>row</td><td>42.00</td></tr>'.repeat(200);
+const gzippedPage = (level: number): Answer => ({ headers: { 'content-type': 'text/html', 'content-encoding': 'gzip' }, body: gzipSync(PAGE, { level }) });
 const order = { id: 7, items: [{ sku: 'a', updatedAt: '2024-01-01' }], meta: { generatedAt: 'now', total: 3 } };
 
 test.each<[string, Answer, Answer, string, 'match' | 'mismatch' | 'skipped', string?]>([
@@ -53,6 +55,8 @@ test.each<[string, Answer, Answer, string, 'match' | 'mismatch' | 'skipped', str
     ', ignoreJsonPaths: [meta.generatedAt, "items[*].updatedAt"]', 'match'],
   ['JSON compressed on one side only, where the header differs', json(order), { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify(order)) }, '', 'mismatch'],
   ['JSON compressed on one side, content-encoding ignored', json(order), { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify(order)) }, ', ignoreHeaders: [Content-Encoding]', 'match'],
+  ['the same text compressed at two gzip levels', gzippedPage(1), gzippedPage(6), '', 'match'],
+  ['text compressed on one side, content-encoding ignored', { headers: { 'content-type': 'text/html' }, body: PAGE }, gzippedPage(6), ', ignoreHeaders: [Content-Encoding]', 'match'],
   ['another status', text('ok'), { ...text('ok'), status: 201 }, '', 'mismatch'],
   ['another header value', { ...text('ok'), headers: { 'content-type': 'text/plain', 'x-api-version': '1' } }, { ...text('ok'), headers: { 'content-type': 'text/plain', 'x-api-version': '2' } }, '', 'mismatch'],
   ['a header only the shadow sends', text('ok'), { ...text('ok'), headers: { 'content-type': 'text/plain', 'x-new': '1' } }, '', 'mismatch'],
@@ -88,4 +92,19 @@ test('the comparisons are exposed as ficus_shadow_comparisons_total{route,result
   expect(exposition).toContain('ficus_shadow_comparisons_total{route="api",result="mismatch"} 2');
   expect(exposition).toMatch(/ficus_requests_total\{route="api",service="fresh",color="",side="shadow",code="200"\} 2/);
   expect(exposition).toMatch(/ficus_requests_total\{route="api",service="legacy",color="",side="stable",code="200"\} 2/);
+});
+
+test("a revalidation the primary answers 304 (its own etag) is skipped, not a mismatch: validators are each service's own", async () => {
+  const serve = (etag: string) => (req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end();
+    res.writeHead(200, { 'content-type': 'application/json', etag }).end('{"id":7}');
+  };
+  const legacy = await startUpstream('legacy', serve('"l1"'));
+  const fresh = await startUpstream('fresh', serve('"f1"'));
+  const proxy = await startProxy(shadowRoutesYaml(legacy.url, fresh.url));
+  const res = await request(`${proxy.app.proxyUrl}/orders/7`, { headers: { 'if-none-match': '"l1"' } });
+  expect(res.statusCode).toBe(304);
+  await res.body.dump();
+  await vi.waitFor(async () => expect(await comparisons(proxy)).toEqual({ 'api/skipped': 1 }));
 });
