@@ -69,6 +69,13 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 }
 
 const CYCLE = Symbol('ficus.requestCycle');
+
+/**
+ * Connections ficus closes on a fault (a response cut, or an error answer that closes): a
+ * request pipelined behind and still waiting for its turn was never served, and its client did
+ * not abort it.
+ */
+const cutByFicus = new WeakSet<object>();
 type CycleResponse = ServerResponse & { [CYCLE]?: RequestCycle };
 
 /**
@@ -123,6 +130,8 @@ class RequestCycle implements ExchangeOwner, OpenLink {
   #retried = false;
   /** Pools kept open for a pipelined request waiting its turn. */
   #holds: (() => void)[] | undefined;
+  // Refused on a head over the limits (too many fields): an edge refusal, as one over maxHeaderBytes is.
+  #edgeRefusal = false;
 
   constructor(
     private readonly shared: Shared,
@@ -156,6 +165,10 @@ class RequestCycle implements ExchangeOwner, OpenLink {
       this.#extraHeaders = plan.extraHeaders;
       if (plan.kind === 'refuse') {
         this.#bytesOut = sendError(res, plan.status, this.#requestId, plan.close, plan.extraHeaders);
+        if (plan.status === 431) {
+          this.#edgeRefusal = true;
+          shared.metrics.edgeRefused(431);
+        }
         return;
       }
       this.#routeName = plan.route.name;
@@ -287,6 +300,8 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     if (verdict !== undefined && (plan.canary !== undefined || plan.guard !== undefined)) judge(plan, verdict, performance.now() - this.#started, shared.onGuardEvent);
     this.#faultKind = fault?.kind;
     if (!fault) return;
+    // Answered with the connection's close, or cut: requests queued behind are never served.
+    if (fault.kind !== 'client_abort') cutByFicus.add(this.req.socket);
     // Stop taking the client's body: what is still on its way is read and dropped.
     const body = this.#body;
     if (body !== null && !body.destroyed) body.destroy();
@@ -321,7 +336,14 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     const status = res.writableFinished ? res.statusCode : 0;
     // Closed unfinished with no fault of ficus's or the upstream's on record: the client left,
     // unless the drain's deadline cut it.
-    if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : 'client_abort';
+    const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && cutByFicus.has(req.socket);
+    if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : notServed ? 'not_served' : 'client_abort';
+    // Never forwarded: no service served it, and the legacy share must not count it.
+    if (notServed) this.#serviceName = '';
+    if (this.#edgeRefusal) {
+      if (inflight.count === 0) inflight.onIdle?.();
+      return;
+    }
     const seconds = (performance.now() - this.#started) / 1000;
     const serviceName = this.#serviceName;
     const side = serviceName ? this.#side : '';

@@ -3,6 +3,13 @@ import type { RouteAction } from '../config/snapshot.js';
 import { STATUS_TEXT } from './errors.js';
 
 /**
+ * Connections whose answer said `Connection: close`: a request Node still parses on them
+ * afterwards (pipelined behind, or behind a body it read to the end) is never served, as nginx
+ * never reads past such an answer (see server.ts).
+ */
+export const closingConnections = new WeakSet<object>();
+
+/**
  * A response ficus writes itself. Bodies are JSON naming no internals: the client learns the
  * status and the request id to quote, never an upstream address or an error message.
  * Returns the body bytes sent, for the access log.
@@ -10,7 +17,10 @@ import { STATUS_TEXT } from './errors.js';
 export function sendError(res: ServerResponse, status: number, requestId: string, close = false, extraHeaders?: readonly string[]): number {
   if (res.headersSent || res.destroyed) return 0;
   const { fields, body } = errorAnswer(status, requestId);
-  if (close) fields.push('connection', 'close');
+  if (close) {
+    fields.push('connection', 'close');
+    closingConnections.add(res.req.socket);
+  }
   if (extraHeaders !== undefined) fields.push(...extraHeaders);
   res.writeHead(status, fields);
   res.end(body);

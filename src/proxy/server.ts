@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
-import { sendError } from './local-response.js';
+import { closingConnections, sendError } from './local-response.js';
 import { endWith, errorResponse } from './raw-response.js';
 import { acceptRequestId } from './headers.js';
 import { hasRequestBody } from './request-body.js';
@@ -15,15 +15,14 @@ import { requestIds } from './request-id.js';
  * `onRefusal` hears the status of every answer sent before the handler runs.
  */
 export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void, onRefusal: (status: number) => void): Server {
-  // Connections refused for a missing Host. Node's own `requireHostHeader` answers 400 but keeps
-  // parsing: a request pipelined behind the refused one would still reach the upstream.
-  const refused = new WeakSet<Duplex>();
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    if (refused.has(req.socket)) return;
+    // A connection ficus answered `Connection: close` on (a refused Host, a 413, a fault). Node
+    // keeps parsing what follows and hands it over as the next request: it must never reach an
+    // upstream, whose answer the client would never get.
+    if (closingConnections.has(req.socket)) return;
     if (!hostIsSound(req) || !framingIsSound(req)) {
       // Through `res`, so that it stays behind any earlier pipelined response; Node closes the
       // connection after it, and any request parsed meanwhile is dropped above.
-      refused.add(req.socket);
       res.shouldKeepAlive = false;
       sendError(res, 400, acceptRequestId(req.headers['x-request-id']) ?? requestIds.next(), true);
       onRefusal(400);
@@ -69,6 +68,18 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     onRefusal(405);
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // Bytes after a request that is still being answered (data after `Connection: close`, a
+    // malformed request pipelined behind it): that request's answer goes out whole, never
+    // overtaken by a 400, and the connection closes after it; nothing more is read. A request
+    // whose own body is malformed is not complete: it gets the 400 below.
+    const pending = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending != null && pending.req.complete && !pending.writableFinished && socket.writable) {
+      socket.pause();
+      if (!pending.headersSent) pending.shouldKeepAlive = false;
+      else pending.once('finish', () => socket.end());
+      if (error.code !== 'HPE_CLOSED_CONNECTION') onRefusal(400);
+      return;
+    }
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
       socket.destroy();
       return;

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { metricBy, metricSum } from '../helpers/metrics.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const LIMITS = 'limits: { headerTimeout: 300ms, maxHeaderBytes: 4096, maxHeaderCount: 20, maxBodyBytes: 1000 }\n';
@@ -233,4 +234,37 @@ test('a pipelined response waiting its turn behind a slow one is not timed: the 
   await vi.waitFor(() => expect(proxy.logs.filter((line) => line.event === 'access')).toHaveLength(2), { timeout: 5_000, interval: 20 });
   expect(proxy.logs.filter((line) => line.event === 'access').map((line) => line.status)).toEqual([200, 200]);
   expect(received).toBeGreaterThan(big);
+});
+
+/** Everything the upstream ran, once a request sent afterwards on a new connection has arrived: anything forwarded before it was dispatched first. */
+async function ranUpstream(legacy: Awaited<ReturnType<typeof startUpstream>>, proxyUrl: string): Promise<string[]> {
+  await (await request(`${proxyUrl}/after`)).body.dump();
+  return legacy.seen.map((s) => `${s.method} ${s.url}`);
+}
+
+test('a request pipelined behind a 413 is never forwarded: the connection is closing, and its answer could never reach the client', async () => {
+  const { legacy, proxy, port } = await limitedProxy();
+  // A pooled upstream connection is ready: a request forwarded by mistake would be sent at once.
+  await (await request(`${proxy.app.proxyUrl}/warm`)).body.dump();
+  const response = await exchange(port, `POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n${'x'.repeat(1001)}POST /charge HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi`);
+  expect([...response.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1])).toEqual(['413']);
+  expect(await ranUpstream(legacy, proxy.app.proxyUrl)).toEqual(['GET /warm', 'GET /after']);
+});
+
+test('bytes after a request that said Connection: close do not overtake its answer with a 400, and are not served', async () => {
+  const { legacy, proxy, port } = await limitedProxy();
+  await (await request(`${proxy.app.proxyUrl}/warm`)).body.dump();
+  const response = await exchange(port, 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nPOST /charge HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi');
+  expect([...response.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1])).toEqual(['200']);
+  expect(await ranUpstream(legacy, proxy.app.proxyUrl)).toEqual(['GET /warm', 'GET /x', 'GET /after']);
+  expect(await metricSum(proxy.app, 'ficus_edge_refusals_total')).toBe(0);
+});
+
+test('a head with more fields than maxHeaderCount is an edge refusal, as one over maxHeaderBytes: counted there, not as a routed request, and no access line', async () => {
+  const { proxy, port } = await limitedProxy();
+  const response = await exchange(port, `GET / HTTP/1.1\r\nhost: a\r\n${manyHeaders}\r\n`);
+  expect(statusOf(response)).toBe(431);
+  await vi.waitFor(async () => expect(await metricBy(proxy.app, 'ficus_edge_refusals_total', 'code')).toEqual({ 431: 1 }));
+  expect(await metricSum(proxy.app, 'ficus_requests_total')).toBe(0);
+  expect(proxy.logs.filter((l) => l.event === 'access')).toEqual([]);
 });

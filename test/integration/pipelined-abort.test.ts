@@ -1,7 +1,10 @@
 import { connect } from 'node:net';
-import { expect, test } from 'vitest';
+import { expect, test, vi } from 'vitest';
+import { metricBy } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { portOf } from '../helpers/websocket.js';
 
 /**
  * A pipelined request still queued behind a slow one never gets its response's 'close' when the
@@ -34,4 +37,19 @@ routes:
   expect(Date.now() - started).toBeLessThan(2_000);
   const metrics = await proxy.app.metrics.registry.metrics();
   expect(metrics).toMatch(/ficus_requests_total\{[^}]*code="000"[^}]*\} 2/);
+});
+
+test('a pipelined request whose connection ficus cut (its upstream reset the response ahead) is logged not_served, and counted as served by no service', async () => {
+  const upstream = await startUpstream('legacy', (req, res) => {
+    if (req.url !== '/reset') return void res.end('ok');
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('x', () => req.socket.destroy());
+  });
+  const proxy = await startProxy(routesYaml(`services:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const out = await rawExchange(portOf(proxy.app.proxyUrl), 'GET /reset HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n');
+  expect(out.closed).toBe(true);
+  await vi.waitFor(() => expect(proxy.logs.filter((l) => l.event === 'access')).toHaveLength(2));
+  const lines = proxy.logs.filter((l) => l.event === 'access').map((l) => [l.path, l.status, l.fault, l.service]);
+  expect(lines).toEqual(expect.arrayContaining([['/reset', 0, 'reset', 'legacy'], ['/second', 0, 'not_served', '']]));
+  expect(await metricBy(proxy.app, 'ficus_requests_total', 'service')).toEqual({ legacy: 1, '': 1 });
 });
