@@ -39,6 +39,11 @@ const LINGER_MS = 2_000;
  */
 export function endWith(socket: Duplex, answer: string | Buffer): void {
   socket.end(answer);
+  closeAfterLinger(socket);
+}
+
+/** The last answer on a socket the HTTP server gave up is out (or on its way): the client has a moment, then it is closed. */
+export function closeAfterLinger(socket: Duplex): void {
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));

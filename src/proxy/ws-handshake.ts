@@ -21,7 +21,8 @@ export interface HandshakeOutcome {
   upgraded(res: IncomingMessage, socket: Duplex, upstreamHead: Buffer, early: Buffer): void;
   /** Any other answer, to relay. */
   refused(res: IncomingMessage): void;
-  failed(fault: Fault): void;
+  /** With what the client sent behind its head meanwhile, for a second try. */
+  failed(fault: Fault, early: Buffer): void;
 }
 
 /**
@@ -66,7 +67,7 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
   const fail = (fault: Fault): void => {
     if (!settle()) return;
     upstream.destroy();
-    outcome.failed(fault);
+    outcome.failed(fault, Buffer.concat(early));
   };
   const clientGone = (): void => fail(CLIENT_ABORT);
   client.on('close', clientGone);

@@ -15,6 +15,8 @@ export interface TunnelPlace {
   readonly service: string;
   readonly colour: Colour | '';
   readonly origin: string;
+  /** The path of the service URL the tunnel's handshake was sent under. */
+  readonly basePath: string;
 }
 
 /** Whether `snapshot` no longer has the tunnel's route as it was, or its endpoint in its service. */
@@ -22,7 +24,7 @@ export function movedIn(snapshot: Snapshot, place: TunnelPlace): boolean {
   const route = snapshot.routes.find((r) => r.name === place.route);
   const service = snapshot.services.get(place.service);
   const groups = service === undefined ? [] : service.colours === undefined ? [service] : [service.colours.blue, service.colours.green];
-  return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin));
+  return route?.fingerprint !== place.fingerprint || !groups.some((group) => group.endpoints.some((e) => e.origin === place.origin && e.basePath === place.basePath));
 }
 
 /**

@@ -10,7 +10,7 @@ import type { Endpoint } from '../upstream/endpoint.js';
 import { acceptRequestId, clientResponseHeaders, dropContentLength, upstreamRequestHeaders } from './headers.js';
 import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { planRequest, type ForwardPlan, type Guards } from './plan.js';
-import { configuredResponse, endWith, errorResponse, responseHead } from './raw-response.js';
+import { closeAfterLinger, configuredResponse, endWith, errorResponse, responseHead } from './raw-response.js';
 import { hasRequestBody } from './request-body.js';
 import { requestIds } from './request-id.js';
 import { askUpstream } from './ws-handshake.js';
@@ -106,9 +106,18 @@ export class WebSocketUpgrade {
       this.#judge(plan, true);
       return answer(503, errorResponse(503, this.#requestId, plan.extraHeaders));
     }
-    this.#endpoint = endpoint.origin;
+    this.#ask(plan, endpoint, head, false);
+  }
 
-    const snapshot = generation.snapshot;
+  /**
+   * Sends the handshake to `endpoint`. A connection that failed before anything was sent is
+   * tried once more on another endpoint, as a plain GET is (SPEC §1.7): a handshake is a GET
+   * without a body, and what the client sent meanwhile is kept for the second try.
+   */
+  #ask(plan: ForwardPlan, endpoint: Endpoint, head: Buffer, retried: boolean): void {
+    const { req, client, registry } = this;
+    this.#endpoint = endpoint.origin;
+    const snapshot = this.deps.current().snapshot;
     const headers = upstreamRequestHeaders(req, { peer: plan.peer, trusted: plan.trusted, host: plan.host, requestId: this.#requestId, hostOverride: plan.action.hostHeader, secret: snapshot.previewHeaders });
     if (plan.toggles !== undefined) headers.push('x-ficus-toggles', plan.toggles);
     headers.push('connection', 'Upgrade', 'upgrade', 'websocket');
@@ -129,16 +138,21 @@ export class WebSocketUpgrade {
         this.#judge(plan, failed);
         this.#relayRefusal(plan, res);
       },
-      failed: (fault) => {
+      failed: (fault, early) => {
         registry.answered(abort);
         this.#fault = fault.kind;
         const failed = serviceFailed(0, fault);
         countOutcome(plan.service, endpoint, failed, fault, this.deps);
+        const next = !retried && fault.beforeSend && fault.upstream && !client.destroyed && !registry.closing() ? plan.service.pick(endpoint) : undefined;
+        if (next !== undefined && next !== endpoint) return this.#ask(plan, next, early, true);
         if (failed === true) this.#judge(plan, true);
         if (fault.status === 0 || client.destroyed) {
           client.destroy();
           this.#answered(0);
-        } else answer(fault.status, errorResponse(fault.status, this.#requestId, plan.extraHeaders));
+        } else {
+          endWith(client, errorResponse(fault.status, this.#requestId, plan.extraHeaders));
+          this.#answered(fault.status);
+        }
       },
     });
     registry.waiting(abort);
@@ -151,7 +165,8 @@ export class WebSocketUpgrade {
     const fields = clientResponseHeaders(res.rawHeaders);
     fields.push('connection', 'close');
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
-    client.write(responseHead(status, fields, res.statusMessage));
+    // Header values are bytes (latin1 strings in Node): written as UTF-8 they would be re-encoded.
+    client.write(responseHead(status, fields, res.statusMessage), 'latin1');
     registry.relaying(client);
     let counted = false;
     const count = (code: number): void => {
@@ -169,6 +184,11 @@ export class WebSocketUpgrade {
     res.on('error', () => client.destroy());
     res.on('aborted', () => client.destroy());
     res.on('end', () => count(status));
+    // Our answer is all out and our side closed: like ficus's own answers (endWith), a client
+    // that keeps its side open is let go after a moment, or it would hold its socket for ever.
+    client.once('finish', () => closeAfterLinger(client));
+    // A client that takes none of the answer: cut after the same idle bound as a stalled upstream.
+    (client as Partial<Socket>).setTimeout?.(plan.service.def.timeouts.idleMs, () => client.destroy());
     client.on('close', () => {
       registry.relayed(client);
       res.destroy();
@@ -192,12 +212,12 @@ export class WebSocketUpgrade {
     fields.push(...passed);
     if (res.headers['x-request-id'] === undefined) fields.push('x-request-id', this.#requestId);
     if (plan.extraHeaders !== undefined) fields.push(...plan.extraHeaders);
-    client.write(responseHead(101, fields, 'Switching Protocols'));
+    client.write(responseHead(101, fields, 'Switching Protocols'), 'latin1');
     this.#answered(101);
 
     const gauge = this.deps.metrics.websocketTunnels.labels(this.#route, this.#service);
     gauge.inc();
-    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: this.#service, colour: plan.colour, origin: endpoint.origin };
+    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: this.#service, colour: plan.colour, origin: endpoint.origin, basePath: endpoint.def.basePath };
     // An open tunnel is load on its endpoint for as long as it lasts: least-request sees it.
     endpoint.inflight++;
     const tunnel = new Tunnel(place, client, upstream, () => {

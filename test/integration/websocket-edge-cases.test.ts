@@ -1,12 +1,12 @@
 import { once } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
-import { startUpstream } from '../helpers/upstream.js';
+import { listenForTest, refusedPort, startUpstream } from '../helpers/upstream.js';
 import { rawExchange } from '../helpers/raw-socket.js';
-import { answer101, closePayload, heldWsUpstream, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
+import { acceptKey, answer101, closePayload, heldWsUpstream, OP, portOf, startWsUpstream, wsConnect } from '../helpers/websocket.js';
 
 /**
  * Endings of a WebSocket tunnel that the main tests do not reach (a reload while the upstream
@@ -255,4 +255,77 @@ test('a tunnel that carries nothing either way for limits.tunnelIdleTimeout is c
   expect(frame.payload.subarray(0, 2)).toEqual(closePayload(1001));
   busy.send('still here');
   expect((await busy.next()).payload.toString()).toBe('still here');
+});
+
+test('a client that keeps its side open after an upstream refused its upgrade is let go, so a drain does not wait for it', async () => {
+  // A handshake without Sec-WebSocket-Key: a WebSocket server answers 400.
+  const chat = await startWsUpstream('chat', { refuseWith: 400 });
+  const proxy = await startProxy(routesYaml(`drainTimeout: 8s\nservices:\n  chat: { url: ${chat.url} }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n`));
+  const port = portOf(proxy.app.proxyUrl);
+  for (let i = 0; i < 3; i++) {
+    const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    onTestFinished(() => void client.destroy());
+    client.on('error', () => undefined);
+    const ended = once(client, 'end');
+    client.resume();
+    client.write('GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    // The relayed refusal is out and ficus ended its side; the client never ends its own.
+    await ended;
+  }
+  const started = performance.now();
+  await proxy.app.drain();
+  // Held for ever before, the drain waited its whole 8 s; the answers' linger is 2 s.
+  expect(performance.now() - started).toBeLessThan(4_000);
+});
+
+test('bytes of an upstream header that are not ASCII reach the client unchanged in a 101 and in a relayed refusal', async () => {
+  const value = Buffer.from('café €', 'utf8');
+  const server = createServer((_req, res) => res.end());
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => undefined);
+    const refuse = req.url === '/chat/refuse';
+    const status = refuse
+      ? 'HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n'
+      : `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptKey(String(req.headers['sec-websocket-key']))}\r\n`;
+    socket.write(Buffer.concat([Buffer.from(`${status}x-name: `), value, Buffer.from(`\r\n\r\n${refuse ? 'no' : ''}`)]));
+    if (refuse) socket.end();
+  });
+  const { port: upstreamPort } = await listenForTest(server);
+  const proxy = await startProxy(chatYaml(`http://127.0.0.1:${upstreamPort}`));
+  const port = portOf(proxy.app.proxyUrl);
+  const headerBytes = (response: string): string => {
+    const raw = Buffer.from(response, 'latin1');
+    const at = raw.indexOf('x-name: ') + 8;
+    return raw.subarray(at, raw.indexOf('\r\n', at)).toString('hex');
+  };
+  const opened = await rawExchange(port, UPGRADE, { until: (r) => r.includes('\r\n\r\n') });
+  const refused = await rawExchange(port, UPGRADE.replace('/chat', '/chat/refuse'), { until: (r) => r.endsWith('no') });
+  expect([headerBytes(opened.response), headerBytes(refused.response)]).toEqual([value.toString('hex'), value.toString('hex')]);
+});
+
+test('a reload that points the service at another path of the same host closes the tunnels opened under the old one', async () => {
+  const chat = await startWsUpstream('chat');
+  const yaml = (base: string) => chatYaml(`${chat.url}${base}`);
+  const proxy = await startProxy(yaml('/v1'));
+  const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  onTestFinished(() => void client.socket.destroy());
+  await proxy.write(yaml('/v2'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  const frame = await client.next();
+  expect(frame.opcode).toBe(OP.close);
+});
+
+test('an upgrade whose connection to one endpoint is refused is sent to another, as a plain GET is retried', async () => {
+  const chat = await startWsUpstream('chat');
+  const dead = await refusedPort();
+  const proxy = await startProxy(routesYaml(`services:\n  chat: { urls: [${chat.url}, http://127.0.0.1:${dead}] }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n`));
+  const statuses: number[] = [];
+  // Round-robin: every other handshake is first sent to the endpoint that refuses.
+  for (let i = 0; i < 4; i++) {
+    const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+    statuses.push(client.status);
+    client.socket.destroy();
+  }
+  expect(statuses).toEqual([101, 101, 101, 101]);
+  expect(chat.connections).toHaveLength(4);
 });
