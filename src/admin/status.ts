@@ -127,7 +127,22 @@ export function redactedConfig(store: ConfigStore): unknown {
   // The secrets ficus knows by name are blanked whatever the names below catch.
   if (source.admin.token) source.admin.token = REDACTED;
   for (const service of Object.values(source.services)) if (service.preview?.token) service.preview.token = REDACTED;
-  return redactDeep(source, false);
+  return redactDeep(redactFromEnv(source, store.current.snapshot.fromEnv, ''), false);
+}
+
+/** Where an address is read from the environment (`port: ${env:PORT}`, a URL), it is shown: it is no secret, and /config is where an operator checks it. */
+const SHOWN_FROM_ENV = /(^|\.)(host|port|url|urls\.\d+|auditLog|stateFile)$/;
+
+/** Every other string the file took from `${env:…}`: the operator kept it out of the file for a reason. */
+function redactFromEnv(value: unknown, fromEnv: ReadonlySet<string>, path: string): unknown {
+  if (fromEnv.size === 0) return value;
+  if (Array.isArray(value)) return value.map((item, i) => redactFromEnv(item, fromEnv, path === '' ? `${i}` : `${path}.${i}`));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, inner] of Object.entries(value as Record<string, unknown>)) out[key] = redactFromEnv(inner, fromEnv, path === '' ? key : `${path}.${key}`);
+    return out;
+  }
+  return typeof value === 'string' && value !== '' && fromEnv.has(path) && !SHOWN_FROM_ENV.test(path) ? REDACTED : value;
 }
 
 /**

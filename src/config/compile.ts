@@ -14,7 +14,7 @@ import type { RouteSpec, RoutesFile, ServiceSpec } from './schema.js';
 import type { Colour, ColoursDef, EndpointDef, HealthDef, RouteAction, RouteDef, ServiceDef, ShadowDef, Snapshot, Timeouts } from './snapshot.js';
 
 /** Builds the immutable snapshot from a file that `parseRoutes` has already validated. */
-export function compile(source: RoutesFile, file: string, hash: string, loadedAt = new Date()): Snapshot {
+export function compile(source: RoutesFile, file: string, hash: string, loadedAt = new Date(), fromEnv: ReadonlySet<string> = new Set()): Snapshot {
   const defaults: Timeouts = {
     connectMs: durationOr(source.timeouts?.connect, DEFAULTS.connectMs),
     responseMs: durationOr(source.timeouts?.response, DEFAULTS.responseMs),
@@ -24,13 +24,14 @@ export function compile(source: RoutesFile, file: string, hash: string, loadedAt
   for (const [name, spec] of Object.entries(source.services)) services.set(name, compileService(name, spec, defaults));
   const audience = compileAudience(source);
   const index = audienceIndex(audience);
-  const routes = source.routes.map((route, i) => compileRoute(route, i, index));
+  const routes = source.routes.map((route, i) => compileRoute(route, i, index, (key) => fromEnv.has(`routes.${i}.match.${key}`)));
 
   return deepFreeze({
     file,
     hash,
     loadedAt,
     source,
+    fromEnv,
     listen: source.listen,
     admin: source.admin,
     limits: {
@@ -130,11 +131,11 @@ function endpointOf(url: string): EndpointDef {
   return { origin: parsed.origin, basePath };
 }
 
-function compileRoute(spec: RouteSpec, index: number, audience: AudienceIndex): RouteDef {
+function compileRoute(spec: RouteSpec, index: number, audience: AudienceIndex, fromEnv: (key: string) => boolean = () => false): RouteDef {
   return {
     name: spec.name,
     index,
-    conditions: [...compileMatch(spec.match, mustNormalize), ...compileAudienceMatch(spec.match, audience)],
+    conditions: [...compileMatch(spec.match, mustNormalize, fromEnv), ...compileAudienceMatch(spec.match, audience)],
     action: compileAction(spec),
     fingerprint: JSON.stringify(spec),
   };

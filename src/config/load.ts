@@ -10,7 +10,7 @@ import { RoutesFile } from './schema.js';
 import { crossCheck, type Running } from './validate.js';
 
 export type LoadResult =
-  | { ok: true; file: string; hash: string; config: RoutesFile }
+  | { ok: true; file: string; hash: string; config: RoutesFile; fromEnv: ReadonlySet<string> }
   | { ok: false; file: string; hash: string; issues: ConfigIssue[] };
 
 type Path = readonly (string | number)[];
@@ -93,7 +93,7 @@ export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv =
   issues.push(...writtenFiles(doc, raw, file, at));
   issues.sort((a, b) => a.line - b.line || a.col - b.col);
   if (issues.length > 0 || !parsed.success) return fail(issues);
-  return { ok: true, file, hash, config: parsed.data };
+  return { ok: true, file, hash, config: parsed.data, fromEnv: new Set(fromEnv.keys()) };
 }
 
 /**

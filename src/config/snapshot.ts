@@ -12,6 +12,8 @@ export interface Snapshot {
   readonly hash: string;
   readonly loadedAt: Date;
   readonly source: RoutesFile;
+  /** Dotted paths of the values read from `${env:…}`: shown redacted wherever the config is shown. */
+  readonly fromEnv: ReadonlySet<string>;
   readonly listen: { readonly host: string; readonly port: number };
   readonly admin: { readonly host: string; readonly port: number; readonly token: string };
   readonly limits: Limits;

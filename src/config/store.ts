@@ -76,7 +76,7 @@ export class ConfigStore {
   static async open(file: string, deps: StoreDeps): Promise<ConfigStore> {
     const loaded = await loadRoutesFile(file, deps.env);
     if (!loaded.ok) throw new ConfigError(loaded.issues);
-    return new ConfigStore(file, deps, compile(loaded.config, file, loaded.hash, new Date(deps.clock.now())));
+    return new ConfigStore(file, deps, compile(loaded.config, file, loaded.hash, new Date(deps.clock.now()), loaded.fromEnv));
   }
 
   get current(): Generation {
@@ -129,7 +129,7 @@ export class ConfigStore {
     if (loaded.hash === before.hash && !force) return (this.#last = report('unchanged', loaded.hash, []));
     let snapshot: Snapshot;
     try {
-      snapshot = compile(loaded.config, this.file, loaded.hash, at);
+      snapshot = compile(loaded.config, this.file, loaded.hash, at, loaded.fromEnv);
     } catch (error) {
       const issue = { file: this.file, line: 1, col: 1, path: '', message: `cannot compile: ${(error as Error).message}` };
       return (this.#last = report('failure', loaded.hash, [issue]));

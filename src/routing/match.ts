@@ -113,7 +113,7 @@ function headerValue(request: RequestView, name: string): string | undefined {
  * Compiles a route's `match` into an ordered list of conditions, cheapest first, all ANDed.
  * Cohort and toggle conditions are added by the caller that owns identity.
  */
-export function compileMatch(spec: MatchSpec, normalize: (path: string) => string): Condition[] {
+export function compileMatch(spec: MatchSpec, normalize: (path: string) => string, fromEnv: (key: string) => boolean = () => false): Condition[] {
   const conditions: Condition[] = [];
   if (spec.methods) {
     const methods = new Set(spec.methods);
@@ -136,12 +136,12 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
   for (const [rawName, condition] of Object.entries(spec.headers ?? {})) {
     const name = rawName.toLowerCase();
     if (typeof condition === 'string') {
-      conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${looksSecret(name) ? REDACTED : condition}"`, test: (r) => headerValue(r, name) === condition });
+      conditions.push({ key: `headers.${rawName}`, describe: `header ${name} is "${looksSecret(name) || fromEnv(`headers.${rawName}`) ? REDACTED : condition}"`, test: (r) => headerValue(r, name) === condition });
     } else {
       const regex = linearRegExp(condition.regex);
       conditions.push({
         key: `headers.${rawName}`,
-        describe: `header ${name} matches /${looksSecret(name) ? REDACTED : condition.regex}/`,
+        describe: `header ${name} matches /${looksSecret(name) || fromEnv(`headers.${rawName}.regex`) ? REDACTED : condition.regex}/`,
         test: (r) => {
           const value = headerValue(r, name);
           return value !== undefined && regex.test(value);
@@ -150,7 +150,7 @@ export function compileMatch(spec: MatchSpec, normalize: (path: string) => strin
     }
   }
   for (const [name, value] of Object.entries(spec.query ?? {})) {
-    conditions.push({ key: `query.${name}`, describe: `query ${name}=${looksSecret(name) ? REDACTED : value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
+    conditions.push({ key: `query.${name}`, describe: `query ${name}=${looksSecret(name) || fromEnv(`query.${name}`) ? REDACTED : value}`, test: (r) => r.search !== '' && r.query.getAll(name).includes(value) });
   }
   if (spec.regex !== undefined) {
     const regex = linearRegExp(spec.regex);
