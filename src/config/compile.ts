@@ -174,7 +174,8 @@ function compileShadow(spec: RouteSpec): ShadowDef | undefined {
 /**
  * A prefix replacement on segment boundaries: a path is `strip + rest` and goes out as
  * `add + rest`, so `/api` → `/v2` and `/api/x` → `/v2/x` (as Envoy's prefix_rewrite); a path
- * outside `strip` is left alone. Both prefixes are normalized, so the result stays normalized.
+ * outside `strip` is not stripped but still gets `add` (`/apix` → `/v2/apix`). Both prefixes
+ * are normalized, so the result stays normalized.
  */
 export function compileRewrite(stripPrefix: string | undefined, addPrefix: string | undefined): (path: string) => string {
   const strip = stripPrefix?.replace(/\/$/, '') ?? '';
