@@ -43,6 +43,18 @@ test('the README lists every log event ficus writes', async () => {
   expect(Object.values(EVENT).filter((event) => !readme.includes(`\`${event}\``) && !readme.includes(`"${event}"`))).toEqual([]);
 });
 
+test("the README's metrics table names exactly the ficus metrics, with their labels", async () => {
+  const { Metrics } = await import('../../src/observe/metrics.js');
+  const metrics = new Metrics();
+  const own = (await metrics.registry.getMetricsAsJSON())
+    .filter((m) => !/^ficus_(process|nodejs)_/.test(m.name))
+    .map((m) => `${m.name} | ${((metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: string[] }).labelNames ?? []).join(', ')}`)
+    .sort();
+  const readme = await read('README.md');
+  const table = [...readme.matchAll(/^\| `(ficus_[a-z_]+)` \| (?:`([^`]*)`)? ?\|/gm)].map((m) => `${m[1]} | ${m[2] ?? ''}`).sort();
+  expect(table).toEqual(own);
+});
+
 test('the benchmark\'s routes file is one ficus accepts', async () => {
   // bench/ is not in the image's build context: this check runs from a clone only.
   const routes = new URL('../../bench/lib/routes.js', import.meta.url);
