@@ -34,6 +34,11 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
   const file = fields(document);
 
   for (const path of protoKeys(document, [])) problem(path, 'a key named "__proto__" would be dropped by the JavaScript that reads the file; rename it', true);
+  const identity = fields(file.identity);
+  if (typeof identity.cookie === 'string' && identity.cookie === identity.anonymousCookie) {
+    // The random id ficus gives an anonymous caller would come back as a known user's id.
+    problem(['identity', 'anonymousCookie'], `"${identity.cookie}" is already identity.cookie, the cookie a known user's id is read from; give the anonymous id a cookie of its own`);
+  }
   const admin = fields(file.admin);
   const token = admin.token ?? '';
   if (typeof admin.host === 'string' && !isLoopback(admin.host) && token === '') {

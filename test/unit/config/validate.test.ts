@@ -190,3 +190,10 @@ describe('blue/green preview door', () => {
     expect(errors(colours('{ header: x-orders-preview, token: "s3cret" }'))).toEqual([]);
   });
 });
+
+test('the anonymous id cannot share the cookie a known user\'s id is read from', () => {
+  expect(errors(`identity: { cookie: uid, anonymousCookie: uid }\n${LEGACY}routes: []\n`)).toEqual([
+    'r.yaml:2:43 identity.anonymousCookie: "uid" is already identity.cookie, the cookie a known user\'s id is read from; give the anonymous id a cookie of its own',
+  ]);
+  expect(errors(`identity: { cookie: uid, anonymousCookie: ficus_uid }\n${LEGACY}routes: []\n`)).toEqual([]);
+});
