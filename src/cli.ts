@@ -80,9 +80,14 @@ async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'start': {
       const file = configPath('start', rest);
+      // Installed before anything else: SIGHUP's default action is to terminate the process. A
+      // SIGHUP while starting is answered once the proxy runs.
+      const hup: { reload?: () => void; early: boolean } = { early: false };
+      process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.early = true)));
       const { startApp } = await import('./app.js');
       const app = await startApp({ configFile: resolve(file) });
-      process.on('SIGHUP', () => void app.reload('signal'));
+      hup.reload = () => void app.reload('signal').catch(() => undefined);
+      if (hup.early) hup.reload();
       stopOnSignals(() => app.drain());
       return -1;
     }

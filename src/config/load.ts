@@ -1,7 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Scalar, type YAMLError } from 'yaml';
+import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Scalar, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { substituteEnv } from './env.js';
 import { besideConfig } from './paths.js';
@@ -17,14 +18,38 @@ type Path = readonly (string | number)[];
 type At = (offset: number, path: string, message: string) => ConfigIssue;
 
 export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): Promise<LoadResult> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
     return { ok: false, file, hash: '', issues: [{ file, line: 1, col: 1, path: '', message: `cannot read file (${reason})` }] };
   }
+  const text = bytes.toString('utf8');
+  // A byte that is not UTF-8 would otherwise become U+FFFD in a value, silently: a header
+  // condition that can never match, a body that is not what was written.
+  const invalid = firstInvalidUtf8(bytes);
+  if (invalid !== undefined) return { ok: false, file, hash: contentHash(text), issues: [{ file, ...invalid, path: '' }] };
   return parseRoutes(text, file, env, running);
+}
+
+function firstInvalidUtf8(bytes: Buffer): { line: number; col: number; message: string } | undefined {
+  if (isUtf8(bytes)) return undefined;
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    return { line: 1, col: 1, message: 'the file is UTF-16 text: save it as UTF-8' };
+  }
+  for (let line = 1, start = 0; start <= bytes.length; line++) {
+    const end = bytes.indexOf(0x0a, start);
+    const slice = bytes.subarray(start, end === -1 ? bytes.length : end);
+    if (!isUtf8(slice)) {
+      let valid = slice.length;
+      while (valid > 0 && !isUtf8(slice.subarray(0, valid))) valid--;
+      return { line, col: slice.subarray(0, valid).toString('utf8').length + 1, message: 'a byte here is not UTF-8: save the file as UTF-8' };
+    }
+    if (end === -1) break;
+    start = end + 1;
+  }
+  return undefined;
 }
 
 /** The config hash: of the file's text, before env substitution. */
@@ -38,6 +63,17 @@ export function contentHash(text: string): string {
  * `running` is what a reload cannot change in the process it would reload.
  */
 export function parseRoutes(text: string, file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): LoadResult {
+  try {
+    return parseChecked(text, file, env, running);
+  } catch (error) {
+    // A file nested thousands deep passes the parser, then overflows the stack of a later
+    // recursive pass: it is a rejected file, never an exception that takes the proxy down.
+    const why = error instanceof RangeError ? 'the document is nested too deeply' : (error as Error).message;
+    return { ok: false, file, hash: contentHash(text), issues: [{ file, line: 1, col: 1, path: '', message: `cannot read the document: ${why}` }] };
+  }
+}
+
+function parseChecked(text: string, file: string, env: NodeJS.ProcessEnv, running: Running | undefined): LoadResult {
   const hash = contentHash(text);
   // A byte-order mark is no character of line 1: columns there count from after it.
   const source = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
@@ -269,13 +305,18 @@ export function plainKeySource(key: unknown): string | undefined {
 /** `*name` without an `&name` before it: reported where it is written, not at 1:1. */
 function unresolvedAliases(doc: Document, at: At): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  visit(doc, {
-    Alias(_, alias) {
-      if (alias.resolve(doc) === undefined) {
-        const offset = alias.range?.[0] ?? 0;
-        issues.push(at(offset, pathAt(doc, offset).join('.'), `alias *${alias.source} names no anchor &${alias.source} written before it`));
+  // One pass in document order: `alias.resolve(doc)` walks the whole document for each alias,
+  // which is quadratic (seconds of blocked event loop for a file with a thousand aliases).
+  const anchors = new Set<string>();
+  visit(doc, (_, node) => {
+    if (isAlias(node)) {
+      if (!anchors.has(node.source)) {
+        const offset = node.range?.[0] ?? 0;
+        issues.push(at(offset, pathAt(doc, offset).join('.'), `alias *${node.source} names no anchor &${node.source} written before it`));
       }
-    },
+    } else if (isNode(node) && node.anchor) {
+      anchors.add(node.anchor);
+    }
   });
   return issues;
 }

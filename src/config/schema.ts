@@ -49,7 +49,7 @@ const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'a header valu
 const Method = z.string().regex(/^[A-Z]+$/, 'methods are upper-case tokens such as GET');
 export const PathPrefix = z.string().regex(/^\/[^\s?#]*$/, 'a path starts with "/" and holds no spaces, "?" or "#"');
 
-const Listen = z.strictObject({ host: z.string().default('0.0.0.0'), port: Port.default(8080) });
+const Listen = z.strictObject({ host: z.string().regex(/^\S+$/, 'expected an address such as 0.0.0.0 or 127.0.0.1, not an empty string (which listens on every interface)').default('0.0.0.0'), port: Port.default(8080) });
 const Admin = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: Port.default(9901),

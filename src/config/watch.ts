@@ -1,41 +1,97 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 
 export interface WatchOptions {
   /** Quiet time after the last event before reloading: editors write in several steps. */
   debounceMs?: number;
   /** Fallback poll of the file's identity, for file systems that drop inotify events. */
   pollMs?: number;
+  /** However busy the directory, a change is looked at within this time of its first event. */
+  maxWaitMs?: number;
 }
 
 /**
  * Watches the *directory* of the config file, not the file: an editor's rename-save replaces
  * the inode a file watch would hold, and Kubernetes swaps a ConfigMap by renaming the `..data`
- * symlink beside it. Any event in the directory (debounced) calls `onChange`; the caller skips
- * content it has already loaded by hash. A slow stat poll covers network file systems.
+ * symlink beside it. Events that can concern the file (its name, the name of its symlink
+ * target, Kubernetes' `..` names, an unnamed event, the directory itself) are debounced into
+ * one `onChange`; other files in the directory (a log written many times a second) are
+ * ignored, and a burst is cut off after `maxWaitMs`, so a busy directory cannot starve a
+ * reload. The caller skips content it has already loaded by hash. A slow stat poll covers
+ * network file systems, and re-arms the watch when the directory was replaced.
  */
 export function watchConfig(file: string, onChange: () => void, options: WatchOptions = {}): () => void {
   const debounceMs = options.debounceMs ?? 100;
   const pollMs = options.pollMs ?? 2_000;
+  const maxWaitMs = Math.max(debounceMs, options.maxWaitMs ?? 1_000);
   let timer: NodeJS.Timeout | undefined;
+  let firstEventAt: number | undefined;
   let closed = false;
 
+  const fire = () => {
+    timer = undefined;
+    firstEventAt = undefined;
+    onChange();
+  };
   const schedule = () => {
     if (closed) return;
+    const now = Date.now();
+    firstEventAt ??= now;
     clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
+    timer = setTimeout(fire, Math.max(0, Math.min(debounceMs, firstEventAt + maxWaitMs - now)));
   };
 
-  let watcher: FSWatcher | undefined;
-  try {
-    // Every event counts: editors' temporary names vary (vim writes "4913" to probe), and the
-    // caller compares content hashes anyway.
-    watcher = watch(dirname(file), { persistent: false }, schedule);
-    watcher.on('error', () => undefined);
-  } catch {
-    // The poll below still notices changes.
-  }
+  // Names whose events can change what `file` reads; the symlink target's is re-read on each poll.
+  const names = new Set([basename(file), basename(dirname(file))]);
+  let targetName: string | undefined;
+  const relevant = (name: string | Buffer | null) => {
+    if (name === null) return true;
+    const text = String(name);
+    return names.has(text) || text === targetName || text.startsWith('..');
+  };
+
+  const watchers = new Map<string, FSWatcher>();
+  const arm = (dir: string) => {
+    if (closed) return;
+    watchers.get(dir)?.close();
+    try {
+      const watcher = watch(dir, { persistent: false }, (_event, name) => {
+        if (relevant(name)) schedule();
+      });
+      watcher.on('error', () => undefined);
+      watchers.set(dir, watcher);
+    } catch {
+      // The poll below still notices changes.
+    }
+  };
+  // The directory's identity too: one deleted and recreated leaves an inotify watch deaf.
+  const dirIdentity = (dir: string) => stat(dir).then((s) => `${s.dev}:${s.ino}`, () => 'missing');
+  const dirs = new Map<string, string>();
+  const track = async (dir: string) => {
+    const identity = await dirIdentity(dir);
+    const before = dirs.get(dir);
+    dirs.set(dir, identity);
+    if (before !== identity && identity !== 'missing' && (before !== undefined || !watchers.has(dir))) arm(dir);
+  };
+  // A config that is a symlink into another directory is watched there too.
+  const follow = async () => {
+    const real = await realpath(file).catch(() => undefined);
+    targetName = real === undefined ? undefined : basename(real);
+    await track(dirname(file));
+    const elsewhere = real !== undefined && dirname(real) !== dirname(file) ? dirname(real) : undefined;
+    for (const [dir, watcher] of watchers) {
+      if (dir !== dirname(file) && dir !== elsewhere) {
+        watcher.close();
+        watchers.delete(dir);
+        dirs.delete(dir);
+      }
+    }
+    if (elsewhere !== undefined) await track(elsewhere);
+  };
+  // Armed at once, so that no event between start-up and the first stat is missed.
+  arm(dirname(file));
+  void follow();
 
   // Taken now, not at the first tick, so a change made right after start-up is not missed.
   let identity: string | undefined;
@@ -46,6 +102,7 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
     );
   void probe().then((first) => (identity ??= first));
   const poll = setInterval(() => {
+    void follow();
     void probe().then((next) => {
       if (identity !== undefined && next !== identity) schedule();
       identity = next;
@@ -57,6 +114,6 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
     closed = true;
     clearTimeout(timer);
     clearInterval(poll);
-    watcher?.close();
+    for (const watcher of watchers.values()) watcher.close();
   };
 }

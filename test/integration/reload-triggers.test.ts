@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -41,6 +42,15 @@ test.each([
   expect(await lastReload(proxy.app)).toMatchObject({ trigger: 'file', result: 'success' });
   await edit(proxy, proxy.file, config(a, b, 'a'));
   await movesTo(proxy.app, 'a');
+});
+
+test('a file beside routes.yaml written every 50 ms does not hold an edit back', async () => {
+  const [a, b] = [await startUpstream('a'), await startUpstream('b')];
+  const proxy = await startProxy(config(a, b, 'a'), { watch: { debounceMs: 100, pollMs: 60_000 } });
+  const busy = setInterval(() => void writeFile(join(proxy.dir, 'app.log'), String(Date.now())), 50);
+  onTestFinished(() => clearInterval(busy));
+  await proxy.write(config(a, b, 'b'));
+  await vi.waitFor(async () => expect(await servedBy(proxy.app)).toBe('b'), { timeout: 2_000, interval: 20 });
 });
 
 test('a Kubernetes ConfigMap swap reloads the file, and again on the next swap', async () => {
@@ -109,12 +119,34 @@ test('a burst of edits is debounced into one reload; rewriting the same content 
 
   await proxy.write(config(a, b, 'b'));
   expect(await nthReload(2)).toMatchObject({ result: 'unchanged' });
-  await writeFile(join(proxy.dir, 'unrelated.txt'), 'x');
-  expect(await nthReload(3)).toMatchObject({ result: 'unchanged' });
 
   expect(await lastReload(proxy.app)).toEqual(settled);
   const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
   expect(metrics).toContain('ficus_config_reloads_total{result="success"} 1\n');
   expect(metrics).not.toContain('result="unchanged"');
   expect(proxy.logs.filter((l) => l.event === 'config.reloaded')).toHaveLength(1);
+});
+
+test('an edit made while the proxy starts, after it read the file and before its watch began, is applied', async () => {
+  const [a, b] = [await startUpstream('a'), await startUpstream('b')];
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const withHook = (to: 'a' | 'b') => config(a, b, to).replace('services:', 'accessLog: ${env:ACCESS_LOG:-true}\nservices:');
+  await writeFile(file, withHook('a'));
+  // The first parse reads the environment: the file changes at that very moment, as a deploy
+  // script's edit landing while the proxy starts would.
+  let edited = false;
+  const env = new Proxy({} as NodeJS.ProcessEnv, {
+    get(_target, name) {
+      if (name === 'ACCESS_LOG' && !edited) {
+        edited = true;
+        writeFileSync(file, withHook('b'));
+      }
+      return undefined;
+    },
+  });
+  const app = await startApp({ configFile: file, logger: memoryLogger().logger, watch: WATCH, env });
+  onTestFinished(() => app.drain());
+  expect(edited).toBe(true);
+  await movesTo(app, 'b');
 });

@@ -145,8 +145,26 @@ describe('loadRoutesFile', () => {
     expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:4:31 routes.0.to: unknown service "b"`]);
   });
 
+  test('a byte that is not UTF-8 is reported where it is, never read as U+FFFD', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'routes.yaml');
+    const text = 'version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\nroutes:\n  - name: fr\n    match: { headers: { x-lang: "fran\u00e7ais" } }\n    to: legacy\n';
+    await writeFile(file, Buffer.from(text, 'latin1'));
+    const loaded = await loadRoutesFile(file, {});
+    expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:6:38 a byte here is not UTF-8: save the file as UTF-8`]);
+    await writeFile(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]));
+    const utf16 = await loadRoutesFile(file, {});
+    expect(utf16.ok ? [] : utf16.issues.map(formatIssue)).toEqual([`${file}:1:1 the file is UTF-16 text: save it as UTF-8`]);
+  });
+
   test('a missing file is one issue, not an exception', async () => {
     const loaded = await loadRoutesFile('no/such/routes.yaml', {});
     expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual(['no/such/routes.yaml:1:1 cannot read file (ENOENT)']);
   });
+});
+
+test('a listen host that is empty (an unset variable, say) is refused: Node would listen on every interface', () => {
+  expect(errors('version: 1\nlisten: { host: "" }\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\nroutes: []\n')).toEqual([
+    'r.yaml:2:17 listen.host: expected an address such as 0.0.0.0 or 127.0.0.1, not an empty string (which listens on every interface)',
+  ]);
 });
