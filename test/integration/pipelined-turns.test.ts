@@ -67,21 +67,31 @@ test('a connection pipelining without end is not read further while 32 requests 
   expect(inFlight).toBeGreaterThan(0);
 });
 
-test('a pipelined POST whose turn comes after a reload moved its service goes to the service as it runs now (it cannot be retried)', async () => {
+/**
+ * An upstream that holds `/slow` until `release`, and answers anything else with its name and
+ * the path at once: the request pipelined behind `/slow` waits its turn meanwhile.
+ */
+async function slowFirst(name: string) {
   const held: ServerResponse[] = [];
   let slowArrived: () => void = () => undefined;
   const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
-  const a = await startUpstream('a', (_req, res) => {
+  const upstream = await startUpstream(name, (req, res) => {
+    if (req.url !== '/slow') return void res.end(`${name}${req.url ?? ''}`);
     held.push(res);
     slowArrived();
   });
+  return { upstream, arrived, release: () => held[0]?.end(`${name}/slow`) };
+}
+
+test('a pipelined POST whose turn comes after a reload moved its service goes to the service as it runs now (it cannot be retried)', async () => {
+  const { upstream: a, arrived, release } = await slowFirst('a');
   const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
   const proxy = await startProxy(config(a.url));
   const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi', { until: (r) => r.endsWith('b/next') });
   await arrived;
   await proxy.write(config(b.url));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  held[0]?.end('a/slow');
+  release();
 
   const out = await pending;
   expect(out.statuses).toEqual([200, 200]);
@@ -96,56 +106,35 @@ test.each([
   { change: 'plain → blue/green', before: (a: string) => config(a), after: (a: string, b: string) => blueGreen(a, b), answers: 'a/next' },
   { change: 'blue/green → plain', before: (a: string, b: string) => blueGreen(a, b), after: (_a: string, b: string) => config(b), answers: 'b/next' },
 ])('a pipelined request waiting its turn across a reload that changes its service ($change) is answered', async ({ before, after, answers }) => {
-  const held: ServerResponse[] = [];
-  let slowArrived: () => void = () => undefined;
-  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
-  const a = await startUpstream('a', (req, res) => {
-    if (req.url !== '/slow') return void res.end(`a${req.url ?? ''}`);
-    held.push(res);
-    slowArrived();
-  });
+  const { upstream: a, arrived, release } = await slowFirst('a');
   const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
   const proxy = await startProxy(before(a.url, b.url));
   const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nPOST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi', { until: (r) => r.endsWith('/next') });
   await arrived;
   await proxy.write(after(a.url, b.url));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  held[0]?.end('a/slow');
+  release();
   const out = await pending;
   expect(out.statuses).toEqual([200, 200]);
   expect(out.response.endsWith(answers)).toBe(true);
 });
 
 test('a pipelined request waiting its turn across a reload that removes its service is answered as planned, by the pool the reload retired', async () => {
-  const held: ServerResponse[] = [];
-  let slowArrived: () => void = () => undefined;
-  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
-  const a = await startUpstream('a', (req, res) => {
-    if (req.url !== '/slow') return void res.end(`a${req.url ?? ''}`);
-    held.push(res);
-    slowArrived();
-  });
+  const { upstream: a, arrived, release } = await slowFirst('a');
   const b = await startUpstream('b', (req, res) => res.end(`b${req.url ?? ''}`));
   const proxy = await startProxy(config(a.url));
   const pending = rawExchange(portOf(proxy.app.proxyUrl), 'GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n', { until: (r) => r.endsWith('/next') });
   await arrived;
   await proxy.write(routesYaml(`services:\n  modern: { url: ${b.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: modern }\n`));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  held[0]?.end('a/slow');
+  release();
   const out = await pending;
   expect(out.statuses).toEqual([200, 200]);
   expect(out.response.endsWith('a/next')).toBe(true);
 });
 
 test('a pipelined request forwarded after a reload moved its shadow service is copied to the service as it runs now', async () => {
-  const held: ServerResponse[] = [];
-  let slowArrived: () => void = () => undefined;
-  const arrived = new Promise<void>((resolve) => (slowArrived = resolve));
-  const legacy = await startUpstream('legacy', (req, res) => {
-    if (req.url !== '/slow') return void res.end(`legacy${req.url ?? ''}`);
-    held.push(res);
-    slowArrived();
-  });
+  const { upstream: legacy, arrived, release } = await slowFirst('legacy');
   const answer = (_req: IncomingMessage, res: ServerResponse) => void res.end('copy');
   const before = await startUpstream('fresh-before', answer);
   const after = await startUpstream('fresh-after', answer);
@@ -154,7 +143,7 @@ test('a pipelined request forwarded after a reload moved its shadow service is c
   await arrived;
   await proxy.write(shadowRoutesYaml(legacy.url, after.url));
   expect((await proxy.app.reload('admin')).result).toBe('success');
-  held[0]?.end('legacy/slow');
+  release();
   expect((await pending).statuses).toEqual([200, 200]);
   await vi.waitFor(() => expect(after.seen.map((r) => r.url)).toEqual(['/second']));
 });
