@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, type Hmac } from 'node:crypto';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
+import { markLongNumbers, reviveLongNumbers } from './long-numbers.js';
 
 /**
  * Digests are keyed with a secret drawn at start: equal bodies still get equal digests within
@@ -89,7 +90,7 @@ export class BodyCapture {
       return { ok: false, tooLarge: (error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE' };
     }
     try {
-      return { ok: true, value: JSON.parse(bytes.toString('utf8')) as unknown };
+      return { ok: true, value: JSON.parse(markLongNumbers(bytes.toString('utf8')), reviveLongNumbers) as unknown };
     } catch {
       return { ok: false, tooLarge: false };
     }

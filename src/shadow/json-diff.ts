@@ -1,4 +1,5 @@
 import { IGNORED, type JsonIgnore, type PathState } from './json-path.js';
+import { LongNumber } from './long-numbers.js';
 
 export type JsonType = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
 
@@ -66,7 +67,7 @@ export function diffJson(primary: unknown, shadow: unknown, ignore: JsonIgnore, 
     if (ta !== typeOf(b)) return record('changed', a, b);
     if (ta === 'array') return walkArray(a as unknown[], b as unknown[], state);
     if (ta === 'object') return walkObject(a as Record<string, unknown>, b as Record<string, unknown>, state);
-    return a === b || record('changed', a, b);
+    return a === b || (a instanceof LongNumber && b instanceof LongNumber && a.text === b.text) || record('changed', a, b);
   };
 
   const child = (segment: string | number, state: PathState, visit: (next: PathState) => boolean): boolean => {
@@ -109,6 +110,7 @@ export function diffJson(primary: unknown, shadow: unknown, ignore: JsonIgnore, 
 
 export function typeOf(value: unknown): JsonType {
   if (value === null) return 'null';
+  if (value instanceof LongNumber) return 'number';
   if (Array.isArray(value)) return 'array';
   return typeof value as JsonType;
 }

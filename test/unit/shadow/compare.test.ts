@@ -80,6 +80,20 @@ describe('bodies', () => {
     });
   });
 
+  test('integers past 2^53 (64-bit ids) are compared as written, not as the doubles they round to', () => {
+    const body = (id: string, extra = '') => `{"orderId":${id},"note":"id 9007199254740993 \\" ${extra}","total":12.5}`;
+    expect(verdict([JSON_TYPE, body('9007199254740993')], [JSON_TYPE, body('9007199254740992')])).toMatchObject({
+      result: 'mismatch',
+      difference: { body: { kind: 'json', differences: [{ path: '$.orderId', kind: 'changed', primary: 'number', shadow: 'number' }] } },
+    });
+    expect(verdict([JSON_TYPE, body('9007199254740993')], [JSON_TYPE, body('9007199254740993')]).result).toBe('match');
+    expect(verdict([JSON_TYPE, body('-12345678901234567890.5e3')], [JSON_TYPE, body('-12345678901234567890.5e3')]).result).toBe('match');
+    // A long number against a string of the same digits is still a change of type.
+    expect(verdict([JSON_TYPE, body('9007199254740993')], [JSON_TYPE, body('"9007199254740993"')])).toMatchObject({
+      difference: { body: { differences: [{ path: '$.orderId', primary: 'number', shadow: 'string' }] } },
+    });
+  });
+
   test('other bodies differ by size and keyed digest, equal bodies digest equally', () => {
     const result = verdict([[], 'abc'], [[], 'abcd']);
     expect(result).toMatchObject({ result: 'mismatch', difference: { body: { kind: 'bytes', primary: { bytes: 3 }, shadow: { bytes: 4 } } } });
