@@ -180,10 +180,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   health.reconcile(store.current);
 
   const watchOptions = options.watch ?? true;
-  const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, () => void reload('file').catch((error: unknown) => logger.error({ event: EVENT.internalError, err: error }, 'the reload failed')), watchOptions === true ? {} : watchOptions);
+  // A reload reports a bad file itself; what rejects here is a bug of ficus's, logged, never fatal.
+  const reloadFromFile = () => void reload('file').catch((error: unknown) => logger.error({ event: EVENT.internalError, err: error }, 'the reload failed'));
+  const stopWatching = watchOptions === false ? () => undefined : watchConfig(options.configFile, reloadFromFile, watchOptions === true ? {} : watchOptions);
   // A change made after the file was read above and before the watch began raised no event:
   // compared by hash, so an unchanged file costs one read.
-  if (watchOptions !== false) void reload('file').catch(() => undefined);
+  if (watchOptions !== false) reloadFromFile();
 
   const proxyUrl = urlOf(edge);
   const adminUrl = urlOf(admin);

@@ -86,7 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
       process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.early = true)));
       const { startApp } = await import('./app.js');
       const app = await startApp({ configFile: resolve(file) });
-      hup.reload = () => void app.reload('signal').catch(() => undefined);
+      hup.reload = () => void app.reload('signal').catch((error: Error) => process.stderr.write(`ficus: the reload failed: ${error.message}\n`));
       if (hup.early) hup.reload();
       stopOnSignals(() => app.drain());
       return -1;

@@ -38,18 +38,24 @@ function firstInvalidUtf8(bytes: Buffer): { line: number; col: number; message: 
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     return { line: 1, col: 1, message: 'the file is UTF-16 text: save it as UTF-8' };
   }
-  for (let line = 1, start = 0; start <= bytes.length; line++) {
-    const end = bytes.indexOf(0x0a, start);
-    const slice = bytes.subarray(start, end === -1 ? bytes.length : end);
-    if (!isUtf8(slice)) {
-      let valid = slice.length;
-      while (valid > 0 && !isUtf8(slice.subarray(0, valid))) valid--;
-      return { line, col: slice.subarray(0, valid).toString('utf8').length + 1, message: 'a byte here is not UTF-8: save the file as UTF-8' };
-    }
-    if (end === -1) break;
-    start = end + 1;
+  const bad = firstBadByte(bytes);
+  if (bad === -1) return undefined;
+  // Linear: the line is counted up to the bad byte, and its column as the text before it decodes.
+  const lineStart = bad === 0 ? 0 : bytes.lastIndexOf(0x0a, bad - 1) + 1;
+  let line = 1;
+  for (let at = bytes.indexOf(0x0a); at !== -1 && at < lineStart; at = bytes.indexOf(0x0a, at + 1)) line++;
+  return { line, col: bytes.subarray(lineStart, bad).toString('utf8').length + 1, message: 'a byte here is not UTF-8: save the file as UTF-8' };
+}
+
+/** The offset of the first byte that starts no well-formed UTF-8 sequence, or -1. */
+function firstBadByte(bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i] as number;
+    const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    if (n === 0 || i + n > bytes.length || (n > 1 && !isUtf8(bytes.subarray(i, i + n)))) return i;
+    i += n;
   }
-  return undefined;
+  return -1;
 }
 
 /** The config hash: of the file's text, before env substitution. */

@@ -199,12 +199,12 @@ export class Metrics {
     this.edgeRefusals.labels(String(status)).inc();
   }
 
-  /** Where `endpoint_up` reads the running endpoints from. */
   /** Where `ficus_requests_in_flight` reads its count. */
   watchInFlight(source: () => number): void {
     this.#inFlight = source;
   }
 
+  /** Where `endpoint_up` reads the running endpoints from. */
   watchEndpoints(source: () => Iterable<EndpointState>): void {
     this.#endpoints = source;
   }

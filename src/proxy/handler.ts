@@ -79,8 +79,6 @@ const cutByFicus = new WeakSet<object>();
 type CycleResponse = ServerResponse & { [CYCLE]?: RequestCycle };
 
 /**
- * 'close' comes once per response, except for a pipelined one still queued when the client
- * left: only such a response has no socket yet (Node assigns it when the one before ends).
  * One function for every response, which finds its cycle on it: a closure per request would
  * be one more object for the young generation to carry.
  */
@@ -90,8 +88,8 @@ function onResponseClose(this: CycleResponse): void {
 
 /**
  * One client request, from its head to its access line. Its state lives in fields, not in
- * closures, so that serving a request allocates one object for it: the forwarding may run at
- * once or, for a pipelined request, when its turn comes, and a retry runs it again.
+ * closures made per request: the forwarding may run at once or, for a pipelined request, when
+ * its turn comes, and a retry runs it again.
  */
 class RequestCycle implements ExchangeOwner, OpenLink {
   prevOpen: OpenLink | undefined;
@@ -154,6 +152,8 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     }
     res[CYCLE] = this;
     res.on('close', onResponseClose);
+    // 'close' comes once per response, except for a pipelined one still queued when the client
+    // left: only such a response has no socket yet (Node assigns it when the one before ends).
     if (res.socket === null) this.#stopWaiting = onSocketClose(req.socket, () => this.closed());
 
     try {
@@ -335,11 +335,15 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     // A response that did not finish (aborted, reset, client gone) is counted as "000".
     const status = res.writableFinished ? res.statusCode : 0;
     // Closed unfinished with no fault of ficus's or the upstream's on record: the client left,
-    // unless the drain's deadline cut it.
+    // unless the drain's deadline cut it, or ficus closed the connection before its turn came.
     const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && cutByFicus.has(req.socket);
     if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : notServed ? 'not_served' : 'client_abort';
-    // Never forwarded: no service served it, and the legacy share must not count it.
-    if (notServed) this.#serviceName = '';
+    // Never forwarded: no service (nor colour) served it, and the legacy share must not count it.
+    if (notServed) {
+      this.#serviceName = '';
+      this.#colour = '';
+      this.#preview = false;
+    }
     if (this.#edgeRefusal) {
       if (inflight.count === 0) inflight.onIdle?.();
       return;

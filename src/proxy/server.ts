@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
 import { closingConnections, sendError } from './local-response.js';
-import { endWith, errorResponse } from './raw-response.js';
+import { closeAfterLinger, endWith, errorResponse } from './raw-response.js';
 import { acceptRequestId } from './headers.js';
 import { hasRequestBody } from './request-body.js';
 import { requestIds } from './request-id.js';
@@ -75,9 +75,8 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     const pending = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     if (pending != null && pending.req.complete && !pending.writableFinished && socket.writable) {
       socket.pause();
-      if (!pending.headersSent) pending.shouldKeepAlive = false;
-      else pending.once('finish', () => socket.end());
-      if (error.code !== 'HPE_CLOSED_CONNECTION') onRefusal(400);
+      // No 400 is sent, so none is counted among the edge's answers.
+      closeAfterQueued(socket, pending);
       return;
     }
     if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
@@ -90,6 +89,21 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     onRefusal(status);
   });
   return server;
+}
+
+/**
+ * Ends `socket` once the last response queued on it is out. Node's own 'finish' listener runs
+ * first and hands the socket to the next pipelined response, whose request is forwarded at that
+ * moment: ending the socket after `res` alone would forward it and throw its answer away.
+ */
+function closeAfterQueued(socket: Duplex, res: ServerResponse): void {
+  res.once('finish', () => {
+    const next = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (next != null && next !== res && !next.writableFinished) return closeAfterQueued(socket, next);
+    // Paused, the socket would never read its client's FIN: it is closed after the linger.
+    socket.end();
+    closeAfterLinger(socket);
+  });
 }
 
 /**

@@ -73,6 +73,8 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
   client.on('close', clientGone);
   client.on('end', clientGone);
   client.on('data', keep);
+  // A second try follows one that paused the client: it must be read again to see it leave.
+  if (earlyBytes <= EARLY_BYTES) client.resume();
   upstream.on('error', (error) => fail(classify(error, undefined)));
   upstream.on('socket', (socket) => {
     socket.once('connect', () => {

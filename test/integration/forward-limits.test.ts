@@ -268,3 +268,29 @@ test('a head with more fields than maxHeaderCount is an edge refusal, as one ove
   expect(await metricSum(proxy.app, 'ficus_requests_total')).toBe(0);
   expect(proxy.logs.filter((l) => l.event === 'access')).toEqual([]);
 });
+
+test('a request pipelined behind a streaming response, then malformed bytes: it is answered, or never forwarded, and never left in flight', async () => {
+  const legacy = await startUpstream('legacy', (req, res) => {
+    req.resume();
+    if (req.url !== '/slow') return void res.end('charged');
+    res.writeHead(200, { 'content-length': '4' });
+    res.write('sl');
+    // The rest comes once the client has sent what follows.
+    setTimeout(() => res.end('ow'), 200);
+  });
+  const proxy = await startProxy(routesYaml(`services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const client = connect(Number(new URL(proxy.app.proxyUrl).port), '127.0.0.1');
+  onTestFinished(() => void client.destroy());
+  let response = '';
+  client.on('data', (chunk: Buffer) => (response += chunk.toString('latin1')));
+  await once(client, 'connect');
+  client.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+  await vi.waitFor(() => expect(response).toContain('sl'));
+  client.write('POST /charge HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiBLAH BLAH\r\n\r\n');
+  await once(client, 'close');
+  const answered = [...response.matchAll(/HTTP\/1\.1 (\d{3}) /g)].length;
+  const forwarded = legacy.seen.filter((r) => r.url === '/charge').length;
+  expect(answered).toBe(1 + forwarded);
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_in_flight')).toBe(0));
+  expect(await metricSum(proxy.app, 'ficus_edge_refusals_total')).toBe(0);
+});

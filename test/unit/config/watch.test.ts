@@ -91,3 +91,19 @@ test('a stopped watcher calls nothing any more', async () => {
   await called(live);
   expect(calls.count).toBe(0);
 });
+
+test('writes to the file itself that never pause for the debounce still reach onChange within maxWaitMs', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 0\n');
+  const calls = { count: 0 };
+  const stop = watchConfig(file, () => calls.count++, { debounceMs: 200, maxWaitMs: 300, pollMs: 60_000 });
+  onTestFinished(stop);
+  // A write every 30 ms: never 200 ms of quiet, so only the cap can let a reload through.
+  let n = 0;
+  const writer = setInterval(() => void writeFile(file, `version: ${++n}\n`), 30);
+  onTestFinished(() => clearInterval(writer));
+  await called(calls);
+  expect(n).toBeGreaterThan(0);
+  clearInterval(writer);
+});
