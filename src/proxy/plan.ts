@@ -63,6 +63,8 @@ export interface ForwardPlan {
   readonly toggles: string | undefined;
   /** Headers for the client's response, such as a new anonymous id's cookie. */
   readonly extraHeaders: string[] | undefined;
+  /** The id the caller was bucketed by, when anything reads it: deciding again with it gives the same draws. */
+  readonly callerId: string | undefined;
 }
 
 export type Plan = RefusePlan | RespondPlan | ForwardPlan;
@@ -77,7 +79,7 @@ export interface Guards {
  * decided on the generation's effective canary weights, and the colour of a blue/green service
  * chosen (after a rollback, the guard's colour).
  */
-export function planRequest(generation: Generation, req: IncomingMessage, guards: Guards | undefined): Plan {
+export function planRequest(generation: Generation, req: IncomingMessage, guards: Guards | undefined, newId: () => string = randomUUID): Plan {
   const { snapshot } = generation;
   const method = req.method ?? 'GET';
   if (REFUSED_METHODS.has(method)) return refuse(405, false, '');
@@ -92,9 +94,11 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   const headers = trusted || !snapshot.readsForwarding ? req.headers : believedHeaders(req.headers);
   const view = new RequestView(method, target.path, target.query, hostName(host), headers);
   let extraHeaders: string[] | undefined;
+  let callerId: string | undefined;
   if (snapshot.usesCaller) {
     const secure = trusted && clientScheme(req) === 'https';
-    const caller = identify(snapshot.identity, headers, secure, randomUUID);
+    const caller = identify(snapshot.identity, headers, secure, newId);
+    callerId = caller.id;
     view.audience = new Audience(snapshot.audience, caller, headers);
     if (caller.setCookie !== undefined) extraHeaders = ['set-cookie', caller.setCookie];
   }
@@ -137,6 +141,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
     guard,
     toggles: view.audience?.togglesHeader(),
     extraHeaders,
+    callerId,
   };
 }
 

@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Snapshot } from '../config/snapshot.js';
+import type { Generation } from '../config/store.js';
 import { EVENT } from '../observe/log.js';
 import { keepForNext } from './connection-turns.js';
+import { planRequest } from './plan.js';
 import { endWith, errorResponse } from './raw-response.js';
 import { requestIds } from './request-id.js';
 import { hostIsSound } from './server.js';
@@ -96,9 +98,21 @@ export class Tunnels {
     );
   }
 
-  /** Closes every tunnel whose route is gone or changed, or whose endpoint left its service. */
+  /**
+   * Closes every tunnel whose route is gone or changed, or whose endpoint left its service, and
+   * every one whose handshake would now go to another route or service, or be answered by
+   * ficus (a kill switch thrown, a cohort changed, a route added above it).
+   */
   reconcile(snapshot: Snapshot): void {
-    this.closeWhere((place) => movedIn(snapshot, place));
+    const generation = this.deps.current();
+    this.closeWhere((place) => movedIn(snapshot, place) || this.#routedElsewhere(generation, place));
+  }
+
+  /** Decided with the id the handshake was: an anonymous caller's draws come out as they did then. */
+  #routedElsewhere(generation: Generation, place: TunnelPlace): boolean {
+    const callerId = place.callerId;
+    const plan = planRequest(generation, place.request, this.deps.guards, callerId === undefined ? undefined : () => callerId);
+    return plan.kind !== 'forward' || plan.route.name !== place.route || plan.service.def.name !== place.service;
   }
 
   /**

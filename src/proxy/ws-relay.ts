@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Colour, Snapshot } from '../config/snapshot.js';
 import { FrameCursor, goingAwayFrame, OPCODE_CLOSE } from './ws-frames.js';
@@ -17,6 +18,9 @@ export interface TunnelPlace {
   readonly origin: string;
   /** The path of the service URL the tunnel's handshake was sent under. */
   readonly basePath: string;
+  /** The handshake, to be decided again on a reload, and the id its caller was bucketed by. */
+  readonly request: IncomingMessage;
+  readonly callerId: string | undefined;
 }
 
 /** Whether `snapshot` no longer has the tunnel's route as it was, or its endpoint in its service. */

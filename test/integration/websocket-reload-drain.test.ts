@@ -164,3 +164,34 @@ test.each([
   // drainTimeout is 20 s: a drain that waited for it would take four times this.
   expect(performance.now() - started).toBeLessThan(5_000);
 });
+
+function killSwitched(chat: WsUpstream, other: WsUpstream, invoices: boolean, extraService = ''): string {
+  return routesYaml(`services:
+  chat: { url: ${chat.url} }
+  other: { url: ${other.url} }
+${extraService}cohorts:
+  half: { percent: 50 }
+toggles:
+  chat-on: { enabled: ${invoices} }
+routes:
+  - { name: chat-off, match: { path: /chat, toggle: "!chat-on" }, respond: { status: 503, body: "chat is paused" } }
+  - { name: chat-half, match: { path: /chat, cohort: half }, to: other }
+  - { name: chat, match: { path: /chat }, to: chat }
+`);
+}
+
+test('a reload that throws a kill switch closes the tunnels it now refuses; one that changes nothing for them keeps every one, anonymous draws included', async () => {
+  const chat = await startWsUpstream('chat');
+  const other = await startWsUpstream('other');
+  const proxy = await startProxy(killSwitched(chat, other, true));
+  // Anonymous callers: each handshake drew its own bucket, about half of them into `half`.
+  const clients = await Promise.all(Array.from({ length: 8 }, () => wsConnect(portOf(proxy.app.proxyUrl), '/chat')));
+  expect(clients.map((c) => c.status)).toEqual(Array(8).fill(101));
+
+  await reload(proxy, killSwitched(chat, other, true, '  spare: { url: http://127.0.0.1:1 }\n'));
+  // Decided again with the bucket each drew, every tunnel is where it was: none is closed.
+  for (const [i, client] of clients.entries()) await echoes(client, `still here ${i}`);
+
+  await reload(proxy, killSwitched(chat, other, false));
+  for (const client of clients) expect((await client.next()).opcode).toBe(OP.close);
+});
