@@ -16,7 +16,7 @@ import { Exchange, type ExchangeOwner, type ExchangeResult, type ResponseTap } f
 import { readDuringDrain, waitForTurn } from './connection-turns.js';
 import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
-import { sendConfigured, sendError } from './local-response.js';
+import { malformedBodies, sendConfigured, sendError } from './local-response.js';
 import { planRequest, type ForwardPlan } from './plan.js';
 import { requestIds } from './request-id.js';
 import { hasRequestBody, RequestBody } from './request-body.js';
@@ -210,6 +210,16 @@ class RequestCycle implements ExchangeOwner, OpenLink {
 
   #turnCame(hasBody: boolean): void {
     if (this.#closed) return;
+    if (malformedBodies.has(this.req)) {
+      // Its body broke the framing while it waited: refused as a malformed request is, unsent.
+      this.#serviceName = '';
+      this.#colour = '';
+      this.#preview = false;
+      this.#legacy = false;
+      this.#bytesOut = sendError(this.res, 400, this.#requestId, true, this.#extraHeaders);
+      this.#releaseHolds();
+      return;
+    }
     try {
       // A reload meanwhile may have retired the pools the plan was made with.
       this.#forward(liveRuntime(this.shared.current(), (this.#plan as ForwardPlan).service, this.shared.guards), hasBody);

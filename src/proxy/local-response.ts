@@ -10,6 +10,12 @@ import { STATUS_TEXT } from './errors.js';
 export const closingConnections = new WeakSet<object>();
 
 /**
+ * Requests pipelined behind a response still going out whose own body turned out malformed
+ * (server.ts, 'clientError'): their turn brings a 400, never a forward of a body that can never end.
+ */
+export const malformedBodies = new WeakSet<object>();
+
+/**
  * A response ficus writes itself. Bodies are JSON naming no internals: the client learns the
  * status and the request id to quote, never an upstream address or an error message.
  * Returns the body bytes sent, for the access log.

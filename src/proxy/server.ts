@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { Limits } from '../config/snapshot.js';
 import { HOST_VALUE } from '../routing/normalize.js';
-import { closingConnections, sendError } from './local-response.js';
+import { closingConnections, malformedBodies, sendError } from './local-response.js';
 import { closeAfterLinger, endWith, errorResponse } from './raw-response.js';
 import { acceptRequestId } from './headers.js';
 import { hasRequestBody } from './request-body.js';
@@ -75,6 +75,10 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
     const pending = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
     if (pending != null && pending.req.complete && !pending.writableFinished && socket.writable) {
       socket.pause();
+      // A request queued behind whose own body is what is malformed: it is answered 400 in its
+      // turn (handler.ts), never forwarded with a body that can no longer end.
+      const parsing = (socket as { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+      if (parsing != null && parsing !== pending.req && !parsing.complete) malformedBodies.add(parsing);
       // No 400 is sent, so none is counted among the edge's answers.
       closeAfterQueued(socket, pending);
       return;

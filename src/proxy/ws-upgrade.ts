@@ -140,11 +140,12 @@ export class WebSocketUpgrade {
       },
       failed: (fault, early) => {
         registry.answered(abort);
-        this.#fault = fault.kind;
         const failed = serviceFailed(0, fault);
         countOutcome(plan.service, endpoint, failed, fault, this.deps);
         const next = !retried && fault.beforeSend && fault.upstream && !client.destroyed && !registry.closing() ? plan.service.pick(endpoint) : undefined;
         if (next !== undefined && next !== endpoint) return this.#ask(plan, next, early, true);
+        // Only the attempt that decided the answer names its fault: a retry that succeeded has none.
+        this.#fault = fault.kind;
         if (failed === true) this.#judge(plan, true);
         if (fault.status === 0 || client.destroyed) {
           client.destroy();

@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { metricBy, metricSum } from '../helpers/metrics.js';
+import { rawExchange } from '../helpers/raw-socket.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 const LIMITS = 'limits: { headerTimeout: 300ms, maxHeaderBytes: 4096, maxHeaderCount: 20, maxBodyBytes: 1000 }\n';
@@ -293,4 +294,24 @@ test('a request pipelined behind a streaming response, then malformed bytes: it 
   expect(answered).toBe(1 + forwarded);
   await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_in_flight')).toBe(0));
   expect(await metricSum(proxy.app, 'ficus_edge_refusals_total')).toBe(0);
+});
+
+test('a request pipelined behind a slow response, whose own chunked body is malformed, gets 400 in its turn and never reaches the upstream', async () => {
+  let release: () => void = () => undefined;
+  const slowHeld = new Promise<void>((resolve) => (release = resolve));
+  const legacy = await startUpstream('legacy', (req, res) => {
+    req.resume();
+    if (req.url !== '/slow') return void res.end('ok');
+    void slowHeld.then(() => res.end('slow'));
+  });
+  const proxy = await startProxy(routesYaml(`services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const pending = rawExchange(Number(new URL(proxy.app.proxyUrl).port), 'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nPOST /bad HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n', { timeoutMs: 5_000 });
+  await vi.waitFor(() => expect(legacy.seen.map((s) => s.url)).toEqual(['/slow']));
+  // The malformed chunk has been read (the parser failed on it) before the slow answer ends.
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_requests_in_flight')).toBe(2));
+  release();
+  const out = await pending;
+  expect(out.statuses).toEqual([200, 400]);
+  expect(out.closed).toBe(true);
+  expect(legacy.seen.map((s) => s.url)).toEqual(['/slow']);
 });

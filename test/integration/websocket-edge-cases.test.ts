@@ -328,4 +328,7 @@ test('an upgrade whose connection to one endpoint is refused is sent to another,
   }
   expect(statuses).toEqual([101, 101, 101, 101]);
   expect(chat.connections).toHaveLength(4);
+  // A handshake that succeeded on its second try is no failure in the access log.
+  await vi.waitFor(() => expect(proxy.logs.filter((l) => l.event === 'access' && l.upgrade === 'websocket')).toHaveLength(4));
+  expect(proxy.logs.filter((l) => l.event === 'access' && l.fault !== undefined)).toEqual([]);
 });
