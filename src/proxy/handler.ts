@@ -212,10 +212,7 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     if (this.#closed) return;
     if (malformedBodies.has(this.req)) {
       // Its body broke the framing while it waited: refused as a malformed request is, unsent.
-      this.#serviceName = '';
-      this.#colour = '';
-      this.#preview = false;
-      this.#legacy = false;
+      this.#servedByNone();
       this.#bytesOut = sendError(this.res, 400, this.#requestId, true, this.#extraHeaders);
       this.#releaseHolds();
       return;
@@ -228,6 +225,14 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     }
     // Handed to a pool now (or answered): a retired pool's graceful close waits for it.
     this.#releaseHolds();
+  }
+
+  /** Never forwarded: no service (nor colour) served it, and the legacy share must not count it. */
+  #servedByNone(): void {
+    this.#serviceName = '';
+    this.#colour = '';
+    this.#preview = false;
+    this.#legacy = false;
   }
 
   #releaseHolds(): void {
@@ -348,12 +353,7 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     // unless the drain's deadline cut it, or ficus closed the connection before its turn came.
     const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && cutByFicus.has(req.socket);
     if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : notServed ? 'not_served' : 'client_abort';
-    // Never forwarded: no service (nor colour) served it, and the legacy share must not count it.
-    if (notServed) {
-      this.#serviceName = '';
-      this.#colour = '';
-      this.#preview = false;
-    }
+    if (notServed) this.#servedByNone();
     if (this.#edgeRefusal) {
       if (inflight.count === 0) inflight.onIdle?.();
       return;
