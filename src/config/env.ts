@@ -33,8 +33,7 @@ export function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, substituted
           return whole;
         }
         const value = env[name];
-        // As in the shell and Docker Compose, `:-` takes the default for a variable that is unset *or empty*.
-        if (value !== undefined && (value !== '' || fallback === undefined)) return value;
+        if (value !== undefined) return value;
         if (fallback !== undefined) return fallback;
         problems.push({ node, message: `environment variable ${name} is not set (write \${env:${name}:-default} to allow that)` });
         return whole;

@@ -29,7 +29,10 @@ export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = proc
   // A byte that is not UTF-8 would otherwise become U+FFFD in a value, silently: a header
   // condition that can never match, a body that is not what was written.
   const invalid = firstInvalidUtf8(bytes);
-  if (invalid !== undefined) return { ok: false, file, hash: contentHash(text), issues: [{ file, ...invalid, path: '' }] };
+  // Hashed as bytes: decoded, two different files (one with a bad byte, one with U+FFFD written
+  // where it was) would be the same text, and the fixed one would be skipped as already seen.
+  // For UTF-8 the hashes agree: contentHash hashes the text's UTF-8 bytes.
+  if (invalid !== undefined) return { ok: false, file, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16), issues: [{ file, ...invalid, path: '' }] };
   return parseRoutes(text, file, env, running);
 }
 

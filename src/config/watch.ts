@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { readlink, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 
 export interface WatchOptions {
   /** Quiet time after the last event before reloading: editors write in several steps. */
@@ -32,6 +32,8 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
   const fire = () => {
     timer = undefined;
     firstEventAt = undefined;
+    // A change may have re-pointed a symlink: what is watched follows it now, not at the next poll.
+    void follow();
     onChange();
   };
   const schedule = () => {
@@ -42,13 +44,14 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
     timer = setTimeout(fire, Math.max(0, Math.min(debounceMs, firstEventAt + maxWaitMs - now)));
   };
 
-  // Names whose events can change what `file` reads; the symlink target's is re-read on each poll.
+  // Names whose events can change what `file` reads; the symlink hops' are re-read on each poll and change.
   const names = new Set([basename(file), basename(dirname(file))]);
-  let targetName: string | undefined;
+  /** The names of every symlink the file is reached through, and of its target. */
+  let hopNames = new Set<string>();
   const relevant = (name: string | Buffer | null) => {
     if (name === null) return true;
     const text = String(name);
-    return names.has(text) || text === targetName || text.startsWith('..');
+    return names.has(text) || hopNames.has(text) || text.startsWith('..');
   };
 
   const watchers = new Map<string, FSWatcher>();
@@ -65,8 +68,9 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
       // The poll below still notices changes.
     }
   };
-  // The directory's identity too: one deleted and recreated leaves an inotify watch deaf.
-  const dirIdentity = (dir: string) => stat(dir).then((s) => `${s.dev}:${s.ino}`, () => 'missing');
+  // The directory's identity too: one deleted and recreated leaves an inotify watch deaf. ext4
+  // and tmpfs hand a recreated directory its old inode number back: its birth time tells them apart.
+  const dirIdentity = (dir: string) => stat(dir).then((s) => `${s.dev}:${s.ino}:${s.birthtimeMs}`, () => 'missing');
   const dirs = new Map<string, string>();
   const track = async (dir: string) => {
     const identity = await dirIdentity(dir);
@@ -74,20 +78,29 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
     dirs.set(dir, identity);
     if (before !== identity && identity !== 'missing' && (before !== undefined || !watchers.has(dir))) arm(dir);
   };
-  // A config that is a symlink into another directory is watched there too.
+  // A config that is a symlink (or a chain of them) into other directories is watched there too.
   const follow = async () => {
+    const hops: string[] = [];
+    for (let at = file; hops.length < 40; ) {
+      const target = await readlink(at).catch(() => undefined);
+      if (target === undefined) break;
+      at = resolve(dirname(at), target);
+      hops.push(at);
+    }
     const real = await realpath(file).catch(() => undefined);
-    targetName = real === undefined ? undefined : basename(real);
+    if (real !== undefined) hops.push(real);
+    hopNames = new Set(hops.map((hop) => basename(hop)));
+    const elsewhere = new Set(hops.map((hop) => dirname(hop)));
+    elsewhere.delete(dirname(file));
     await track(dirname(file));
-    const elsewhere = real !== undefined && dirname(real) !== dirname(file) ? dirname(real) : undefined;
     for (const [dir, watcher] of watchers) {
-      if (dir !== dirname(file) && dir !== elsewhere) {
+      if (dir !== dirname(file) && !elsewhere.has(dir)) {
         watcher.close();
         watchers.delete(dir);
         dirs.delete(dir);
       }
     }
-    if (elsewhere !== undefined) await track(elsewhere);
+    for (const dir of elsewhere) await track(dir);
   };
   // Armed at once, so that no event between start-up and the first stat is missed.
   arm(dirname(file));

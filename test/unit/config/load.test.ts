@@ -157,6 +157,16 @@ describe('loadRoutesFile', () => {
     expect(utf16.ok ? [] : utf16.issues.map(formatIssue)).toEqual([`${file}:1:1 the file is UTF-16 text: save it as UTF-8`]);
   });
 
+  test('a file rejected for a byte that is not UTF-8 and the same text saved with U+FFFD in its place differ: the fix is not skipped as seen', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'routes.yaml');
+    await writeFile(file, Buffer.from('version: 1\nx: caf\u00e9\n', 'latin1'));
+    const bad = await loadRoutesFile(file, {});
+    await writeFile(file, 'version: 1\nx: caf\ufffd\n');
+    const fixed = await loadRoutesFile(file, {});
+    expect(bad.hash).not.toBe(fixed.hash);
+  });
+
   test('a missing file is one issue, not an exception', async () => {
     const loaded = await loadRoutesFile('no/such/routes.yaml', {});
     expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual(['no/such/routes.yaml:1:1 cannot read file (ENOENT)']);

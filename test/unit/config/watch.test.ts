@@ -107,3 +107,24 @@ test('writes to the file itself that never pause for the debounce still reach on
   expect(n).toBeGreaterThan(0);
   clearInterval(writer);
 });
+
+test('a symlink in the middle of the chain re-pointed (routes.yaml -> current.yaml -> v1.yaml) is seen by the directory watch', async () => {
+  const dir = await tempDir();
+  await writeFile(join(dir, 'v1.yaml'), 'version: 1\n');
+  await writeFile(join(dir, 'v2.yaml'), 'version: 2\n');
+  await symlink('v1.yaml', join(dir, 'current.yaml'));
+  await symlink('current.yaml', join(dir, 'routes.yaml'));
+  const calls = watching(join(dir, 'routes.yaml'));
+  const repoint = async (link: string, target: string) => {
+    await symlink(target, join(dir, `${link}.tmp`));
+    await rename(join(dir, `${link}.tmp`), join(dir, link));
+  };
+  // The config's own name is always heard; each reload follows the chain again, so after two
+  // of them the hops are known whatever the timing of the first look at start.
+  await repoint('routes.yaml', 'current.yaml');
+  await called(calls, 1);
+  await repoint('routes.yaml', 'current.yaml');
+  await called(calls, 2);
+  await repoint('current.yaml', 'v2.yaml');
+  await called(calls, 3);
+});
