@@ -16,7 +16,7 @@ import { Exchange, type ExchangeOwner, type ExchangeResult, type ResponseTap } f
 import { readDuringDrain, waitForTurn } from './connection-turns.js';
 import { countOutcome, judge, serviceFailed } from './outcome.js';
 import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
-import { malformedBodies, sendConfigured, sendError } from './local-response.js';
+import { closingConnections, malformedBodies, sendConfigured, sendError } from './local-response.js';
 import { planRequest, type ForwardPlan } from './plan.js';
 import { requestIds } from './request-id.js';
 import { hasRequestBody, RequestBody } from './request-body.js';
@@ -70,12 +70,6 @@ export function createRequestHandler(deps: HandlerDeps): (req: IncomingMessage, 
 
 const CYCLE = Symbol('ficus.requestCycle');
 
-/**
- * Connections ficus closes on a fault (a response cut, or an error answer that closes): a
- * request pipelined behind and still waiting for its turn was never served, and its client did
- * not abort it.
- */
-const cutByFicus = new WeakSet<object>();
 type CycleResponse = ServerResponse & { [CYCLE]?: RequestCycle };
 
 /**
@@ -315,15 +309,16 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     if (verdict !== undefined && (plan.canary !== undefined || plan.guard !== undefined)) judge(plan, verdict, performance.now() - this.#started, shared.onGuardEvent);
     this.#faultKind = fault?.kind;
     if (!fault) return;
-    // Answered with the connection's close, or cut: requests queued behind are never served.
-    if (fault.kind !== 'client_abort') cutByFicus.add(this.req.socket);
     // Stop taking the client's body: what is still on its way is read and dropped.
     const body = this.#body;
     if (body !== null && !body.destroyed) body.destroy();
     // Never a truncated response that looks complete: once the head went out, only dropping
     // the connection tells the client the body is incomplete.
-    if (result.responseStarted || fault.status === 0) res.destroy();
-    else {
+    if (result.responseStarted || fault.status === 0) {
+      // Cut by ficus, not left by its client: requests queued behind are never served.
+      if (fault.kind !== 'client_abort') closingConnections.add(this.req.socket);
+      res.destroy();
+    } else {
       try {
         this.#bytesOut = sendError(res, fault.status, this.#requestId, true, this.#extraHeaders);
       } catch {
@@ -351,7 +346,8 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     const status = res.writableFinished ? res.statusCode : 0;
     // Closed unfinished with no fault of ficus's or the upstream's on record: the client left,
     // unless the drain's deadline cut it, or ficus closed the connection before its turn came.
-    const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && cutByFicus.has(req.socket);
+    // Queued behind an answer that closed the connection, or a response ficus cut: never served.
+    const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && closingConnections.has(req.socket);
     if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : notServed ? 'not_served' : 'client_abort';
     if (notServed) this.#servedByNone();
     if (this.#edgeRefusal) {

@@ -3,9 +3,10 @@ import type { RouteAction } from '../config/snapshot.js';
 import { STATUS_TEXT } from './errors.js';
 
 /**
- * Connections whose answer said `Connection: close`: a request Node still parses on them
- * afterwards (pipelined behind, or behind a body it read to the end) is never served, as nginx
- * never reads past such an answer (see server.ts).
+ * Connections ficus closes: an answer said `Connection: close`, or a fault cut the response. A
+ * request Node still parses on them afterwards (pipelined behind, or behind a body it read to
+ * the end) is never served, as nginx never reads past such an answer (see server.ts), and one
+ * already waiting its turn is logged `not_served` (handler.ts).
  */
 export const closingConnections = new WeakSet<object>();
 

@@ -332,3 +332,15 @@ test('an upgrade whose connection to one endpoint is refused is sent to another,
   await vi.waitFor(() => expect(proxy.logs.filter((l) => l.event === 'access' && l.upgrade === 'websocket')).toHaveLength(4));
   expect(proxy.logs.filter((l) => l.event === 'access' && l.fault !== undefined)).toEqual([]);
 });
+
+test('a handshake with more fields than maxHeaderCount is an edge refusal (431), as the plain request is: no routed count, no access line', async () => {
+  const chat = await startWsUpstream('chat');
+  const proxy = await startProxy(routesYaml(`limits: { maxHeaderCount: 10 }\nservices:\n  chat: { url: ${chat.url} }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n`));
+  const many = Array.from({ length: 12 }, (_, i) => `X-H${i}: ${i}\r\n`).join('');
+  const out = await rawExchange(portOf(proxy.app.proxyUrl), UPGRADE.replace('\r\n\r\n', `\r\n${many}\r\n`));
+  expect(out.statuses).toEqual([431]);
+  await vi.waitFor(async () => expect(await metricSum(proxy.app, 'ficus_edge_refusals_total')).toBe(1));
+  expect(await metricSum(proxy.app, 'ficus_requests_total')).toBe(0);
+  expect(proxy.logs.filter((l) => l.event === 'access')).toEqual([]);
+  expect(chat.connections).toHaveLength(0);
+});
