@@ -17,6 +17,8 @@ interface StatusView {
   migration?: { legacyShare?: number | null; requests?: number; windowSeconds?: number };
 }
 
+const STATUS_TIMEOUT_MS = 5_000;
+
 /** `ficus status`: the running proxy's /status, for a human or (`--json`) as is. */
 export async function status(admin: string, json: boolean): Promise<number> {
   // Under the URL's own path: an admin API reached through `kubectl proxy` or an nginx
@@ -28,20 +30,33 @@ export async function status(admin: string, json: boolean): Promise<number> {
   try {
     // undici's request, not fetch: fetch refuses ports the browsers block (6000, 6666…), where
     // an admin listener may well be.
-    const response = await request(url, { signal: AbortSignal.timeout(5_000) });
+    const response = await request(url, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
     if (response.statusCode !== 200) {
       await response.body.dump();
       process.stderr.write(`ficus: ${url.href} answered ${response.statusCode}\n`);
       return 1;
     }
-    body = (await response.body.json()) as StatusView;
+    const text = await response.body.text();
+    try {
+      body = JSON.parse(text) as StatusView;
+    } catch {
+      process.stderr.write(`ficus: ${url.href} answered, but not with ficus's /status (is that ficus's admin API?)\n`);
+      return 1;
+    }
   } catch (error) {
-    const cause = (error as { code?: string }).code ?? (error as Error).message;
-    process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${cause}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
+    process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${unreachable(error)}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
     return 1;
   }
   process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : renderStatus(url.origin, body));
   return 0;
+}
+
+/** Why the admin API could not be read, in words: a socket's code, or the deadline. */
+function unreachable(error: unknown): string {
+  // AbortSignal.timeout's DOMException carries the numeric legacy code 23, which says nothing.
+  if ((error as { name?: string }).name === 'TimeoutError') return `no answer within ${STATUS_TIMEOUT_MS / 1000} s`;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : (error as Error).message;
 }
 
 function renderStatus(origin: string, s: StatusView): string {

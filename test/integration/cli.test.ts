@@ -164,6 +164,29 @@ test('status without a running proxy says where it looked and exits 1', async ()
   expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`);
 });
 
+test('status against a server that is not ficus says so, in words, and exits 1', async () => {
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => void server.close());
+  const port = (server.address() as { port: number }).port;
+  const run = await ficus(['status', '--admin', `http://127.0.0.1:${port}`]);
+  expect(run.code).toBe(1);
+  expect(run.stderr).toBe(`ficus: http://127.0.0.1:${port}/status answered, but not with ficus's /status (is that ficus's admin API?)\n`);
+});
+
+test('status against a listener that never answers gives up after 5 s and says so, in words', async () => {
+  const server = createServer(() => undefined);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => void server.closeAllConnections());
+  onTestFinished(() => void server.close());
+  const port = (server.address() as { port: number }).port;
+  const run = await ficus(['status', '--admin', `http://127.0.0.1:${port}`]);
+  expect(run.code).toBe(1);
+  expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (no answer within 5 s)`);
+}, 15_000);
+
 test('status reaches an admin listener on a port that browsers (and fetch) refuse, such as 6666', async () => {
   // One of fetch's blocked ports that is free here: an admin listener may be on any of them.
   const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"routes":[],"services":[]}'));
