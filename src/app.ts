@@ -101,7 +101,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
   const current = () => store.current;
   const guarded = { get: (name: string) => guards.get(name), onEvent: onGuardEvent };
   const shadow = new ShadowMirror({ metrics, logger, random, clock, guards: guarded });
-  const edge = createEdgeServer(first.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }), (status) => metrics.edgeRefused(status));
+  const edge = createEdgeServer(() => store.current.snapshot.limits, createRequestHandler({ current, metrics, logger, inflight, guards: guarded, shadow }), (status) => metrics.edgeRefused(status));
   const upgrades = (tunnels = new Tunnels({ current, metrics, logger, guards: guarded, replay: (socket) => edge.emit('connection', socket) }));
   edge.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrades.handle(req, socket, head));
 

@@ -122,8 +122,6 @@ class RequestCycle implements ExchangeOwner, OpenLink {
   #retried = false;
   /** Pools kept open for a pipelined request waiting its turn. */
   #holds: (() => void)[] | undefined;
-  // Refused on a head over the limits (too many fields): an edge refusal, as one over maxHeaderBytes is.
-  #edgeRefusal = false;
 
   constructor(
     private readonly shared: Shared,
@@ -159,10 +157,6 @@ class RequestCycle implements ExchangeOwner, OpenLink {
       this.#extraHeaders = plan.extraHeaders;
       if (plan.kind === 'refuse') {
         this.#bytesOut = sendError(res, plan.status, this.#requestId, plan.close, plan.extraHeaders);
-        if (plan.status === 431) {
-          this.#edgeRefusal = true;
-          shared.metrics.edgeRefused(431);
-        }
         return;
       }
       this.#routeName = plan.route.name;
@@ -350,10 +344,6 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     const notServed = status === 0 && res.socket === null && this.#endpointOrigin === '' && closingConnections.has(req.socket);
     if (status === 0 && (this.#faultKind === undefined || this.#faultKind === 'client_abort')) this.#faultKind = inflight.expired ? 'drain_timeout' : notServed ? 'not_served' : 'client_abort';
     if (notServed) this.#servedByNone();
-    if (this.#edgeRefusal) {
-      if (inflight.count === 0) inflight.onIdle?.();
-      return;
-    }
     const seconds = (performance.now() - this.#started) / 1000;
     const serviceName = this.#serviceName;
     const side = serviceName ? this.#side : '';

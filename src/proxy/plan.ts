@@ -20,7 +20,7 @@ export type RespondAction = Extract<RouteAction, { kind: 'respond' }>;
 /** Answered by ficus itself with an error: nothing matched, or the request is not acceptable. */
 export interface RefusePlan {
   readonly kind: 'refuse';
-  readonly status: 400 | 404 | 405 | 431;
+  readonly status: 400 | 404 | 405;
   /** Whether the connection is closed after the answer: the request itself was malformed. */
   readonly close: boolean;
   /** The normalized path, for the log; '' when the target could not be normalized. */
@@ -83,7 +83,6 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   const { snapshot } = generation;
   const method = req.method ?? 'GET';
   if (REFUSED_METHODS.has(method)) return refuse(405, false, '');
-  if (req.rawHeaders.length / 2 > snapshot.limits.maxHeaderCount) return refuse(431, true, '');
   const target = normalizeTarget(req.url ?? '');
   if (!target.ok) return refuse(400, true, '');
 

@@ -14,7 +14,8 @@ import { requestIds } from './request-id.js';
  * the header count limit is enforced by the handler because Node would silently truncate.
  * `onRefusal` hears the status of every answer sent before the handler runs.
  */
-export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage, res: ServerResponse) => void, onRefusal: (status: number) => void): Server {
+export function createEdgeServer(currentLimits: () => Limits, handler: (req: IncomingMessage, res: ServerResponse) => void, onRefusal: (status: number) => void): Server {
+  const limits = currentLimits();
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // A connection ficus answered `Connection: close` on (a refused Host, a 413, a fault). Node
     // keeps parsing what follows and hands it over as the next request: it must never reach an
@@ -26,6 +27,12 @@ export function createEdgeServer(limits: Limits, handler: (req: IncomingMessage,
       res.shouldKeepAlive = false;
       sendError(res, 400, acceptRequestId(req.headers['x-request-id']) ?? requestIds.next(), true);
       onRefusal(400);
+      return;
+    }
+    if (!headCountSound(req, currentLimits().maxHeaderCount)) {
+      res.shouldKeepAlive = false;
+      sendError(res, 431, acceptRequestId(req.headers['x-request-id']) ?? requestIds.next(), true);
+      onRefusal(431);
       return;
     }
     handler(req, res);
@@ -126,6 +133,15 @@ export function hostIsSound(req: IncomingMessage): boolean {
     if (name.length === 4 && name.toLowerCase() === 'host' && ++count > 1) return false;
   }
   return true;
+}
+
+/**
+ * A head with more fields than `limits.maxHeaderCount`: 431, as one over `maxHeaderBytes` gets
+ * from Node. Checked here rather than by Node (`maxHeadersCount`), which would silently drop the
+ * fields past the limit instead of refusing the request; read per request, so a reload applies.
+ */
+export function headCountSound(req: IncomingMessage, maxHeaderCount: number): boolean {
+  return req.rawHeaders.length / 2 <= maxHeaderCount;
 }
 
 /**

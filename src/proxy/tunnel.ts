@@ -7,7 +7,7 @@ import { keepForNext } from './connection-turns.js';
 import { planRequest } from './plan.js';
 import { endWith, errorResponse } from './raw-response.js';
 import { requestIds } from './request-id.js';
-import { hostIsSound } from './server.js';
+import { headCountSound, hostIsSound } from './server.js';
 import { isWebSocket, plainHead } from './upgrade.js';
 import { CLOSE_GRACE_MS, RECONCILE_DEADLINE_MS, WebSocketUpgrade, type TunnelDeps, type UpgradeRegistry } from './ws-upgrade.js';
 import { movedIn, type Tunnel, type TunnelPlace } from './ws-relay.js';
@@ -66,6 +66,10 @@ export class Tunnels {
     if (!hostIsSound(req)) {
       this.deps.metrics.edgeRefused(400);
       return endWith(socket, errorResponse(400, requestIds.next()));
+    }
+    if (!headCountSound(req, this.deps.current().snapshot.limits.maxHeaderCount)) {
+      this.deps.metrics.edgeRefused(431);
+      return endWith(socket, errorResponse(431, requestIds.next()));
     }
     if (!isWebSocket(req)) return this.#replay(req, socket, head);
     try {

@@ -87,10 +87,6 @@ export class WebSocketUpgrade {
     if (hasRequestBody(req)) return answer(400, errorResponse(400, this.#requestId));
     const plan = planRequest(generation, req, this.deps.guards);
     this.#path = plan.path;
-    if (plan.kind === 'refuse' && plan.status === 431) {
-      this.deps.metrics.edgeRefused(431);
-      return endWith(client, errorResponse(431, this.#requestId, plan.extraHeaders));
-    }
     if (plan.kind === 'refuse') return answer(plan.status, errorResponse(plan.status, this.#requestId, plan.extraHeaders));
     this.#route = plan.route.name;
     // A `respond` route answers an upgrade as it answers the plain request: a kill switch holds for both.

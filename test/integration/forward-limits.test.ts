@@ -315,3 +315,13 @@ test('a request pipelined behind a slow response, whose own chunked body is malf
   expect(out.closed).toBe(true);
   expect(legacy.seen.map((s) => s.url)).toEqual(['/slow']);
 });
+
+test('a reload that lowers limits.maxHeaderCount applies to the next request, without a restart', async () => {
+  const { legacy, proxy, port } = await limitedProxy();
+  const fifteen = Array.from({ length: 14 }, (_, i) => `x-h${i}: ${i}\r\n`).join('');
+  const head = `GET / HTTP/1.1\r\nhost: a\r\n${fifteen}connection: close\r\n\r\n`;
+  expect(statusOf(await exchange(port, head))).toBe(200);
+  await proxy.write(routesYaml(`${LIMITS.replace('maxHeaderCount: 20', 'maxHeaderCount: 10')}services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  expect(statusOf(await exchange(port, head))).toBe(431);
+});
