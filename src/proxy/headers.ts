@@ -35,7 +35,7 @@ function proxyTold(name: string): boolean {
 
 /** Whether ficus believes `name` (lower-case) only from a trusted proxy: Forwarded and the X-Forwarded-* family. */
 export function forwardingField(name: string): boolean {
-  return FORWARDING.has(name) || proxyTold(name);
+  return name === 'forwarded' || proxyTold(name);
 }
 
 /**

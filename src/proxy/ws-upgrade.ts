@@ -75,22 +75,18 @@ export class WebSocketUpgrade {
   }
 
   start(head: Buffer): void {
-    const { req, client, registry } = this;
+    const { req, registry } = this;
     const generation = this.deps.current();
-    const answer = (status: number, response: string | Buffer): void => {
-      endWith(client, response);
-      this.#answered(status);
-    };
 
-    if (registry.closing()) return answer(503, errorResponse(503, this.#requestId));
+    if (registry.closing()) return this.#answer(503, errorResponse(503, this.#requestId));
     // RFC 6455 §4.1: the opening handshake is a GET with no content; a body would be read as frames.
-    if (hasRequestBody(req)) return answer(400, errorResponse(400, this.#requestId));
+    if (hasRequestBody(req)) return this.#answer(400, errorResponse(400, this.#requestId));
     const plan = planRequest(generation, req, this.deps.guards);
     this.#path = plan.path;
-    if (plan.kind === 'refuse') return answer(plan.status, errorResponse(plan.status, this.#requestId, plan.extraHeaders));
+    if (plan.kind === 'refuse') return this.#answer(plan.status, errorResponse(plan.status, this.#requestId, plan.extraHeaders));
     this.#route = plan.route.name;
     // A `respond` route answers an upgrade as it answers the plain request: a kill switch holds for both.
-    if (plan.kind === 'respond') return answer(plan.action.status, configuredResponse(plan.action, plan.extraHeaders));
+    if (plan.kind === 'respond') return this.#answer(plan.action.status, configuredResponse(plan.action, plan.extraHeaders));
 
     this.#service = plan.service.def.name;
     this.#side = plan.side;
@@ -100,9 +96,15 @@ export class WebSocketUpgrade {
     const endpoint = plan.service.pick();
     if (endpoint === undefined) {
       this.#judge(plan, true);
-      return answer(503, errorResponse(503, this.#requestId, plan.extraHeaders));
+      return this.#answer(503, errorResponse(503, this.#requestId, plan.extraHeaders));
     }
     this.#ask(plan, endpoint, head, false);
+  }
+
+  /** ficus's own answer instead of a tunnel: written, then the connection closes. */
+  #answer(status: number, response: string | Buffer): void {
+    endWith(this.client, response);
+    this.#answered(status);
   }
 
   /**
@@ -146,10 +148,7 @@ export class WebSocketUpgrade {
         if (fault.status === 0 || client.destroyed) {
           client.destroy();
           this.#answered(0);
-        } else {
-          endWith(client, errorResponse(fault.status, this.#requestId, plan.extraHeaders));
-          this.#answered(fault.status);
-        }
+        } else this.#answer(fault.status, errorResponse(fault.status, this.#requestId, plan.extraHeaders));
       },
     });
     registry.waiting(abort);
