@@ -174,7 +174,7 @@ routes:
 
 test('values the file takes from the environment are redacted wherever the admin shows the config, addresses excepted', async () => {
   const legacy = await startUpstream('legacy');
-  const env = { INTERNAL_KEY: 'internal-key-3', VIP_SESSION: 'vip-session-4', SIGNING_KEY: 'signing-key-6', LEGACY_URL: legacy.url };
+  const env = { INTERNAL_KEY: 'internal-key-3', VIP_SESSION: 'vip-session-4', SIGNING_KEY: 'signing-key-6', SIG_RE: '^sekret-re-7$', LEGACY_URL: legacy.url };
   const proxy = await startProxy(
     routesYaml(`services:
   legacy: { url: "\${env:LEGACY_URL}" }
@@ -182,7 +182,7 @@ cohorts:
   vip: { cookie: { name: session, value: "\${env:VIP_SESSION}" } }
 routes:
   - name: signed
-    match: { path: /signed, query: { sig: "\${env:SIGNING_KEY}" }, headers: { x-internal-auth: "\${env:INTERNAL_KEY}" } }
+    match: { path: /signed, query: { sig: "\${env:SIGNING_KEY}" }, headers: { x-internal-auth: "\${env:INTERNAL_KEY}", x-sig: { regex: "\${env:SIG_RE}" } } }
     to: legacy
   - { name: rest, match: { path: / }, to: legacy }
 `),
@@ -190,8 +190,9 @@ routes:
   );
   const admin = proxy.app.adminUrl;
   const config = await (await request(`${admin}/config`)).body.text();
-  const shown = [config, await (await request(`${admin}/status`)).body.text(), await (await request(`${admin}/`)).body.text()].join('\n');
-  for (const secret of ['internal-key-3', 'vip-session-4', 'signing-key-6']) expect(shown).not.toContain(secret);
+  const pages = ['/status', '/', '/explain?method=GET&url=/signed'];
+  const shown = [config, ...(await Promise.all(pages.map(async (page) => (await request(`${admin}${page}`)).body.text())))].join('\n');
+  for (const secret of ['internal-key-3', 'vip-session-4', 'signing-key-6', 'sekret-re-7']) expect(shown).not.toContain(secret);
   // An address from the environment is no secret: /config is where an operator checks it.
   expect(JSON.parse(config)).toMatchObject({ services: { legacy: { url: legacy.url } } });
 });

@@ -141,3 +141,10 @@ test.each([
 ])('x-request-id with $name is kept: $kept', ({ value, kept }) => {
   expect(acceptRequestId(value)).toBe(kept ? value : undefined);
 });
+
+test('from a trusted peer the X-Forwarded- family is kept, but never in an underscored spelling', () => {
+  const out = new Map(pairs(upstreamRequestHeaders(incoming(['X-Real-IP', '203.0.113.5', 'X_Real_IP', '198.51.100.9', 'X_Forwarded_Ssl', 'on']), { ...CTX, trusted: true })).map(([k, v]) => [k.toLowerCase(), v]));
+  expect(out.get('x-real-ip')).toBe('203.0.113.5');
+  expect(out.has('x_real_ip')).toBe(false);
+  expect(out.has('x_forwarded_ssl')).toBe(false);
+});

@@ -405,6 +405,22 @@ test('a guard whose wall clock stepped back an hour still takes its verdict one 
   expect(guard.state).toBe('rolled-back');
 });
 
+test('after the wall clock stepped back an hour, the watch still ends one window later', () => {
+  let now = 1_700_000_000_000;
+  const guards = new Guards({ now: () => now });
+  guards.reconcile(snapshot());
+  guards.reconcile(snapshot({ active: 'green' }));
+  const guard = guards.get('orders') as Guard;
+  now -= 3_600_000;
+  // A healthy minute and more of verdicts (window 1m, interval 10s).
+  for (let tick = 0; tick < 7; tick++) {
+    for (let i = 0; i < 30; i++) guard.record('green', false, 5);
+    now += 10_000;
+    guards.tick();
+  }
+  expect(guard.state).toBe('stable');
+});
+
 describe('the timer', () => {
   afterEach(() => {
     vi.useRealTimers();

@@ -94,6 +94,12 @@ describe('bodies', () => {
     });
   });
 
+  test('compressed text that inflates past maxBodyBytes is skipped, not compared as its compressed bytes', () => {
+    const page = `<p>${'x'.repeat(5_000)}</p>`;
+    const html = ['content-type', 'text/html', 'content-encoding', 'gzip'];
+    expect(verdict([html, gzipSync(page, { level: 1 })], [html, gzipSync(page, { level: 9 })]).result).toBe('skipped');
+  });
+
   test('other bodies differ by size and keyed digest, equal bodies digest equally', () => {
     const result = verdict([[], 'abc'], [[], 'abcd']);
     expect(result).toMatchObject({ result: 'mismatch', difference: { body: { kind: 'bytes', primary: { bytes: 3 }, shadow: { bytes: 4 } } } });
