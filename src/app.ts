@@ -6,7 +6,7 @@ import { createAdminServer } from './admin/server.js';
 import { formatIssue } from './config/issues.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
-import { announceCanary, announceGuard, announceHealth, announceOutliers } from './observe/announce.js';
+import { announceCanary, announceGuard, announceHealth, announceService } from './observe/announce.js';
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
@@ -71,7 +71,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     clock,
     random,
     env: options.env,
-    outlierEvents: (service) => announceOutliers(service, logger),
+    serviceEvents: (service, colour) => announceService(service, colour, logger),
   });
   const first = store.current.snapshot;
   const audit = new AuditLog(() => store.current.snapshot.auditLog, {

@@ -11,7 +11,7 @@ interface StatusView {
     legacy?: boolean;
     active?: string;
     state?: string;
-    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string; healthCheck?: string }[];
+    endpoints?: { url: string; color?: string; up?: boolean; ejectedUntil?: string; healthCheck?: string; panic?: boolean }[];
   }[];
   toggles?: { name: string; enabled?: boolean; audience?: string; percent?: number; users?: number; cohorts?: string[] }[];
   migration?: { legacyShare?: number | null; requests?: number; windowSeconds?: number };
@@ -101,7 +101,7 @@ function endpointState(e: NonNullable<NonNullable<StatusView['services']>[number
   if (e.up !== false) return 'up';
   const reasons = [];
   if (e.ejectedUntil !== undefined) reasons.push(`EJECTED until ${e.ejectedUntil}`);
-  if (e.healthCheck === 'failing') reasons.push('HEALTH CHECK FAILING');
+  if (e.healthCheck === 'failing') reasons.push(e.panic === true ? 'HEALTH CHECK FAILING, serving anyway (panic routing)' : 'HEALTH CHECK FAILING');
   return reasons.length > 0 ? reasons.join(', ') : 'down';
 }
 

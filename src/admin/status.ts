@@ -101,6 +101,8 @@ function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undef
     ...(color !== undefined ? { color } : {}),
     up: e.isUp(now),
     ...(e.healthy ? {} : { healthCheck: 'failing' }),
+    // Failing its checks, yet served: no endpoint of its group passes them (panic routing).
+    ...(!e.isUp(now) && runtime.inService(e, now) ? { panic: true } : {}),
     inflight: e.inflight,
     consecutiveFailures: e.consecutiveFailures,
     timesEjected: e.timesEjected,

@@ -2,10 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { Pool } from 'undici';
 import type { Clock, Random } from '../observe/clock.js';
 import { CanaryRuntime, NO_CANARY_EVENTS, type CanaryEvents } from '../rollout/canary.js';
-import type { OutlierEvents } from '../upstream/outlier.js';
 import { closeWhenReleased } from '../upstream/pool-holds.js';
 import { PoolRegistry } from '../upstream/pools.js';
-import { ServiceRuntime, type ColourRuntimes } from '../upstream/service.js';
+import { ServiceRuntime, type ColourRuntimes, type ServiceEvents } from '../upstream/service.js';
 import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
 import { contentHash, loadRoutesFile } from './load.js';
@@ -34,7 +33,7 @@ export interface ReloadReport {
 export interface StoreDeps {
   clock: Clock;
   random: Random;
-  outlierEvents: (service: string) => OutlierEvents;
+  serviceEvents: (service: string, colour?: Colour) => ServiceEvents;
   /** Told about every canary ejection, readmission, step and promotion. */
   canaryEvents?: CanaryEvents;
   env?: NodeJS.ProcessEnv;
@@ -192,7 +191,7 @@ export class ConfigStore {
   }
 
   #newRuntime(def: ServiceDef, colours?: ColourRuntimes): ServiceRuntime {
-    return new ServiceRuntime(def, this.pools, this.deps.clock, this.deps.random, this.deps.outlierEvents(def.name), colours);
+    return new ServiceRuntime(def, this.pools, this.deps.clock, this.deps.random, this.deps.serviceEvents(def.name, def.colour), colours);
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { Colour } from '../config/snapshot.js';
 import type { AuditLog } from './audit.js';
 import { EVENT, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -5,7 +6,7 @@ import type { CanaryChange, CanaryRuntime } from '../rollout/canary.js';
 import type { GuardEvent } from '../rollout/guard.js';
 import type { Endpoint } from '../upstream/endpoint.js';
 import type { HealthEvents } from '../upstream/health.js';
-import type { OutlierEvents } from '../upstream/outlier.js';
+import type { ServiceEvents } from '../upstream/service.js';
 
 /**
  * How a runtime decision of the immune system is told: a log line with its numbers, a metric,
@@ -58,14 +59,20 @@ export function announceGuard(event: GuardEvent, { logger, metrics, audit, hash 
   void audit.record('rollback', { ...details, hash: hash() });
 }
 
-/** Passive outlier detection taking one service's endpoint out, and back. */
-export function announceOutliers(service: string, logger: Logger): OutlierEvents {
+/** Passive outlier detection taking one service's endpoint out, and back; panic routing starting and ending. */
+export function announceService(service: string, colour: Colour | undefined, logger: Logger): ServiceEvents {
+  const group = colour === undefined ? `service ${service}` : `${colour} of service ${service}`;
   return {
     ejected(endpoint: Endpoint, durationMs: number) {
       logger.warn({ event: EVENT.endpointEjected, service, endpoint: endpoint.origin, durationMs, timesEjected: endpoint.timesEjected }, 'endpoint ejected after consecutive failures');
     },
     returned(endpoint: Endpoint) {
       logger.info({ event: EVENT.endpointReturned, service, endpoint: endpoint.origin }, 'endpoint returned to service');
+    },
+    panic(entered: boolean) {
+      const color = colour === undefined ? {} : { color: colour };
+      if (entered) logger.warn({ event: EVENT.panicEntered, service, ...color }, `no endpoint of ${group} both passes its health check and is free of ejection: those failing their checks serve anyway (panic routing)`);
+      else logger.info({ event: EVENT.panicEnded, service, ...color }, `an endpoint of ${group} passes its health check again: panic routing ends`);
     },
   };
 }

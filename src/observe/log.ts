@@ -15,6 +15,8 @@ export const EVENT = {
   endpointReturned: 'endpoint.returned',
   endpointUnhealthy: 'endpoint.unhealthy',
   endpointHealthy: 'endpoint.healthy',
+  panicEntered: 'service.panic',
+  panicEnded: 'service.panic_ended',
   upstreamError: 'upstream.error',
   shadowMismatch: 'shadow.mismatch',
   draining: 'draining',

@@ -49,6 +49,20 @@ export function believedHeaders(headers: IncomingHttpHeaders): IncomingHttpHeade
   return out;
 }
 
+/**
+ * The scheme the original client used, as a trusted proxy reports it: the first element of the
+ * first X-Forwarded-Proto line, the line `upstreamRequestHeaders` forwards, read
+ * case-insensitively (RFC 3986 §3.1). Node joins repeated lines with ", ", which would never
+ * equal "https".
+ */
+export function clientScheme(req: IncomingMessage): string | undefined {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'x-forwarded-proto') return (raw[i + 1] as string).split(',')[0]?.trim().toLowerCase();
+  }
+  return undefined;
+}
+
 export interface ForwardingContext {
   /** The TCP peer address. */
   peer: string;

@@ -9,7 +9,7 @@ import { decide, REFUSED_METHODS, type Side } from '../routing/decide.js';
 import { identify } from '../routing/identity.js';
 import { normalizeTarget } from '../routing/normalize.js';
 import { sameRouteWithoutParameters } from '../routing/route.js';
-import { believedHeaders } from './headers.js';
+import { believedHeaders, clientScheme } from './headers.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour, liveColour } from '../upstream/bluegreen.js';
 import type { ServiceRuntime } from '../upstream/service.js';
@@ -142,19 +142,6 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
     extraHeaders,
     callerId,
   };
-}
-
-/**
- * The scheme the original client used, as a trusted proxy reports it: the first element of the
- * first X-Forwarded-Proto line (the one headers.ts forwards), case-insensitively (RFC 3986 §3.1).
- * Node joins repeated lines with ", ", which would never equal "https".
- */
-function clientScheme(req: IncomingMessage): string | undefined {
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'x-forwarded-proto') return (raw[i + 1] as string).split(',')[0]?.trim().toLowerCase();
-  }
-  return undefined;
 }
 
 function refuse(status: RefusePlan['status'], close: boolean, path: string, extraHeaders?: string[]): RefusePlan {

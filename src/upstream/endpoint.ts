@@ -6,6 +6,10 @@ export class Endpoint {
   inflight = 0;
   consecutiveFailures = 0;
   timesEjected = 0;
+  /** What the next ejection's length is a multiple of: ejections in a row, less one for every 30 s back in service. */
+  ejectionMultiplier = 0;
+  /** Epoch ms at which the last ejection ended; 0 before any. */
+  returnedAt = 0;
   /** Epoch ms until which the endpoint is ejected; 0 when in service. */
   ejectedUntil = 0;
   /** False while active health checks fail (services with `health:` only). */

@@ -9,11 +9,17 @@ export interface OutlierEvents {
   returned(endpoint: Endpoint): void;
 }
 
+/** Ejections past this many in a row last no longer: the multiplier stops there, so it decays from the cap at once. */
+const MAX_MULTIPLIER = MAX_EJECTION_MS / BASE_EJECTION_MS;
+
 /**
  * Passive outlier detection after Envoy's: `threshold` upstream failures in a row eject an
- * endpoint for 30 s × times ejected (capped at 5 min) plus up to 10 % jitter, so endpoints
- * ejected together do not return together. Never more than half of the endpoints are out at
- * once; on return the failure counter starts again from zero.
+ * endpoint for 30 s × its multiplier (capped at 5 min) plus up to 10 % jitter, so endpoints
+ * ejected together do not return together. The multiplier counts ejections in a row: each
+ * ejection adds one, and every 30 s back in service takes one away, as Envoy's decrements
+ * while the host stays healthy; an endpoint that failed last week starts again at 30 s. Never
+ * more than half of the endpoints are out at once; on return the failure counter starts again
+ * from zero.
  */
 export class OutlierDetector {
   constructor(
@@ -34,7 +40,10 @@ export class OutlierDetector {
     const now = this.clock.now();
     if (this.ejectedCount(now) + 1 > Math.floor(this.endpoints.length / 2)) return;
     endpoint.timesEjected += 1;
-    const base = Math.min(BASE_EJECTION_MS * endpoint.timesEjected, MAX_EJECTION_MS);
+    const served = endpoint.returnedAt === 0 ? 0 : Math.max(0, now - endpoint.returnedAt);
+    const decayed = Math.max(0, endpoint.ejectionMultiplier - Math.floor(served / BASE_EJECTION_MS));
+    endpoint.ejectionMultiplier = Math.min(decayed + 1, MAX_MULTIPLIER);
+    const base = BASE_EJECTION_MS * endpoint.ejectionMultiplier;
     const duration = Math.round(base * (1 + 0.1 * this.random()));
     endpoint.ejectedUntil = now + duration;
     endpoint.consecutiveFailures = 0;
@@ -45,6 +54,8 @@ export class OutlierDetector {
   refresh(now: number): void {
     for (const endpoint of this.endpoints) {
       if (endpoint.ejectedUntil !== 0 && endpoint.ejectedUntil <= now) {
+        // Back in service since its time was up, not since someone next asked.
+        endpoint.returnedAt = endpoint.ejectedUntil;
         endpoint.ejectedUntil = 0;
         endpoint.consecutiveFailures = 0;
         this.events.returned(endpoint);

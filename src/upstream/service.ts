@@ -5,6 +5,12 @@ import { Endpoint } from './endpoint.js';
 import { OutlierDetector, type OutlierEvents } from './outlier.js';
 import { PoolRegistry } from './pools.js';
 
+/** What a service's endpoint group tells: outlier ejections, and panic routing starting and ending. */
+export interface ServiceEvents extends OutlierEvents {
+  /** No endpoint both passes its health checks and is free of ejection (`true`), or one does again. */
+  panic(entered: boolean): void;
+}
+
 /** The two endpoint groups of a blue/green service, each with its own health and pools. */
 export interface ColourRuntimes {
   readonly blue: ServiceRuntime;
@@ -25,19 +31,33 @@ export class ServiceRuntime {
   #next = 0;
   /** Endpoints failing their health checks. When all are, they are all used anyway (panic). */
   #unhealthy = 0;
+  /** Panic routing as last told; it changes only when health or ejections do. */
+  #panicking = false;
+  readonly #events: ServiceEvents;
 
   constructor(
     readonly def: ServiceDef,
     pools: PoolRegistry,
     private readonly clock: Clock,
     private readonly random: Random,
-    events: OutlierEvents,
+    events: ServiceEvents,
     /** Set when `def.colours` is. */
     readonly colours?: ColourRuntimes,
   ) {
     const scope = (this.#scope = def.colour === undefined ? '' : `${def.name}/${def.colour}`);
     this.endpoints = def.endpoints.map((e) => new Endpoint(e, pools.acquire(e.origin, def.timeouts, scope)));
-    this.outlier = new OutlierDetector(this.endpoints, def.consecutiveFailures, clock, random, events);
+    this.#events = events;
+    const told: OutlierEvents = {
+      ejected: (endpoint, durationMs) => {
+        events.ejected(endpoint, durationMs);
+        this.#notePanic();
+      },
+      returned: (endpoint) => {
+        events.returned(endpoint);
+        this.#notePanic();
+      },
+    };
+    this.outlier = new OutlierDetector(this.endpoints, def.consecutiveFailures, clock, random, told);
   }
 
   get poolKeys(): string[] {
@@ -62,6 +82,20 @@ export class ServiceRuntime {
     if (endpoint.healthy === healthy) return;
     endpoint.healthy = healthy;
     this.#unhealthy += healthy ? -1 : 1;
+    this.#notePanic();
+  }
+
+  /** Whether the endpoints failing their health checks serve anyway, for want of any that passes (panic routing). */
+  panicking(now: number): boolean {
+    return this.#panic(now);
+  }
+
+  /** An operator must hear that failing endpoints serve: `endpoint_up` shows them 0 all the while. */
+  #notePanic(): void {
+    const panic = this.#panic(this.clock.now());
+    if (panic === this.#panicking) return;
+    this.#panicking = panic;
+    this.#events.panic(panic);
   }
 
   /**

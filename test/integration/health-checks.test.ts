@@ -163,6 +163,25 @@ test('when the only healthy endpoint is ejected, the one failing its health chec
   }
   await logged(proxy, (l) => l.event === 'endpoint.ejected' && l.endpoint === well.url);
   expect(await served(proxy, 2)).toEqual(['sick', 'sick']);
+  // ficus_endpoint_up shows both endpoints 0 all the while: the log says they serve anyway.
+  expect(proxy.logs.find((l) => l.event === 'service.panic')).toMatchObject({ level: 40, service: 'app' });
+});
+
+test('a service whose every endpoint fails its health check says it is in panic routing, and when it leaves it', async () => {
+  const a = await patient('a', 503);
+  const b = await patient('b', 503);
+  const proxy = await startProxy(config([a.url, b.url]));
+  const panic = await logged(proxy, (l) => l.event === 'service.panic');
+  expect(panic).toMatchObject({ level: 40, service: 'app' });
+  expect(panic.msg).toContain('serve anyway (panic routing)');
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['a', 'b']));
+
+  b.state.status = 200;
+  const ended = await logged(proxy, (l) => l.event === 'service.panic_ended');
+  expect(ended).toMatchObject({ level: 30, service: 'app' });
+  // Told once each way, however many checks ran meanwhile.
+  expect(proxy.logs.filter((l) => l.event === 'service.panic')).toHaveLength(1);
+  expect(new Set(await served(proxy, 4))).toEqual(new Set(['b']));
 });
 
 test('blue/green: each colour is checked, and a cutover keeps both colours\' verdicts and checks running', async () => {

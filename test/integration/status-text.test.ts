@@ -104,3 +104,16 @@ test('an endpoint failing its health check shows so, and no ejection', async () 
   expect(row(text, sick.url)).toMatch(new RegExp(`^ {2}app +${escaped(sick.url)} +HEALTH CHECK FAILING$`));
   expect(row(text, well.url)).toMatch(/ up$/);
 });
+
+test('endpoints failing their health checks that serve anyway, for want of any that passes, say so (panic routing)', async () => {
+  const sick = await startUpstream('sick', (_req, res) => res.writeHead(503).end());
+  const proxy = await startProxy(
+    routesYaml(`services:\n  app: { url: ${sick.url}, health: { path: /healthz, interval: 50ms, timeout: 200ms } }\nroutes:\n  - { name: rest, match: { path: / }, to: app }\n`),
+  );
+  await logged(proxy, 'endpoint.unhealthy');
+
+  const text = await statusText(proxy);
+  expect(row(text, sick.url)).toMatch(new RegExp(`^ {2}app +${escaped(sick.url)} +HEALTH CHECK FAILING, serving anyway \\(panic routing\\)$`));
+  const status = (await (await request(`${proxy.app.adminUrl}/status`)).body.json()) as { services: { endpoints: { up: boolean; panic?: boolean }[] }[] };
+  expect(status.services[0]?.endpoints[0]).toMatchObject({ up: false, healthCheck: 'failing', panic: true });
+});

@@ -13,7 +13,7 @@ async function open(text: string, clock: Clock = { now: () => NOW }) {
   const dir = await tempDir();
   const file = join(dir, 'routes.yaml');
   await writeFile(file, text);
-  const store = await ConfigStore.open(file, { clock, random: () => 0, outlierEvents: () => ({ ejected() {}, returned() {} }) });
+  const store = await ConfigStore.open(file, { clock, random: () => 0, serviceEvents: () => ({ ejected() {}, returned() {}, panic() {} }) });
   onTestFinished(() => store.close());
   return { store, clock, write: (next: string) => writeFile(file, next) };
 }

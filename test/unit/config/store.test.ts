@@ -28,7 +28,7 @@ async function openStore(text: string): Promise<{ store: ConfigStore; write: (te
   const dir = await tempDir();
   const file = join(dir, 'routes.yaml');
   await writeFile(file, text);
-  const store = await ConfigStore.open(file, { clock: systemClock, random: Math.random, outlierEvents: () => ({ ejected() {}, returned() {} }) });
+  const store = await ConfigStore.open(file, { clock: systemClock, random: Math.random, serviceEvents: () => ({ ejected() {}, returned() {}, panic() {} }) });
   onTestFinished(() => store.close());
   return { store, write: (next) => writeFile(file, next), remove: () => rm(file) };
 }

@@ -105,7 +105,7 @@ describe('runtime state across reloads', () => {
     const store = await ConfigStore.open(file, {
       clock: { now: () => 0 },
       random: () => 0,
-      outlierEvents: () => ({ ejected() {}, returned() {} }),
+      serviceEvents: () => ({ ejected() {}, returned() {}, panic() {} }),
       canaryEvents: { changed: (canary, change) => changes.push([canary.route, change]) },
     });
     onTestFinished(() => store.close());

@@ -41,7 +41,7 @@ async function openStore(text: string) {
   const file = join(dir, 'routes.yaml');
   await writeFile(file, text);
   const clock: Clock = { now: () => 1_000_000 };
-  const store = await ConfigStore.open(file, { clock, random: () => 0, outlierEvents: () => ({ ejected() {}, returned() {} }) });
+  const store = await ConfigStore.open(file, { clock, random: () => 0, serviceEvents: () => ({ ejected() {}, returned() {}, panic() {} }) });
   onTestFinished(() => store.close());
   const orders = () => store.current.services.get('orders') as ServiceRuntime;
   const colour = (name: 'blue' | 'green') => orders().colours?.[name] as ServiceRuntime;

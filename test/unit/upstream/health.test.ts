@@ -19,7 +19,7 @@ function generation(): { generation: Generation; service: ServiceRuntime } {
     health: { path: '/healthz', intervalMs: 3_600_000, timeoutMs: 1_000, expect: undefined },
     fingerprint: '',
   };
-  const service = new ServiceRuntime(def, pools, { now: () => 0 }, () => 0, { ejected() {}, returned() {} });
+  const service = new ServiceRuntime(def, pools, { now: () => 0 }, () => 0, { ejected() {}, returned() {}, panic() {} });
   return { generation: { snapshot: {} as Snapshot, services: new Map([['app', service]]), canaries: [] }, service };
 }
 

@@ -143,3 +143,35 @@ test('jitter keeps endpoints ejected together from returning together', () => {
   t.advance(b - t.now());
   expect(t.ejected()).toEqual([false, false, false, false]);
 });
+
+test('the multiplier decays by one for every 30 s back in service, so an endpoint that failed long ago starts again at 30 s', () => {
+  const t = setup(2, 1);
+  const ejectAndReturn = () => {
+    t.fail(0);
+    const ms = t.durations.get(t.endpoints[0] as Endpoint) ?? 0;
+    t.advance(ms);
+    return ms;
+  };
+  expect([ejectAndReturn(), ejectAndReturn(), ejectAndReturn()]).toEqual([1, 2, 3].map((k) => k * BASE_EJECTION_MS));
+  // Two whole periods back in service (the lookup comes later than the return): two steps down.
+  t.advance(2 * BASE_EJECTION_MS + BASE_EJECTION_MS / 2);
+  expect(ejectAndReturn()).toBe(2 * BASE_EJECTION_MS);
+  t.advance(24 * 60 * 60 * 1000);
+  expect(ejectAndReturn()).toBe(BASE_EJECTION_MS);
+  expect(t.endpoints[0]?.timesEjected).toBe(5);
+});
+
+test('the multiplier stops at the cap, so its decay starts at once: two periods in service shorten the next ejection by one', () => {
+  const t = setup(2, 1);
+  for (let k = 0; k < 14; k++) {
+    t.fail(0);
+    t.advance(t.durations.get(t.endpoints[0] as Endpoint) ?? 0);
+  }
+  expect(t.durations.get(t.endpoints[0] as Endpoint)).toBe(MAX_EJECTION_MS);
+  t.advance(BASE_EJECTION_MS);
+  t.fail(0);
+  expect(t.durations.get(t.endpoints[0] as Endpoint)).toBe(MAX_EJECTION_MS);
+  t.advance(MAX_EJECTION_MS + 2 * BASE_EJECTION_MS);
+  t.fail(0);
+  expect(t.durations.get(t.endpoints[0] as Endpoint)).toBe(MAX_EJECTION_MS - BASE_EJECTION_MS);
+});

@@ -21,7 +21,7 @@ function runtime(n: number, options: { balance?: ServiceDef['balance']; threshol
     legacy: false,
     fingerprint: '',
   };
-  const service = new ServiceRuntime(def, pools, clock, () => draws.shift() ?? 0, { ejected() {}, returned() {} });
+  const service = new ServiceRuntime(def, pools, clock, () => draws.shift() ?? 0, { ejected() {}, returned() {}, panic() {} });
   const index = (e: Endpoint | undefined) => (e ? service.endpoints.indexOf(e) : -1);
   const picks = (count: number, exclude?: number) =>
     Array.from({ length: count }, () => index(service.pick(exclude === undefined ? undefined : service.endpoints[exclude])));
