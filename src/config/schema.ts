@@ -88,8 +88,11 @@ const Thresholds = {
   consecutiveFailures: z.number().int().min(1).optional(),
 };
 
+/** A health check's target may carry a query (`/health?deep=1`), as HAProxy's `httpchk` does. */
+const HealthTarget = z.string().regex(/^\/[^\s#]*$/, 'a health path starts with "/" and holds no spaces or "#"');
+
 const Health = z.strictObject({
-  path: PathPrefix,
+  path: HealthTarget,
   interval: Duration.optional(),
   timeout: Duration.optional(),
   expect: z.number().int().min(100).max(599).optional(),

@@ -16,6 +16,12 @@ export interface ExchangeResult {
   bytesOut: number;
   /** Milliseconds from dispatch to the upstream's response head. */
   upstreamMs: number;
+  /**
+   * True when the client's body has no length of its own (neither Content-Length nor chunked,
+   * as Node sends to an HTTP/1.0 client): it ends with the connection, so only a reset, never a
+   * close, can tell the client that a cut one is incomplete.
+   */
+  bodyEndsWithClose: boolean;
 }
 
 /** Who hears how an attempt ended. */
@@ -61,6 +67,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #bytesOut = 0;
   #sentAt = 0;
   #upstreamMs = 0;
+  #responseMs = 0;
+  /** The wait for the final head, armed at the first interim (1xx) answer: undici restarts its own at each one. */
+  #interimTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -77,6 +86,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   start(method: string, path: string, headers: string[], timeouts: Timeouts): void {
     this.endpoint.inflight++;
     this.#sentAt = performance.now();
+    this.#responseMs = timeouts.responseMs;
     try {
       this.endpoint.pool.dispatch(
         { path, method, headers, body: this.body, headersTimeout: timeouts.responseMs, bodyTimeout: timeouts.idleMs },
@@ -100,7 +110,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (statusCode < 200) return true;
+    if (statusCode < 200) {
+      // A 102 or 103 every few seconds would otherwise hold the request for ever, the client
+      // getting nothing: `timeouts.response` bounds the wait for the final head, 1xx or not.
+      this.#interimTimer ??= setTimeout(() => this.#abort?.(Object.assign(new Error('no final response head within timeouts.response'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), Math.max(0, this.#responseMs - (performance.now() - this.#sentAt)));
+      return true;
+    }
+    clearTimeout(this.#interimTimer);
     this.#upstreamMs = performance.now() - this.#sentAt;
     const res = this.res;
     if (res.destroyed) {
@@ -202,6 +218,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(fault: Fault | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
+    clearTimeout(this.#interimTimer);
     this.endpoint.inflight--;
     this.owner.exchanged({
       status: fault ? 0 : this.res.statusCode,
@@ -209,12 +226,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
       responseStarted: this.#responseStarted,
       bytesOut: this.#bytesOut,
       upstreamMs: this.#upstreamMs,
+      bodyEndsWithClose: fault !== undefined && this.#responseStarted && this.#bodyEndsWithClose(),
     });
+  }
+
+  /** writeHead chose the client's framing: chunked, the upstream's Content-Length, or the connection's close. */
+  #bodyEndsWithClose(): boolean {
+    const res = this.res;
+    const status = res.statusCode;
+    return !res.chunkedEncoding && status !== 204 && status !== 304 && res.req.method !== 'HEAD' && !hasField(this.#rawHeaders, 'content-length');
   }
 }
 
 const CHUNKED = /^chunked *$/i;
 const NO_FIELDS: Buffer[] = [];
+
+function hasField(raw: Buffer[], lowerName: string): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as Buffer;
+    if (name.length === lowerName.length && name.toString('latin1').toLowerCase() === lowerName) return true;
+  }
+  return false;
+}
 
 /** A body with neither Content-Length nor Transfer-Encoding ends when the connection does. */
 function closeDelimited(statusCode: number, raw: Buffer[]): boolean {

@@ -311,7 +311,11 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     if (result.responseStarted || fault.status === 0) {
       // Cut by ficus, not left by its client: requests queued behind are never served.
       if (fault.kind !== 'client_abort') closingConnections.add(this.req.socket);
-      res.destroy();
+      // A body that ends with the connection (an HTTP/1.0 client's) would look complete after a
+      // plain close: the connection is reset instead (RFC 9112 §6.3 item 8).
+      const socket = res.socket;
+      if (result.responseStarted && result.bodyEndsWithClose && socket !== null) socket.resetAndDestroy();
+      else res.destroy();
     } else {
       try {
         this.#bytesOut = sendError(res, fault.status, this.#requestId, true, this.#extraHeaders);

@@ -172,13 +172,19 @@ export class WebSocketUpgrade {
     };
     // An answer cut short, on either side, is no answer: the client sees the connection drop.
     // An upstream that stalls mid-answer is cut after the service's idle timeout, as a plain
-    // response is (undici's bodyTimeout).
+    // response is (undici's bodyTimeout). The relayed body has lost its chunking (it ends with
+    // the connection): a plain close would make a cut one look complete, so it is a reset.
+    const cut = (): void => {
+      const socket = client as Partial<Socket> & Duplex;
+      if (typeof socket.resetAndDestroy === 'function' && !client.destroyed) socket.resetAndDestroy();
+      else client.destroy();
+    };
     res.setTimeout(plan.service.def.timeouts.idleMs, () => {
       res.destroy();
-      client.destroy();
+      cut();
     });
-    res.on('error', () => client.destroy());
-    res.on('aborted', () => client.destroy());
+    res.on('error', cut);
+    res.on('aborted', cut);
     res.on('end', () => count(status));
     // Our answer is all out and our side closed: like ficus's own answers (endWith), a client
     // that keeps its side open is let go after a moment, or it would hold its socket for ever.

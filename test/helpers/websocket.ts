@@ -134,7 +134,8 @@ export async function wsConnect(port: number, path: string, headers: Record<stri
   const socket = connect({ port, host: '127.0.0.1' });
   onTestFinished(() => void socket.destroy());
   socket.on('error', () => undefined);
-  const closed = once(socket, 'close').then(() => undefined);
+  // Not `once(socket, 'close')`: that rejects on the 'error' a reset raises (a cut answer is one).
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const fields: Record<string, string> = {
     host: `127.0.0.1:${port}`,
     connection: 'Upgrade',

@@ -99,6 +99,13 @@ test("the check is sent under the service URL's path", async () => {
   void proxy;
 });
 
+test('a health path may carry a query, sent as written', async () => {
+  const upstream = await patient('shop');
+  const proxy = await startProxy(config([`${upstream.url}/shop`], '{ path: "/healthz?deep=1&from=ficus", interval: 50ms, timeout: 200ms }'));
+  await expect.poll(() => upstream.seen.some((s) => s.url === '/shop/healthz?deep=1&from=ficus'), { timeout: 5_000, interval: 10 }).toBe(true);
+  void proxy;
+});
+
 test('a reload that leaves the service unchanged keeps its verdict; one that changes it starts afresh', async () => {
   const sick = await patient('sick', 503);
   const well = await patient('well');

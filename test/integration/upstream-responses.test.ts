@@ -255,3 +255,30 @@ test('an unsolicited 100 Continue is a 502 counted as a protocol error, and the 
   const metrics = await (await request(`${proxy.app.adminUrl}/metrics`)).body.text();
   expect(metrics).toContain('ficus_upstream_errors_total{service="legacy",kind="protocol"} 1');
 });
+
+// SPEC §1.7: no first byte within `timeouts.response` → 504. undici restarts its wait for the
+// head at every interim answer, so an upstream that sends `102 Processing` (or 103) heartbeats
+// and never answers held the client, which receives none of them, for as long as it liked.
+test('interim 1xx answers do not stretch timeouts.response: 504 once it has passed, the GET sent once', async () => {
+  const upstream = await startRawUpstream((_req, socket) => {
+    const beat = setInterval(() => (socket.destroyed ? clearInterval(beat) : socket.write('HTTP/1.1 102 Processing\r\n\r\n')), 150);
+  });
+  const proxy = await startProxy(routesYaml(`timeouts: { response: 500ms }\nservices:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const started = performance.now();
+  const res = await request(`${proxy.app.proxyUrl}/slow`, { headersTimeout: 5_000 });
+  expect(res.statusCode).toBe(504);
+  await res.body.dump();
+  expect(performance.now() - started).toBeLessThan(2_000);
+  expect(upstream.seen).toHaveLength(1);
+});
+
+test('an interim answer followed in time by the final one is served', async () => {
+  const upstream = await startRawUpstream((_req, socket) => {
+    socket.write('HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n');
+    setTimeout(() => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'), 200);
+  });
+  const proxy = await startProxy(routesYaml(`timeouts: { response: 500ms }\nservices:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const res = await request(`${proxy.app.proxyUrl}/x`);
+  expect(res.statusCode).toBe(200);
+  expect(await res.body.text()).toBe('ok');
+});
