@@ -147,6 +147,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     state.save();
     metrics.configLoaded(now.hash);
     metrics.publishCanaries(store.current.canaries);
+    shadow.retainRoutes(new Set(now.routes.map((route) => route.name)));
     analysis.reschedule();
     logger.info({ event: EVENT.reloaded, trigger, hashBefore: report.hashBefore, hashAfter: report.hashAfter }, 'configuration reloaded');
     // The admin token is read per request and needs no restart; addresses are bound once, and

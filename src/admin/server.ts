@@ -61,6 +61,8 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       const body = await deps.metrics.registry.metrics();
       res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
       res.end(body);
+      // Exported once more above; the series of routes and services no longer configured go now.
+      await deps.metrics.dropStale(deps.store.current.snapshot);
       return;
     }
     case 'GET /status':

@@ -49,6 +49,11 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
   }
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
+  // A zero would mean "off" to some of the timers behind these keys, "at once" to others, and an
+  // invalid pool setting (every request failing) to `idle`: none of them is what was meant.
+  checkTimeouts(file.timeouts, ['timeouts'], problem);
+  const limits = fields(file.limits);
+  for (const key of ['headerTimeout', 'bodyTimeout', 'sendTimeout', 'tunnelIdleTimeout']) checkPositive(limits[key], ['limits', key], problem);
 
   const cohorts = new Set(Object.keys(fields(file.cohorts)));
   const toggles = new Set(Object.keys(fields(file.toggles)));
@@ -174,8 +179,14 @@ function checkPositive(value: unknown, path: (string | number)[], problem: Repor
   if (Duration.safeParse(value).success && parseDuration(value as string) === 0) problem(path, 'must be longer than 0');
 }
 
+function checkTimeouts(value: unknown, path: string[], problem: Report): void {
+  const timeouts = fields(value);
+  for (const key of ['connect', 'response', 'idle']) checkPositive(timeouts[key], [...path, key], problem);
+}
+
 function checkService(name: string, service: Fields, problem: Report): void {
   const at = (...rest: string[]) => ['services', name, ...rest];
+  checkTimeouts(service.timeouts, at('timeouts'), problem);
   const direct = ENDPOINT_KEYS.filter((key) => service[key] !== undefined);
   if (COLOUR_KEYS.some((key) => service[key] !== undefined)) {
     checkColours(service, direct, at, problem);

@@ -176,6 +176,10 @@ export class Metrics {
   });
 
   #configHash = '';
+  #prunedFor = '';
+  /** Series made since the last prune may be of a route gone (a request of an older generation ending): the next prune looks. */
+  #seriesAtPrune = 0;
+  #tunnelsLeft = false;
   #endpoints: () => Iterable<EndpointState> = () => [];
   #inFlight: () => number = () => 0;
 
@@ -218,6 +222,37 @@ export class Metrics {
   configLoaded(hash: string): void {
     this.configInfo.reset();
     this.configInfo.labels(hash).set(1);
+  }
+
+  /**
+   * Forgets the series of routes and services the running configuration no longer has. Called
+   * after a scrape, so that a series' last value is exported at least once before it goes (as
+   * Traefik does): a file whose routes are renamed release after release must not grow /metrics,
+   * and the heap, for as long as the proxy runs. A request of an older generation that ends later
+   * brings its series back until the next scrape. A tunnel gauge still above 0 stays: its tunnels'
+   * `dec()` must find it.
+   */
+  async dropStale(snapshot: Snapshot): Promise<void> {
+    if (snapshot.hash === this.#prunedFor && this.#perRequest.size === this.#seriesAtPrune && !this.#tunnelsLeft) return;
+    this.#prunedFor = snapshot.hash;
+    this.#tunnelsLeft = false;
+    const routes = new Set(snapshot.routes.map((route) => route.name));
+    const live = (route: unknown, service: unknown): boolean =>
+      (route === undefined || route === '' || routes.has(route as string)) && (service === undefined || service === '' || snapshot.services.has(service as string));
+    this.#perRequest.retain((labels) => live(labels.route, labels.service));
+    const labelled: (Counter<string> | Gauge<string>)[] = [this.upstreamErrors, this.ejections, this.rollbacks, this.shadowComparisons, this.shadowDropped, this.websocketTunnels];
+    for (const metric of labelled) {
+      for (const { labels, value } of (await metric.get()).values) {
+        if (live(labels['route'], labels['service'])) continue;
+        if (metric === this.websocketTunnels && value !== 0) {
+          // Looked at again at the next scrape, once these tunnels may have ended.
+          this.#tunnelsLeft = true;
+          continue;
+        }
+        metric.remove(labels as Record<string, string>);
+      }
+    }
+    this.#seriesAtPrune = this.#perRequest.size;
   }
 
   /** Gauges read from the configuration itself; idempotent, so calling it at every scrape is cheap. */

@@ -83,9 +83,25 @@ export class RequestSeries {
     return samples;
   }
 
+  get size(): number {
+    return this.#series.length;
+  }
+
   clear(): void {
     this.#series.length = 0;
     this.#index.clear();
+  }
+
+  /** Keeps only the series `keep` accepts (the others are forgotten, their counts with them). */
+  retain(keep: (labels: SeriesLabels) => boolean): void {
+    const kept = this.#series.filter((s) => keep(s.labels));
+    if (kept.length === this.#series.length) return;
+    this.clear();
+    for (const s of kept) {
+      const { route, service, color, side } = s.labels;
+      child(child(child(this.#index, route), service), color).set(side, s);
+      this.#series.push(s);
+    }
   }
 }
 

@@ -31,6 +31,14 @@ export interface ExchangeOwner {
 
 const CLIENT_CLOSED = 'client closed';
 
+/**
+ * undici times heads and bodies on a wheel that ticks every 499 ms and starts a timer up to one
+ * tick early: a 700 ms `timeouts.response` fired at about 514 ms, a 504 for an answer that came
+ * in time, blamed on the endpoint. One tick more makes it never early, and late by under a
+ * second; a native timer per request would cost the hot path more.
+ */
+const FAST_TIMER_SLACK_MS = 500;
+
 /** nginx's `send_timeout`: the client took none of the response for `limits.sendTimeout`. */
 const CLIENT_STALLED: Fault = Object.freeze({ kind: 'client_error', status: 0, upstream: false, beforeSend: false, message: 'client read nothing past limits.sendTimeout' });
 
@@ -89,7 +97,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#responseMs = timeouts.responseMs;
     try {
       this.endpoint.pool.dispatch(
-        { path, method, headers, body: this.body, headersTimeout: timeouts.responseMs, bodyTimeout: timeouts.idleMs },
+        { path, method, headers, body: this.body, headersTimeout: timeouts.responseMs + FAST_TIMER_SLACK_MS, bodyTimeout: timeouts.idleMs + FAST_TIMER_SLACK_MS },
         this,
       );
     } catch (error) {

@@ -19,7 +19,7 @@ import { acceptRequestId, upstreamRequestHeaders } from './headers.js';
 import { closingConnections, malformedBodies, sendConfigured, sendError } from './local-response.js';
 import { planRequest, type ForwardPlan } from './plan.js';
 import { requestIds } from './request-id.js';
-import { hasRequestBody, RequestBody } from './request-body.js';
+import { discardWithin, hasRequestBody, RequestBody } from './request-body.js';
 import { onSocketClose } from './socket-close.js';
 import type { OpenLink, OpenRequests } from './open-requests.js';
 
@@ -157,11 +157,13 @@ class RequestCycle implements ExchangeOwner, OpenLink {
       this.#extraHeaders = plan.extraHeaders;
       if (plan.kind === 'refuse') {
         this.#bytesOut = sendError(res, plan.status, this.#requestId, plan.close, plan.extraHeaders);
+        discardWithin(req, snapshot.limits.bodyTimeoutMs);
         return;
       }
       this.#routeName = plan.route.name;
       if (plan.kind === 'respond') {
         this.#bytesOut = sendConfigured(res, plan.action, plan.extraHeaders);
+        discardWithin(req, snapshot.limits.bodyTimeoutMs);
         return;
       }
 
@@ -237,6 +239,7 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     if (!endpoint) {
       judge(plan, true, performance.now() - this.#started, shared.onGuardEvent);
       this.#bytesOut = sendError(res, 503, this.#requestId, false, this.#extraHeaders);
+      discardWithin(req, this.#generation.snapshot.limits.bodyTimeoutMs);
       return;
     }
 

@@ -7,6 +7,28 @@ export function hasRequestBody(req: IncomingMessage): boolean {
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
+/**
+ * A body ficus answered without forwarding (a `respond` route, a 404, a 503) is read and dropped
+ * so that the connection can carry the next request. Its pace is held to `limits.bodyTimeout`
+ * as a forwarded body's is: a client that stalls it loses the connection (as after nginx's
+ * discarded bodies) instead of holding it for as long as it drips a byte now and then. Read
+ * here rather than left to Node's own dump, which drops the chunks before any listener sees them.
+ */
+export function discardWithin(req: IncomingMessage, stallMs: number): void {
+  if (req.complete || !hasRequestBody(req)) return;
+  const timer = setTimeout(() => req.socket.destroy(), stallMs);
+  timer.unref();
+  const refresh = (): void => void timer.refresh();
+  const done = (): void => {
+    clearTimeout(timer);
+    req.off('data', refresh);
+  };
+  req.on('data', refresh);
+  req.once('end', done);
+  req.once('close', done);
+  req.resume();
+}
+
 /** Why a request body ended early on the client's side. */
 export type BodyFault = 'client_abort' | 'too_large' | 'stalled';
 

@@ -8,6 +8,9 @@ import { acceptRequestId } from './headers.js';
 import { hasRequestBody } from './request-body.js';
 import { requestIds } from './request-id.js';
 
+/** How often, at most, Node's listener looks for heads that outstayed `limits.headerTimeout`. */
+const HEADER_CHECK_MS = 250;
+
 /**
  * The edge listener. Node's strict parser stays on (never `insecureHTTPParser`): ambiguous
  * framing is refused with 400 before a handler runs. Header size overflows get 431 from Node;
@@ -42,8 +45,11 @@ export function createEdgeServer(currentLimits: () => Limits, handler: (req: Inc
       insecureHTTPParser: false,
       maxHeaderSize: limits.maxHeaderBytes,
       headersTimeout: limits.headerTimeoutMs,
-      // Node checks timeouts on this interval (30 s by default), which would stretch a 10 s limit to 40 s.
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, limits.headerTimeoutMs / 4)),
+      // Node checks timeouts on this interval (30 s by default), which would stretch a 10 s limit
+      // to 40 s. It is fixed when the listener is made, and a reload may lower the limit: a
+      // quarter second holds any limit to within that, at the cost of a scan of the open
+      // connections four times a second.
+      connectionsCheckingInterval: Math.max(100, Math.min(HEADER_CHECK_MS, limits.headerTimeoutMs / 4)),
       requestTimeout: 0,
       keepAliveTimeout: 65_000,
       requireHostHeader: false,

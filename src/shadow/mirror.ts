@@ -61,6 +61,12 @@ export class ShadowMirror {
     return tally;
   }
 
+  /** After a reload: forgets the tallies and mismatch pacing of routes the file no longer has. */
+  retainRoutes(routes: ReadonlySet<string>): void {
+    for (const route of this.#tallies.keys()) if (!routes.has(route)) this.#tallies.delete(route);
+    this.#sampler.retain(routes);
+  }
+
   /** Copies in flight for `route` now. */
   inflight(route: string): number {
     return this.#inflight.get(route) ?? 0;

@@ -16,6 +16,11 @@ export class MismatchSampler {
     private readonly intervalMs = MISMATCH_LOG_INTERVAL_MS,
   ) {}
 
+  /** Forgets the routes a reload removed: a file that renames its routes must not grow this. */
+  retain(routes: ReadonlySet<string>): void {
+    for (const route of this.#routes.keys()) if (!routes.has(route)) this.#routes.delete(route);
+  }
+
   /** The number of mismatches left out since the last line when this one is to be logged; undefined otherwise. */
   take(route: string): number | undefined {
     const now = this.clock.now();

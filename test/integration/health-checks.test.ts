@@ -50,7 +50,8 @@ const config = (urls: string[], health = '{ path: /healthz, interval: 50ms, time
 test('an endpoint failing its health check leaves the rotation, shows down, and returns when it passes again', async () => {
   const sick = await patient('sick', 503);
   const well = await patient('well');
-  const proxy = await startProxy(config([sick.url, well.url]));
+  // A timeout loose enough that a loaded machine's slow check is not the problem reported.
+  const proxy = await startProxy(config([sick.url, well.url], '{ path: /healthz, interval: 250ms, timeout: 250ms }'));
 
   const down = await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
   expect(down).toMatchObject({ service: 'app', endpoint: sick.url, problem: 'status 503' });

@@ -16,3 +16,14 @@ test('one line per route per interval, each telling how many were left out befor
   expect(sampler.take('a')).toBe(1);
   expect(sampler.take('b')).toBe(0);
 });
+
+test('a route a reload removed is forgotten: kept routes keep their pacing', () => {
+  const now = 1_000;
+  const sampler = new MismatchSampler({ now: () => now }, 10_000);
+  expect(sampler.take('old')).toBe(0);
+  expect(sampler.take('kept')).toBe(0);
+  sampler.retain(new Set(['kept']));
+  // Forgotten: a route of that name later starts afresh, its first mismatch logged at once.
+  expect(sampler.take('old')).toBe(0);
+  expect(sampler.take('kept')).toBeUndefined();
+});
