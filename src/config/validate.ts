@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
-import { HOP_BY_HOP } from '../proxy/headers.js';
+import { forwardingField, HOP_BY_HOP } from '../proxy/headers.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
 import { normalizePath } from '../routing/normalize.js';
@@ -235,9 +235,12 @@ function checkColours(service: Fields, direct: readonly string[], at: (...rest: 
     }
   }
   const preview = fields(service.preview);
-  if (typeof preview.header === 'string' && SHARED_FIELDS.has(preview.header.toLowerCase().replaceAll('_', '-'))) {
+  const previewName = typeof preview.header === 'string' ? preview.header.toLowerCase().replaceAll('_', '-') : undefined;
+  if (previewName !== undefined && SHARED_FIELDS.has(previewName)) {
     // The preview header is removed from every request to every service (it carries a secret).
     problem(at('preview', 'header'), `"${preview.header}" is a field clients send for other reasons, and ficus removes the preview header from every request to every service; use a header of its own, such as x-ficus-preview`);
+  } else if (previewName !== undefined && forwardingField(previewName)) {
+    problem(at('preview', 'header'), `"${preview.header}" is a forwarding field, which ficus believes from trustedProxies only; use a header of its own, such as x-ficus-preview`);
   }
   // Node trims a field value: a token with a space at either end could never be presented.
   if (typeof preview.token === 'string' && preview.token !== preview.token.trim()) {
@@ -245,11 +248,15 @@ function checkColours(service: Fields, direct: readonly string[], at: (...rest: 
   }
 }
 
-/** Request fields with a meaning of their own: never a preview door's. */
+/**
+ * Request fields with a meaning of their own: never a preview door's. Nor is a forwarding field
+ * (`forwardingField`: Forwarded, X-Forwarded-*, X-Real-IP), which ficus believes from trusted
+ * proxies only: a token in one would be honoured from a client or not depending on unrelated keys.
+ */
 const SHARED_FIELDS: ReadonlySet<string> = new Set([
   'cookie', 'authorization', 'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'content-type',
-  'content-length', 'content-encoding', 'origin', 'referer', 'x-request-id', 'forwarded', 'x-forwarded-for',
-  'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'if-none-match', 'if-modified-since', 'cache-control', 'range', ...HOP_BY_HOP,
+  'content-length', 'content-encoding', 'origin', 'referer', 'x-request-id', 'if-none-match', 'if-modified-since',
+  'cache-control', 'range', ...HOP_BY_HOP,
 ]);
 
 function isLoopback(host: string): boolean {

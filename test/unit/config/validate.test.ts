@@ -176,7 +176,12 @@ test('a duration longer than a timer can wait is refused (it would fire at once)
 describe('blue/green preview door', () => {
   const colours = (preview: string) =>
     `services:\n  legacy:\n    blue: { url: http://127.0.0.1:3001 }\n    green: { url: http://127.0.0.1:3002 }\n    active: blue\n    preview: ${preview}\nroutes: []\n`;
-  test.each(['cookie', 'Authorization', 'x_forwarded_for', 'connection'])('a header clients send for other reasons (%s) is refused: ficus removes it from every request', (name) => {
+  test.each(['x-forwarded-preview', 'X_Forwarded_For', 'forwarded', 'x-real-ip'])('a forwarding field (%s) is refused: ficus believes it from trusted proxies only', (name) => {
+    expect(errors(colours(`{ header: ${name}, token: "" }`))).toEqual([
+      `r.yaml:7:24 services.legacy.preview.header: "${name}" is a forwarding field, which ficus believes from trustedProxies only; use a header of its own, such as x-ficus-preview`,
+    ]);
+  });
+  test.each(['cookie', 'Authorization', 'connection'])('a header clients send for other reasons (%s) is refused: ficus removes it from every request', (name) => {
     expect(errors(colours(`{ header: ${name}, token: "" }`))).toEqual([
       `r.yaml:7:24 services.legacy.preview.header: "${name}" is a field clients send for other reasons, and ficus removes the preview header from every request to every service; use a header of its own, such as x-ficus-preview`,
     ]);
