@@ -132,8 +132,12 @@ export function redactedConfig(store: ConfigStore): unknown {
   return redactDeep(redactFromEnv(source, store.current.snapshot.fromEnv, ''), false);
 }
 
-/** Where an address is read from the environment (`port: ${env:PORT}`, a URL), it is shown: it is no secret, and /config is where an operator checks it. */
-const SHOWN_FROM_ENV = /(^|\.)(host|port|url|urls\.\d+|auditLog|stateFile)$/;
+/**
+ * Where an address is read from the environment (`port: ${env:PORT}`, a URL), it is shown: it is
+ * no secret, and /config is where an operator checks it. Named by their whole path: a header or
+ * query condition that happens to be called `host` or `url` is a value like any other.
+ */
+const SHOWN_FROM_ENV = /^(?:(?:listen|admin)\.(?:host|port)|services\.[^.]+(?:\.(?:blue|green))?\.(?:url|urls\.\d+)|routes\.\d+\.(?:match|rewrite)\.host|auditLog|stateFile)$/;
 
 /** Every other string the file took from `${env:…}`: the operator kept it out of the file for a reason. */
 function redactFromEnv(value: unknown, fromEnv: ReadonlySet<string>, path: string): unknown {

@@ -1,6 +1,7 @@
+import { join } from 'node:path';
 import { Client, request, type Dispatcher } from 'undici';
 import { expect, onTestFinished, test } from 'vitest';
-import { routesYaml, startProxy } from '../helpers/proxy.js';
+import { routesYaml, startProxy, tempDir } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
 import { refusedPort, startUpstream } from '../helpers/upstream.js';
 
@@ -195,4 +196,97 @@ routes:
   for (const secret of ['internal-key-3', 'vip-session-4', 'signing-key-6', 'sekret-re-7']) expect(shown).not.toContain(secret);
   // An address from the environment is no secret: /config is where an operator checks it.
   expect(JSON.parse(config)).toMatchObject({ services: { legacy: { url: legacy.url } } });
+});
+
+test('values from the environment stay redacted after a reload', async () => {
+  const legacy = await startUpstream('legacy');
+  const env = { INTERNAL_KEY: 'internal-key-8' };
+  const yaml = (name: string) =>
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+routes:
+  - { name: ${name}, match: { path: /signed, headers: { x-internal-auth: "\${env:INTERNAL_KEY}" } }, to: legacy }
+  - { name: rest, match: { path: / }, to: legacy }
+`);
+  const proxy = await startProxy(yaml('signed'), { env });
+  await proxy.write(yaml('signed-v2'));
+  const reload = await request(`${proxy.app.adminUrl}/reload`, { method: 'POST' });
+  expect(await reload.body.json()).toMatchObject({ result: 'success' });
+  const admin = proxy.app.adminUrl;
+  const pages = ['/config', '/status', '/', '/explain?method=GET&url=/signed'];
+  const shown = (await Promise.all(pages.map(async (page) => (await request(`${admin}${page}`)).body.text()))).join('\n');
+  expect(shown).toContain('signed-v2');
+  expect(shown).not.toContain('internal-key-8');
+});
+
+test('every address the README names (host, port, url, urls, auditLog, stateFile) is shown in /config when it comes from the environment', async () => {
+  const legacy = await startUpstream('legacy');
+  const files = await tempDir();
+  const env = {
+    LISTEN_HOST: '127.0.0.1',
+    ADMIN_HOST: '127.0.0.1',
+    ADMIN_PORT: '0',
+    URL_A: `${legacy.url}/a`,
+    URL_B: `${legacy.url}/b`,
+    AUDIT: join(files, 'audit.jsonl'),
+    STATE: join(files, 'state.json'),
+  };
+  const proxy = await startProxy(
+    `version: 1
+listen: { host: "\${env:LISTEN_HOST}", port: 0 }
+admin:
+  host: "\${env:ADMIN_HOST}"
+  port: \${env:ADMIN_PORT}
+auditLog: "\${env:AUDIT}"
+stateFile: "\${env:STATE}"
+services:
+  pair: { urls: ["\${env:URL_A}", "\${env:URL_B}"] }
+routes:
+  - { name: rest, match: { path: / }, to: pair }
+`,
+    { env },
+  );
+  const config = (await (await request(`${proxy.app.adminUrl}/config`)).body.json()) as Record<string, unknown>;
+  expect(config).toMatchObject({
+    listen: { host: '127.0.0.1' },
+    admin: { host: '127.0.0.1', port: 0 },
+    auditLog: env.AUDIT,
+    stateFile: env.STATE,
+    services: { pair: { urls: [env.URL_A, env.URL_B] } },
+  });
+});
+
+test('addresses are told by their place in the file, not by their name: a header or query condition called host or url from the environment is redacted', async () => {
+  const legacy = await startUpstream('legacy');
+  const env = { BLUE: `${legacy.url}/blue`, SITE: 'shop.example.com', INTERNAL: 'tenant-7.internal', CALLBACK: 'https://hooks.example.com/k3y' };
+  const proxy = await startProxy(
+    routesYaml(`services:
+  pair:
+    blue: { url: "\${env:BLUE}" }
+    green: { url: ${legacy.url} }
+    active: blue
+routes:
+  - { name: site, match: { host: "\${env:SITE}", headers: { host: "\${env:INTERNAL}" }, query: { url: "\${env:CALLBACK}" } }, to: pair }
+  - { name: rest, match: { path: / }, to: pair }
+`),
+    { env },
+  );
+  const config = (await (await request(`${proxy.app.adminUrl}/config`)).body.json()) as { services: unknown; routes: { match: unknown }[] };
+  expect(config.services).toMatchObject({ pair: { blue: { url: env.BLUE } } });
+  expect(config.routes[0]?.match).toEqual({ host: env.SITE, headers: { host: '<redacted>' }, query: { url: '<redacted>' } });
+});
+
+test('a value the environment left empty is shown empty in /config, not as <redacted>: it hides nothing and tells the variable was empty', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+routes:
+  - { name: note, match: { path: /note }, respond: { status: 200, body: "\${env:NOTE:-}" } }
+  - { name: rest, match: { path: / }, to: legacy }
+`),
+    { env: {} },
+  );
+  const config = (await (await request(`${proxy.app.adminUrl}/config`)).body.json()) as { routes: { respond?: { body?: string } }[] };
+  expect(config.routes[0]?.respond?.body).toBe('');
 });

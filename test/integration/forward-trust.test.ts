@@ -127,3 +127,30 @@ routes:
   expect(answer.statusCode).toBe(426);
   expect(legacy.seen).toHaveLength(0);
 });
+
+test('a cohort defined by a forwarding field (X-Real-IP) is not joined by what an untrusted client claims', async () => {
+  const legacy = await startUpstream('legacy');
+  const next = await startUpstream('next');
+  const routes = (trusted: string) =>
+    routesYaml(`trustedProxies: [${trusted}]
+services:
+  legacy: { url: ${legacy.url} }
+  next: { url: ${next.url} }
+cohorts:
+  office: { header: { name: x-real-ip, value: 10.1.2.3 } }
+routes:
+  - { name: office, match: { path: /, cohort: office }, to: next }
+  - { name: rest, match: { path: / }, to: legacy }
+`);
+  const untrusted = await startProxy(routes('10.0.0.0/8'));
+  const answer = await request(`${untrusted.app.proxyUrl}/`, { headers: { 'x-real-ip': '10.1.2.3' } });
+  await answer.body.dump();
+  expect(answer.headers['x-upstream']).toBe('legacy');
+  expect(next.seen).toHaveLength(0);
+
+  // Said by a trusted proxy in front, the same field puts the caller in the cohort.
+  const trusted = await startProxy(routes('127.0.0.0/8'));
+  const fromProxy = await request(`${trusted.app.proxyUrl}/`, { headers: { 'x-real-ip': '10.1.2.3' } });
+  await fromProxy.body.dump();
+  expect(fromProxy.headers['x-upstream']).toBe('next');
+});

@@ -1,8 +1,11 @@
+import { spawn } from 'node:child_process';
 import { symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
-import { expect, test, vi } from 'vitest';
-import { startFicus } from '../helpers/child.js';
+import { expect, onTestFinished, test, vi } from 'vitest';
+import { BIN, startFicus } from '../helpers/child.js';
 import { routesYaml, tempDir } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
@@ -14,8 +17,9 @@ function config(a: Upstream, b: Upstream, to: string): string {
 
 test('SIGHUP reloads the file; a bad file on SIGHUP keeps the running config', async () => {
   const [a, b] = [await startUpstream('a'), await startUpstream('b')];
-  // The file is reached through a symlink from another directory, so the directory watch cannot
-  // see edits to it: only the signal can make this reload happen at once.
+  // The file is reached through a symlink from another directory. The watch follows the link and
+  // sees the edit too, but only after its debounce (100 ms): the signal's reload comes first, and
+  // the watch's then finds that content loaded already (an unchanged file reload is not recorded).
   const [linkDir, realDir] = [await tempDir(), await tempDir()];
   await writeFile(join(realDir, 'routes.yaml'), config(a, b, 'a'));
   await symlink(join(realDir, 'routes.yaml'), join(linkDir, 'routes.yaml'));
@@ -40,4 +44,34 @@ test('SIGHUP reloads the file; a bad file on SIGHUP keeps the running config', a
   // Log lines are written in batches; on a quiet proxy the periodic flush still brings the
   // rejection to the operator's log while the process runs, not only at exit.
   await vi.waitFor(() => expect(ficus.lines.some((l) => l.event === 'config.reload_failed')).toBe(true), { timeout: 3_000, interval: 20 });
+});
+
+test('a SIGHUP reload that throws (a fault of ficus, injected here) is reported on stderr and the proxy runs on', async () => {
+  const a = await startUpstream('a');
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, config(a, a, 'a'));
+  // Loaded before ficus: the store's reload rejects when a signal asks for it.
+  const store = pathToFileURL(join(dirname(BIN), '..', 'dist', 'config', 'store.js')).href;
+  const fault = `import { ConfigStore } from ${JSON.stringify(store)};
+const reload = ConfigStore.prototype.reload;
+ConfigStore.prototype.reload = function (trigger, force) { return trigger === 'signal' ? Promise.reject(new Error('injected fault')) : reload.call(this, trigger, force); };`;
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(fault)}`, BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const adminUrl = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      const line = JSON.parse(text) as { event?: string; admin?: string };
+      if (line.event === 'started') resolve(String(line.admin));
+    });
+    child.once('exit', () => reject(new Error(`ficus exited before starting: ${stderr}`)));
+  });
+
+  child.kill('SIGHUP');
+  await vi.waitFor(() => expect(stderr).toContain('ficus: the reload failed: injected fault\n'), { timeout: 5_000, interval: 20 });
+  const status = await request(`${adminUrl}/status`);
+  expect(status.statusCode).toBe(200);
+  await status.body.dump();
+  expect(child.exitCode).toBeNull();
 });

@@ -150,3 +150,17 @@ test('an edit made while the proxy starts, after it read the file and before its
   expect(edited).toBe(true);
   await movesTo(app, 'b');
 });
+
+test('a reload from a file event that throws (a fault of ficus, not of the file) is logged, and the next edit is still applied', async () => {
+  const [a, b] = [await startUpstream('a'), await startUpstream('b')];
+  const proxy = await startProxy(config(a, b, 'a'), { watch: WATCH });
+  vi.spyOn(proxy.app.store, 'reload').mockRejectedValueOnce(new Error('injected fault'));
+  await proxy.write(config(a, b, 'b'));
+  await vi.waitFor(() => expect(proxy.logs.find((l) => l.event === 'internal_error')).toMatchObject({ msg: 'the reload failed', err: { message: 'injected fault' } }), {
+    timeout: 5_000,
+    interval: 20,
+  });
+  await proxy.write(config(a, b, 'a'));
+  await proxy.write(config(a, b, 'b'));
+  await movesTo(proxy.app, 'b');
+});

@@ -157,6 +157,17 @@ describe('loadRoutesFile', () => {
     expect(utf16.ok ? [] : utf16.issues.map(formatIssue)).toEqual([`${file}:1:1 the file is UTF-16 text: save it as UTF-8`]);
   });
 
+  test('the column of a byte that is not UTF-8 counts the characters before it, as every other column does', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'routes.yaml');
+    // "déjà" is written in UTF-8 (two bytes each for é and à); the ç after it is a Latin-1 byte.
+    const head = Buffer.from('version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\nroutes:\n  - name: fr\n    match: { headers: { x-lang: "d\u00e9j\u00e0 ', 'utf8');
+    const tail = Buffer.from('\u00e7a" } }\n    to: legacy\n', 'latin1');
+    await writeFile(file, Buffer.concat([head, tail]));
+    const loaded = await loadRoutesFile(file, {});
+    expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:6:39 a byte here is not UTF-8: save the file as UTF-8`]);
+  });
+
   test('a file rejected for a byte that is not UTF-8 and the same text saved with U+FFFD in its place differ: the fix is not skipped as seen', async () => {
     const dir = await tempDir();
     const file = join(dir, 'routes.yaml');

@@ -128,3 +128,139 @@ test('a symlink in the middle of the chain re-pointed (routes.yaml -> current.ya
   await repoint('current.yaml', 'v2.yaml');
   await called(calls, 3);
 });
+
+test('writes to another file in the directory (a log beside routes.yaml) call nothing', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  const calls = watching(file, { debounceMs: 20 });
+  // A witness watching the log itself, with a longer debounce: once it is called, the log's
+  // events were delivered and the debounce of the watcher under test has long elapsed.
+  const witness = watching(join(dir, 'app.log'), { debounceMs: 150 });
+  for (let i = 0; i < 3; i++) await writeFile(join(dir, 'app.log'), `line ${i}\n`);
+  await called(witness);
+  expect(calls.count).toBe(0);
+});
+
+test("a ConfigMap's ..data rename is heard by itself, before the kubelet removes the old timestamped directory", async () => {
+  const dir = await tempDir();
+  const swap = async (stamp: string, text: string) => {
+    await mkdir(join(dir, stamp));
+    await writeFile(join(dir, stamp, 'routes.yaml'), text);
+    await symlink(stamp, join(dir, '..data_tmp'));
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  };
+  await swap('..2024_01_01_00_00_00.1', 'version: 1\n');
+  await symlink('..data/routes.yaml', join(dir, 'routes.yaml'));
+  const calls = watching(join(dir, 'routes.yaml'));
+  await swap('..2024_01_01_00_05_00.2', 'version: 2\n');
+  await called(calls);
+});
+
+test('a symlink re-pointed into another directory is followed at once: edits there are heard without waiting for the poll', async () => {
+  const [dir, first, second] = [await tempDir(), await tempDir(), await tempDir()];
+  await writeFile(join(first, 'routes.yaml'), 'version: 1\n');
+  await writeFile(join(second, 'routes.yaml'), 'version: 1\n');
+  await symlink(join(first, 'routes.yaml'), join(dir, 'routes.yaml'));
+  const calls = watching(join(dir, 'routes.yaml'));
+  // Nothing tells when a directory's watch is armed: an edit is repeated until it is heard.
+  let n = 1;
+  const editUntil = (target: string, count: number) =>
+    vi.waitFor(
+      async () => {
+        await writeFile(join(target, 'routes.yaml'), `version: ${++n}\n`);
+        expect(calls.count).toBeGreaterThanOrEqual(count);
+      },
+      { timeout: 3_000, interval: 50 },
+    );
+  await editUntil(first, 1);
+  const before = calls.count;
+  await symlink(join(second, 'routes.yaml'), join(dir, 'routes.yaml.tmp'));
+  await rename(join(dir, 'routes.yaml.tmp'), join(dir, 'routes.yaml'));
+  await called(calls, before + 1);
+  // The poll is a minute away: only the look at the chain made by that reload can have armed `second`.
+  await editUntil(second, calls.count + 1);
+});
+
+test('a config directory deleted and made again is watched again: later edits are heard without the poll', async () => {
+  const parent = await tempDir();
+  const dir = join(parent, 'conf');
+  await mkdir(dir);
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  const calls = watching(file);
+  await writeFile(file, 'version: 2\n');
+  await called(calls);
+  await rm(dir, { recursive: true });
+  await mkdir(dir);
+  await writeFile(file, 'version: 3\n');
+  await called(calls, 2);
+  const before = calls.count;
+  // The new directory's watch is armed by the look that follows the call: nothing to await, so
+  // the edit is repeated until it is heard (the poll is a minute away).
+  let n = 3;
+  await vi.waitFor(
+    async () => {
+      await writeFile(file, `version: ${++n}\n`);
+      expect(calls.count).toBeGreaterThan(before);
+    },
+    { timeout: 3_000, interval: 50 },
+  );
+});
+
+test('a config directory swapped by renames (conf → conf.old, conf.new → conf) is heard, and the new one watched', async () => {
+  const parent = await tempDir();
+  const dir = join(parent, 'conf');
+  await mkdir(dir);
+  await mkdir(join(parent, 'conf.new'));
+  const file = join(dir, 'routes.yaml');
+  await writeFile(file, 'version: 1\n');
+  await writeFile(join(parent, 'conf.new', 'routes.yaml'), 'version: 2\n');
+  const calls = watching(file);
+  await writeFile(file, 'version: 1\n');
+  await called(calls);
+  const before = calls.count;
+  // No file in the watched directory changes: only the directory's own event tells.
+  await rename(dir, join(parent, 'conf.old'));
+  await rename(join(parent, 'conf.new'), dir);
+  await called(calls, before + 1);
+  let n = 2;
+  await vi.waitFor(
+    async () => {
+      await writeFile(file, `version: ${++n}\n`);
+      expect(calls.count).toBeGreaterThan(before + 1);
+    },
+    { timeout: 3_000, interval: 50 },
+  );
+});
+
+test('the directory a symlink no longer leads to is no longer watched: writes there call nothing', async () => {
+  const [dir, first, second] = [await tempDir(), await tempDir(), await tempDir()];
+  await writeFile(join(first, 'routes.yaml'), 'version: 1\n');
+  await writeFile(join(second, 'routes.yaml'), 'version: 1\n');
+  await symlink(join(first, 'routes.yaml'), join(dir, 'routes.yaml'));
+  const calls = watching(join(dir, 'routes.yaml'));
+  let n = 1;
+  const editUntil = (target: string, count: number) =>
+    vi.waitFor(
+      async () => {
+        await writeFile(join(target, 'routes.yaml'), `version: ${++n}\n`);
+        expect(calls.count).toBeGreaterThanOrEqual(count);
+      },
+      { timeout: 3_000, interval: 50 },
+    );
+  await editUntil(first, 1);
+  await symlink(join(second, 'routes.yaml'), join(dir, 'routes.yaml.tmp'));
+  await rename(join(dir, 'routes.yaml.tmp'), join(dir, 'routes.yaml'));
+  // Heard in `second`: the look at the chain that armed it has let `first` go.
+  await editUntil(second, calls.count + 1);
+  // Witnesses with a longer debounce: once each is called, every call its writes could cause has been made.
+  const settled = watching(join(second, 'routes.yaml'), { debounceMs: 150 });
+  await writeFile(join(second, 'routes.yaml'), `version: ${++n}\n`);
+  await called(settled);
+  const before = calls.count;
+  const old = watching(join(first, 'routes.yaml'), { debounceMs: 150 });
+  await writeFile(join(first, 'routes.yaml'), `version: ${++n}\n`);
+  await called(old);
+  expect(calls.count).toBe(before);
+});
