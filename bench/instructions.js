@@ -6,7 +6,7 @@
 // thread of the proxy is counted (V8's compiler and GC threads share the proxy's core in the
 // bench too); syscalls' kernel time is not, and is the same for both.
 //
-// usage: node bench/instructions.js [--requests 5000] [--repeat 3] [--targets minimal,ficus]
+// usage: node bench/instructions.js [--requests 5000] [--repeat 3] [--targets minimal,ficus[,canary]]
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,11 +107,13 @@ async function main() {
     log(`${target}: starting under callgrind (slow), ${REQUESTS} requests × ${opts.repeat}`);
     if (target === 'minimal') {
       results.minimal = await measure('minimal', origin, process.execPath, [join(ROOT, 'bench/minimal-proxy.js'), '--port', String(proxyPort), '--upstream', app], dir);
-    } else if (target === 'ficus') {
-      const { yaml } = benchRoutesYaml({ port: proxyPort, adminPort, app, sink: app, unused: (i) => `http://127.0.0.1:${10 + i}` });
-      mkdirSync(join(dir, 'config'));
-      writeFileSync(join(dir, 'config', 'routes.yaml'), yaml);
-      results.ficus = await measure('ficus', origin, process.execPath, [join(ROOT, 'bin/ficus.js'), 'start', '-c', join(dir, 'config', 'routes.yaml')], dir);
+    } else if (target === 'ficus' || target === 'canary') {
+      // `canary`: the same routes.yaml with a canary (analysis on) on the benchmarked route.
+      const { yaml } = benchRoutesYaml({ port: proxyPort, adminPort, app, sink: app, unused: (i) => `http://127.0.0.1:${10 + i}`, canary: target === 'canary' });
+      const config = join(dir, `config-${target}`);
+      mkdirSync(config);
+      writeFileSync(join(config, 'routes.yaml'), yaml);
+      results[target] = await measure(target, origin, process.execPath, [join(ROOT, 'bin/ficus.js'), 'start', '-c', join(config, 'routes.yaml')], dir);
     } else throw new Error(`unknown target ${target}`);
   }
   await stop(upstream, 'SIGQUIT');
@@ -122,6 +124,7 @@ async function main() {
     const ratio = results.minimal ? `${(median(runs) / median(results.minimal)).toFixed(3)}×` : '—';
     process.stdout.write(`| ${target} | ${Math.round(median(runs)).toLocaleString('en')} | ${runs.map((r) => Math.round(r / 100) / 10).join(', ')} k | ${ratio} |\n`);
   }
+  if (results.ficus && results.canary) process.stdout.write(`\ncanary ÷ ficus: ${(median(results.canary) / median(results.ficus)).toFixed(3)}×\n`);
 }
 
 main().catch((error) => {
