@@ -5,6 +5,7 @@ import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
 import { normalizePath } from '../routing/normalize.js';
 import { parseDuration } from './duration.js';
+import { LONGEST_P99_MS } from '../rollout/windows.js';
 import { Duration, PathPrefix } from './schema.js';
 
 export interface CrossProblem {
@@ -160,6 +161,7 @@ function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (strin
   checkPositive(canary.stepInterval, at('canary', 'stepInterval'), problem);
   const analysis = fields(canary.analysis);
   for (const key of ['interval', 'window']) checkPositive(analysis[key], at('canary', 'analysis', key), problem);
+  checkMeasurableP99(analysis.maxP99, at('canary', 'analysis', 'maxP99'), problem);
 }
 
 function checkShadow(route: Fields, at: (...rest: (string | number)[]) => (string | number)[], services: ReadonlySet<string>, problem: Report): void {
@@ -172,6 +174,13 @@ function checkShadow(route: Fields, at: (...rest: (string | number)[]) => (strin
     else if (shadow.to === route.to) problem(at('shadow', 'to'), 'the shadow is the same service as the route\'s "to"');
   }
   checkPositive(shadow.timeout, at('shadow', 'timeout'), problem);
+}
+
+/** A p99 threshold above the slowest latency a window tells apart could never be exceeded. */
+function checkMeasurableP99(value: unknown, path: (string | number)[], problem: Report): void {
+  if (Duration.safeParse(value).success && parseDuration(value as string) > LONGEST_P99_MS) {
+    problem(path, `at most ${Math.floor(LONGEST_P99_MS / 3_600_000)}h: no longer latency is told apart, so a higher maxP99 could never be exceeded`);
+  }
 }
 
 /** A zero interval would spin the analysis; a zero window would judge nothing. */
@@ -198,6 +207,7 @@ function checkService(name: string, service: Fields, problem: Report): void {
     if (!COLOUR_KEYS.some((key) => service[key] !== undefined)) problem(at('guard'), 'guard needs a blue/green service ("blue", "green" and "active")', true);
     const guard = fields(service.guard);
     for (const key of ['interval', 'window']) checkPositive(guard[key], at('guard', key), problem);
+    checkMeasurableP99(guard.maxP99, at('guard', 'maxP99'), problem);
   }
   const health = fields(service.health);
   for (const key of ['interval', 'timeout']) checkPositive(health[key], at('health', key), problem);

@@ -1,10 +1,16 @@
 import type { Clock } from '../observe/clock.js';
 
-/** Latency buckets: exponential from 0.5 ms by ×1.25 up to ~2 min; p99 is read as a bucket's upper bound. */
+/**
+ * Latency buckets: exponential from 0.5 ms by ×1.25 up to about 30 h, so that a long download
+ * or stream is measured too (nothing a `timeouts.idle` allows outlasts the top in practice); p99
+ * is read as a bucket's upper bound. 87 buckets of 4 bytes per slot.
+ */
 const FIRST_BOUND_MS = 0.5;
 const GROWTH = 1.25;
-const BUCKETS = 56;
+const BUCKETS = 87;
 const BOUNDS_MS: readonly number[] = Array.from({ length: BUCKETS }, (_, i) => FIRST_BOUND_MS * GROWTH ** i);
+/** The largest p99 a window can read: a `maxP99` above it could never be exceeded. */
+export const LONGEST_P99_MS = BOUNDS_MS[BUCKETS - 1] as number;
 const LOG_GROWTH = Math.log(GROWTH);
 
 function bucketFor(latencyMs: number): number {

@@ -48,6 +48,9 @@ test.each([
     ['r.yaml:5:5 services.orders.preview: preview needs a blue/green service ("blue", "green" and "active")']],
   ['guard on a plain service', '    url: http://127.0.0.1:1\n    guard: { window: 5m }\n',
     ['r.yaml:5:5 services.orders.guard: guard needs a blue/green service ("blue", "green" and "active")']],
+  ['a guard whose maxP99 no window could read', `${BLUE}${GREEN}${ACTIVE}    guard: { maxP99: 100h }
+`,
+    ['r.yaml:7:22 services.orders.guard.maxP99: at most 29h: no longer latency is told apart, so a higher maxP99 could never be exceeded']],
   ['a guard watching for no time', `${BLUE}${GREEN}${ACTIVE}    guard: { window: 0s, interval: 0ms }\n`,
     ['r.yaml:7:22 services.orders.guard.window: must be longer than 0', 'r.yaml:7:36 services.orders.guard.interval: must be longer than 0']],
 ])('invalid: %s', (_name, service, expected) => {

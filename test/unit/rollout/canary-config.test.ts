@@ -84,6 +84,8 @@ describe('validate', () => {
     { name: 'stepInterval without steps', canary: '{ to: search-v2, weight: 5, stepInterval: 1m }', errors: ['r.yaml:9:41 routes.0.canary.stepInterval: stepInterval without "steps" has nothing to step through'] },
     { name: 'a zero interval', canary: '{ to: search-v2, weight: 5, analysis: { interval: 0s } }', errors: ['r.yaml:9:63 routes.0.canary.analysis.interval: must be longer than 0'] },
     { name: 'a zero window', canary: '{ to: search-v2, weight: 5, analysis: { window: 0ms } }', errors: ['r.yaml:9:61 routes.0.canary.analysis.window: must be longer than 0'] },
+    { name: 'a maxP99 no window could read', canary: '{ to: search-v2, weight: 5, analysis: { maxP99: 31h } }', errors: ['r.yaml:9:61 routes.0.canary.analysis.maxP99: at most 29h: no longer latency is told apart, so a higher maxP99 could never be exceeded'] },
+    { name: 'a maxP99 of a day', canary: '{ to: search-v2, weight: 5, analysis: { maxP99: 24h } }', errors: [] },
     { name: 'a zero stepInterval', canary: '{ to: search-v2, weight: 5, steps: [50], stepInterval: 0m }', errors: ['r.yaml:9:68 routes.0.canary.stepInterval: must be longer than 0'] },
     { name: 'an unknown analysis key', canary: '{ to: search-v2, weight: 5, analysis: { maxErrors: 3 } }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.analysis\.maxErrors: unknown key/)] },
     { name: 'a step above 100', canary: '{ to: search-v2, weight: 5, steps: [50, 150], stepInterval: 1m }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.steps\.1: /)] },
