@@ -1,6 +1,8 @@
+import { METHODS } from 'node:http';
 import { isIP } from 'node:net';
 import { networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
 import { forwardingField, HOP_BY_HOP } from '../proxy/headers.js';
+import { REFUSED_METHODS } from '../routing/decide.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
 import { normalizePath } from '../routing/normalize.js';
@@ -119,7 +121,20 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
     const name = value.startsWith('!') ? value.slice(1) : value;
     if (!names.has(name)) problem(at('match', key), `unknown ${key} "${name}"`);
   }
-  for (const key of ['path', 'exact']) checkPath(match[key], at('match', key), problem);
+  for (const key of ['path', 'exact']) {
+    checkPath(match[key], at('match', key), problem);
+    // A request matching it carries parameters, and is refused whenever it would match another
+    // route without them (the path-parameter rule): such a route would almost never serve.
+    const text = match[key];
+    if (typeof text === 'string' && (text.includes(';') || text.toUpperCase().includes('%3B'))) {
+      problem(at('match', key), `"${text}": a path parameter (";") cannot be matched: ficus reads a path's parameters as the path without them`);
+    }
+  }
+  for (const [j, method] of (Array.isArray(match.methods) ? match.methods : []).entries()) {
+    if (typeof method !== 'string' || !/^[A-Z]+$/.test(method)) continue;
+    if (REFUSED_METHODS.has(method)) problem(at('match', 'methods', j), `${method} is refused with 405 before any route is looked for`);
+    else if (!PARSED_METHODS.has(method)) problem(at('match', 'methods', j), `ficus's HTTP parser refuses the method ${method} with 400 before any route is looked for`);
+  }
   const rewrite = fields(route.rewrite);
   for (const key of ['stripPrefix', 'addPrefix']) checkPath(rewrite[key], at('rewrite', key), problem);
 
@@ -131,6 +146,9 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
     problem(at('match', 'host'), `"${match.host}" is not a host name or *.domain pattern (without port)`);
   }
 }
+
+/** The methods Node's parser reads; any other is answered 400 before a route is looked for. */
+const PARSED_METHODS: ReadonlySet<string> = new Set(METHODS);
 
 /** A canary's split, its steps and its analysis: what the schema alone cannot say. */
 function checkCanary(route: Fields, at: (...rest: (string | number)[]) => (string | number)[], services: ReadonlySet<string>, problem: Report): void {

@@ -9,6 +9,7 @@ import { HOST_VALUE, normalizeTarget } from '../routing/normalize.js';
 import { sameRouteWithoutParameters } from '../routing/route.js';
 import { hostName, RequestView } from '../routing/request-view.js';
 import { chooseColour } from '../upstream/bluegreen.js';
+import { believedHeaders, forwardingField } from '../proxy/headers.js';
 
 /** A request to explain: what a client would send, and optionally who it is. */
 export interface ExplainRequest {
@@ -82,7 +83,19 @@ export interface LiveState {
 export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () => string = randomUUID, live: LiveState = {}): ExplainReport {
   const method = request.method.toUpperCase();
   const notes: string[] = [];
-  const headers = withUser(snapshot, { ...request.headers }, request.user, notes);
+  const sent = withUser(snapshot, { ...request.headers }, request.user, notes);
+  // The proxy believes Forwarded and X-Forwarded-* only from a peer in trustedProxies (plan.ts);
+  // explain has no peer: without trustedProxies no peer can send them, so they are dropped here too.
+  const told = Object.keys(sent).filter(forwardingField);
+  const trusting = (snapshot.source.trustedProxies ?? []).length > 0;
+  const headers = told.length === 0 || trusting ? sent : believedHeaders(sent);
+  if (told.length > 0) {
+    notes.push(
+      trusting
+        ? `${told.join(', ')}: read as sent by a trusted proxy; from a peer outside trustedProxies the proxy ignores it`
+        : `${told.join(', ')}: ignored, as the proxy ignores it from every peer (the file has no trustedProxies)`,
+    );
+  }
   const report: ExplainReport = { request: `${method} ${request.url}`, host: '', user: '', cohorts: [], toggles: [], buckets: [], skipped: [], route: null, notes };
 
   // Node's parser (llhttp) knows a fixed list of methods and answers any other with 400.
@@ -111,6 +124,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   }
   const host = hostName(target.host ?? (typeof headers.host === 'string' ? headers.host : ''));
   report.host = host;
+  if (target.host !== undefined) headers.host = target.host;
   const view = new RequestView(method, target.path, target.query, host, headers);
 
   // The caller is always described; the audience is built under the handler's own rule, so a

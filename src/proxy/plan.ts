@@ -90,7 +90,10 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
   const peer = req.socket.remoteAddress ?? '';
   const trusted = snapshot.trustsPeer(peer);
   // X-Forwarded-* from an untrusted peer is never forwarded (headers.ts): nor is it believed here.
-  const headers = trusted || !snapshot.readsForwarding ? req.headers : believedHeaders(req.headers);
+  const believed = trusted || !snapshot.readsForwarding ? req.headers : believedHeaders(req.headers);
+  // An absolute-form authority replaces Host (RFC 9112 §3.2.2) and is the Host sent upstream:
+  // a `headers: { host }` condition must read that one, not the field it replaced.
+  const headers = target.host === undefined ? believed : { ...believed, host: target.host };
   const view = new RequestView(method, target.path, target.query, hostName(host), headers);
   let extraHeaders: string[] | undefined;
   let callerId: string | undefined;

@@ -49,7 +49,11 @@ export function regexSegment(source: string): string | undefined {
       i++;
     } else {
       const ends = c === '/' || c === '$' || (c === '\\' && source.charAt(i + 1) === '/');
-      return ends && segment !== '' ? segment : undefined;
+      // A slash that may be absent (`/?`, `/*`, `/{0,1}`) ends nothing: `^/admin/?` also
+      // matches `/administrator`, whose first segment is not `admin`.
+      const next = source.charAt(c === '\\' ? i + 2 : i + 1);
+      const optional = c !== '$' && (next === '?' || next === '*' || next === '{');
+      return ends && !optional && segment !== '' ? segment : undefined;
     }
   }
   // `^/orders` alone goes on into `/ordersX`.
@@ -103,7 +107,8 @@ export function hostTest(pattern: string): (host: string) => boolean {
 }
 
 function headerValue(request: RequestView, name: string): string | undefined {
-  const value = request.headers[name];
+  // Own fields only: Node's header object inherits from Object, whose `constructor` a condition must not find.
+  const value = Object.hasOwn(request.headers, name) ? request.headers[name] : undefined;
   // Node reads header bytes as latin1: `zürich` sent as UTF-8 is compared as the file wrote it.
   const text = Array.isArray(value) ? value.join(', ') : value;
   return text === undefined ? undefined : fieldText(text);

@@ -108,6 +108,7 @@ function removeDotSegments(path: string): string | { ok: false; reason: string }
  * none, so that the usual request pays one `includes`.
  */
 export function withoutPathParameters(path: string): string | { ok: false; reason: string } | undefined {
-  if (!path.includes(';')) return undefined;
-  return normalizePath(path.replace(/;[^/]*/g, ''));
+  // `%3B` is `;` once an upstream proxy has decoded it (as `..%3B` is refused above for).
+  if (!path.includes(';') && !path.includes('%3B')) return undefined;
+  return normalizePath(path.replace(/(?:;|%3B)[^/]*/g, ''));
 }

@@ -253,3 +253,16 @@ test.each([
   expect(legacy.seen[0]?.headers.host).toBe(upstreamHost);
   expect(legacy.seen[0]?.headers['x-forwarded-host']).toBe(xfh);
 });
+
+test('a headers.host condition reads the absolute-form authority, the Host the upstream is sent, not the Host line it replaced', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(
+    routesYaml(`services:\n  legacy: { url: ${legacy.url} }\nroutes:\n  - { name: admin-host, match: { headers: { host: admin.example.com } }, respond: { status: 403, body: no } }\n  - { name: rest, match: { path: / }, to: legacy }\n`),
+  );
+  const port = Number(new URL(proxy.app.proxyUrl).port);
+  const through = await rawExchange(port, 'GET http://admin.example.com/x HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n');
+  expect(through).toMatch(/^HTTP\/1\.1 403 /);
+  const other = await rawExchange(port, 'GET http://www.example.com/x HTTP/1.1\r\nHost: admin.example.com\r\nConnection: close\r\n\r\n');
+  expect(other).toMatch(/^HTTP\/1\.1 200 /);
+  expect(legacy.seen.map((s) => s.headers.host)).toEqual(['www.example.com']);
+});

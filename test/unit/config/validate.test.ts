@@ -50,6 +50,10 @@ describe('routes', () => {
       ['r.yaml:5:31 routes.0.match.path: "/a%zz": malformed percent-encoding in path']],
     ['a respond header value with a line break (response splitting)', route('{ name: a, match: {}, respond: { status: 200, headers: { x-a: "1\\r\\nset-cookie: a=b" } } }'),
       ['r.yaml:5:67 routes.0.respond.headers.x-a: a header value holds tabs, spaces and Latin-1 text only: no control characters such as a line break, and no character beyond Latin-1 such as "€"']],
+    ['a path with a parameter, which a request could never be matched by', route('{ name: a, match: { exact: "/cars;color=red" }, to: legacy }'),
+      ['r.yaml:5:32 routes.0.match.exact: "/cars;color=red": a path parameter (";") cannot be matched: ficus reads a path\'s parameters as the path without them']],
+    ['methods no request reaches a route with', route('{ name: a, match: { methods: [GET, TRACE, FOO] }, to: legacy }'),
+      ['r.yaml:5:40 routes.0.match.methods.1: TRACE is refused with 405 before any route is looked for', 'r.yaml:5:47 routes.0.match.methods.2: ficus\'s HTTP parser refuses the method FOO with 400 before any route is looked for']],
     ['a rewrite prefix with dot segments', route('{ name: a, match: {}, to: legacy, rewrite: { stripPrefix: /a/../b } }'),
       ['r.yaml:5:63 routes.0.rewrite.stripPrefix: "/a/../b" is not a normalized path (write "/b")']],
   ])('%s', (_name, body, expected) => {

@@ -18,7 +18,7 @@ const match = fc.record(
   {
     path: path,
     exact: path,
-    regex: fc.constantFrom('^/a', 'b$', '^/(api|ab)/', '^/a/', '^/a$', '^/ab/', '^/a\\/', '^/a?/', '^/a/|^/b', '^/b;x$', '^/x.y$', '^/x\\.y$', '^/api/v2$', '^/a/(b|c)', '^/a/(b)|^/b', '^/a/[(]|^/b', '^/a/[|]'),
+    regex: fc.constantFrom('^/a', 'b$', '^/(api|ab)/', '^/a/', '^/a$', '^/ab/', '^/a\\/', '^/a?/', '^/a/|^/b', '^/b;x$', '^/x.y$', '^/x\\.y$', '^/api/v2$', '^/a/(b|c)', '^/a/(b)|^/b', '^/a/[(]|^/b', '^/a/[|]', '^/a/?', '^/ab/?', '^/a\\/?', '^/a/*b', '^/a/{0,1}b', '^/a/?$'),
     methods: fc.constantFrom(['GET'], ['POST'], ['GET', 'POST']),
   },
   { requiredKeys: [] },
@@ -65,6 +65,11 @@ test.each([
   ['^/orders/[(]|b', undefined],
   ['^/item\\.?php$', undefined],
   ['/orders/', undefined],
+  // The slash may be absent: `/ordersX` matches too.
+  ['^/orders/?', undefined],
+  ['^/orders\\/?', undefined],
+  ['^/orders/*x', undefined],
+  ['^/orders/{0,1}x', undefined],
 ])('a path regex %s pins the first segment %j', (source, segment) => {
   expect(regexSegment(source)).toBe(segment);
 });
