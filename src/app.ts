@@ -85,7 +85,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     if (event.kind === 'rollback') tunnels?.closeWhere((t) => t.service === event.service && t.colour === event.from);
     state.save();
   };
-  await state.restore();
+  const startWatches = await state.restore();
   metrics.configLoaded(first.hash);
   metrics.lastReloadSuccess.set(1);
   metrics.watchEndpoints(() => endpointStates(store, clock.now()));
@@ -163,7 +163,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     return report;
   };
 
-  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards, shadows: shadow });
+  const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards, shadows: shadow, persisted: () => Promise.all([state.settled(), audit.settled()]) });
   try {
     await listen(edge, first.listen.port, first.listen.host);
     await listen(admin, first.admin.port, first.admin.host);
@@ -176,6 +176,12 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   // The first record says which configuration was in force from when.
   void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
+  // A colour changed while ficus was down is a cutover of live traffic, said as a reload says one.
+  for (const watch of startWatches) {
+    logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
+    logger.info({ event: EVENT.cutover, trigger: 'start', service: watch.service, from: watch.from, to: watch.to }, `${watch.service}: cutover from ${watch.from} to ${watch.to}`);
+    void audit.record('cutover', { service: watch.service, from: watch.from, to: watch.to, trigger: 'start', hash: first.hash });
+  }
   analysis.start();
   guards.start(onGuardEvent);
   health.reconcile(store.current);

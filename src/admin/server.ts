@@ -18,6 +18,8 @@ export interface AdminDeps {
   reload: (trigger: 'admin') => Promise<ReloadReport>;
   guards?: Guards;
   shadows?: Shadows;
+  /** Resolves when the newest state-file save has ended: an operator's decision is answered once it would survive a crash. */
+  persisted?: () => Promise<unknown>;
 }
 
 /**
@@ -114,7 +116,7 @@ const CANARY_ACTION = /^\/routes\/([^/]+)\/(eject|readmit)$/;
  * `POST /routes/{name}/eject` and `/readmit`: an operator's word on a canary, announced like the
  * analysis's own decisions. Repeating one changes nothing and says so (`changed: false`).
  */
-function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit', res: ServerResponse): void {
+async function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit', res: ServerResponse): Promise<void> {
   const { snapshot, canaries } = deps.store.current;
   const route = snapshot.routes.find((r) => r.name === name);
   const canary = route === undefined ? undefined : canaries[route.index];
@@ -122,6 +124,8 @@ function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'readmit
     return json(res, 404, { error: route === undefined ? `no route named "${name}"` : `route "${name}" has no canary` });
   }
   const changed = action === 'eject' ? canary.eject('admin') : canary.readmit('admin');
+  // A hung disk must not hold the answer: the save is logged when it fails either way.
+  if (changed && deps.persisted) await Promise.race([deps.persisted(), new Promise((r) => setTimeout(r, 2_000).unref())]);
   json(res, 200, { route: name, changed, ...canaryStatus(canary) });
 }
 

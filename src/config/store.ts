@@ -154,19 +154,23 @@ export class ConfigStore {
   #canaries(snapshot: Snapshot, previous: Generation | undefined): (CanaryRuntime | undefined)[] {
     const before = new Map<string, CanaryRuntime>();
     for (const runtime of previous?.canaries ?? []) if (runtime) before.set(runtime.route, runtime);
+    const succeeded = new Set<CanaryRuntime>();
     const canaries = snapshot.routes.map((route) => {
       const def = route.action.kind === 'proxy' ? route.action.canary : undefined;
       if (def === undefined) return undefined;
-      // A route renamed around the same canary (service and seed: the same users) starts
-      // afresh under its new name, as a changed block does, and ending an ejection that way is
-      // announced as a readmission, never silent.
-      const old = before.get(route.name) ?? [...before.values()].find((r) => r.def.service === def.service && r.def.seed === def.seed && !snapshot.routes.some((x) => x.name === r.route));
+      // A route renamed around the same canary service starts afresh under its new name, as a
+      // changed block does, and ending an ejection that way is announced as a readmission, never
+      // silent. The seed is not compared: by default it is the route's name, so a rename changes it.
+      const old = before.get(route.name) ?? [...before.values()].find((r) => r.def.service === def.service && !succeeded.has(r) && !snapshot.routes.some((x) => x.name === r.route));
       if (old && old.def.fingerprint === def.fingerprint) {
         before.delete(route.name);
         return old;
       }
       const fresh = new CanaryRuntime(route.name, def, this.deps.clock, this.deps.canaryEvents ?? NO_CANARY_EVENTS);
-      if (old) this.#successions.push([fresh, old]);
+      if (old) {
+        this.#successions.push([fresh, old]);
+        succeeded.add(old);
+      }
       return fresh;
     });
     for (const gone of before.values()) gone.retire();

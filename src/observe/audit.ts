@@ -1,4 +1,4 @@
-import { appendFile } from 'node:fs/promises';
+import { appendFile, open } from 'node:fs/promises';
 import type { Clock } from './clock.js';
 
 /** SPEC §6: the kinds of record an auditor can find in the audit log. */
@@ -41,7 +41,7 @@ export class AuditLog {
     if (path === undefined) return Promise.resolve(false);
     const line = auditLine({ time: new Date(this.deps.clock.now()).toISOString(), kind, ...details });
     const written = this.#tail.then(() =>
-      appendFile(path, line, { encoding: 'utf8', flag: 'a' }).then(
+      appendLine(path, line).then(
         () => true,
         (error: NodeJS.ErrnoException) => {
           try {
@@ -98,3 +98,31 @@ function shrink(record: Record<string, unknown>): boolean {
   return true;
 }
 
+
+/**
+ * Appends `line` with O_APPEND in one write. A file that does not end with a newline holds a
+ * torn line (a write cut short by a full disk, a crash): this record starts on a line of its
+ * own, or the fragment would swallow it and a good record would be lost with the bad one.
+ */
+async function appendLine(path: string, line: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, 'a+');
+  } catch (error) {
+    // A file this user may append to but not read: appended as it comes.
+    if ((error as NodeJS.ErrnoException).code === 'EACCES') return appendFile(path, line, { encoding: 'utf8', flag: 'a' });
+    throw error;
+  }
+  try {
+    const { size } = await handle.stat();
+    let text = line;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) text = `\n${line}`;
+    }
+    await handle.writeFile(text, 'utf8');
+  } finally {
+    await handle.close();
+  }
+}

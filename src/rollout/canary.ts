@@ -185,8 +185,16 @@ export class CanaryRuntime {
    */
   succeed(previous: CanaryRuntime): void {
     if (previous.state !== 'ejected') return;
-    this.#message = `a new canary block in the file ends the ejection (${previous.#reason ?? 'unknown'}); starting at ${this.weight} %`;
-    this.#announce({ kind: 'readmission', trigger: 'reload', reason: previous.#reason, fromWeight: 0, toWeight: this.weight, message: this.#message });
+    this.succeedSaved(previous.#reason);
+  }
+
+  /**
+   * The same for an ejection read from the state file at start, taken for a canary block that has
+   * changed (or a route renamed) since: a restart says what a reload would have said.
+   */
+  succeedSaved(reason: EjectReason | undefined): void {
+    this.#message = `a new canary block in the file ends the ejection (${reason ?? 'unknown'}); starting at ${this.weight} %`;
+    this.#announce({ kind: 'readmission', trigger: 'reload', reason, fromWeight: 0, toWeight: this.weight, message: this.#message });
   }
 
   /**

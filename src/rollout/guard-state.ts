@@ -19,12 +19,12 @@ const StateSchema = z.strictObject({
 export type GuardState = z.infer<typeof StateSchema>;
 
 /**
- * A saved record for the guard whose definition has `fingerprint`, or undefined when it is
- * malformed, stale (written for another definition) or inconsistent.
+ * A saved record for the guard whose definition has `fingerprint` (any, when not given), or
+ * undefined when it is malformed, stale (written for another definition) or inconsistent.
  */
-export function parseGuardState(saved: unknown, fingerprint: string): GuardState | undefined {
+export function parseGuardState(saved: unknown, fingerprint?: string): GuardState | undefined {
   const parsed = StateSchema.safeParse(saved);
-  if (!parsed.success || parsed.data.fingerprint !== fingerprint || !consistent(parsed.data)) return undefined;
+  if (!parsed.success || (fingerprint !== undefined && parsed.data.fingerprint !== fingerprint) || !consistent(parsed.data)) return undefined;
   return parsed.data;
 }
 

@@ -95,9 +95,13 @@ export class Guard {
 
   /** The guard a saved state describes, or undefined when the record is malformed or stale. */
   static restore(saved: unknown, config: GuardConfig, clock: Clock): Guard | undefined {
-    const s = parseGuardState(saved, config.fingerprint);
+    const s = parseGuardState(saved);
     if (s === undefined) return undefined;
-    const guard = new Guard(config, clock);
+    // A record taken for another definition (a colour or the guard changed while ficus was down)
+    // stands for the guard before that change: `carry` then starts from the colour it served and
+    // watches the file's colour, as a reload of the same change would, instead of dropping it.
+    const stale = s.fingerprint !== config.fingerprint;
+    const guard = new Guard(stale ? { ...config, fingerprint: s.fingerprint, colours: { blue: '', green: '' } } : config, clock);
     guard.#state = s.state;
     guard.#configured = s.configured;
     guard.#active = s.active;

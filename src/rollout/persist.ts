@@ -1,5 +1,5 @@
-import { readFile, rename } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readFile, readlink, rename } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomically } from '../config/atomic-write.js';
 
@@ -58,6 +58,9 @@ export async function loadState(path: string): Promise<LoadResult> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { ok: true, state: emptyState(), missing: true };
+    // A file that is there but not ours to read (left by a run as another user) would be
+    // replaced by the first save: kept aside like a file not understood.
+    if (code === 'EACCES' || code === 'EPERM') return misread(`cannot be read (${code})`);
     return failed(`cannot be read (${code ?? (error as Error).message})`);
   }
   let json: unknown;
@@ -155,10 +158,27 @@ class Writer {
 
 async function writeAtomically(path: string, text: string): Promise<SaveResult> {
   try {
-    await writeFileAtomically(path, text);
+    // A state file that is a symbolic link (to a persistent volume, say) is written where it
+    // points; renaming over the link itself would leave the target stale and the link gone.
+    await writeFileAtomically(await linkTarget(path), text);
     return { ok: true };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return { ok: false, problem: `cannot write state file ${path} (${code ?? (error as Error).message}); runtime decisions will not survive a restart` };
   }
+}
+
+/** Where `path` finally points when it is a symbolic link (a chain of them, dangling or not); `path` otherwise. */
+async function linkTarget(path: string): Promise<string> {
+  let current = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    let link: string;
+    try {
+      link = await readlink(current);
+    } catch {
+      return current; // not a link (EINVAL), or missing: the path itself
+    }
+    current = resolve(dirname(current), link);
+  }
+  return current;
 }

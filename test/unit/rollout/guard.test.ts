@@ -377,8 +377,21 @@ describe('state across a restart', () => {
     expect(guard.effectiveActive('blue')).toBe('blue');
   });
 
+  test('a rollback whose rolled-back colour was fixed while ficus was down: the fix is watched, as a reload would watch it', () => {
+    const { guard, watches } = restart((t) => (t.reload({ active: 'green' }), void t.feed('green', 5, 5)), { active: 'green', green: 'http://127.0.0.1:4000' });
+    expect(watches).toMatchObject([{ service: 'orders', from: 'blue', to: 'green' }]);
+    expect(guard.state).toBe('guarding');
+    expect(guard.effectiveActive('green')).toBe('green');
+  });
+
+  test('a stable record whose colours changed while ficus was down, `active` unchanged: stable on the file', () => {
+    const { guard, watches } = restart((t) => (t.reload({ active: 'green' }), t.advance(60_000), void t.guards.tick()), { active: 'green', green: 'http://127.0.0.1:4000' });
+    expect(watches).toEqual([]);
+    expect(guard.state).toBe('stable');
+    expect(guard.effectiveActive('green')).toBe('green');
+  });
+
   test.each([
-    ['a stale record (green changed while down)', { active: 'green', green: 'http://127.0.0.1:4000' }, undefined],
     ['a malformed record', { active: 'green' }, (saved: Record<string, unknown>): void => void (saved.orders = { ...(saved.orders as object), state: 'sideways' })],
     ['a record that is not an object', { active: 'green' }, (saved: Record<string, unknown>): void => void (saved.orders = 'rolled-back')],
     ['a rollback to the colour it rolled back from', { active: 'green' }, (saved: Record<string, unknown>): void => void (saved.orders = { ...(saved.orders as object), active: 'green' })],

@@ -1,0 +1,20 @@
+import { lstat, mkdir, readFile, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, test } from 'vitest';
+import { loadState, saveState } from '../../../src/rollout/persist.js';
+import { tempDir } from '../../helpers/proxy.js';
+
+const CANARY = { fingerprint: '["search",{"to":"search-v2"}]', state: 'ejected', weight: 0, step: -1, message: 'x', since: 1 };
+
+test('a state file that is a symbolic link is written where it points, and stays a link', async () => {
+  const dir = await tempDir();
+  await mkdir(join(dir, 'persist'));
+  await symlink(join(dir, 'persist', 'state.json'), join(dir, 'state.json'));
+  expect(await saveState(join(dir, 'state.json'), { routes: { search: CANARY }, services: {} })).toEqual({ ok: true });
+  expect((await lstat(join(dir, 'state.json'))).isSymbolicLink()).toBe(true);
+  expect(JSON.parse(await readFile(join(dir, 'persist', 'state.json'), 'utf8'))).toMatchObject({ routes: { search: { state: 'ejected' } } });
+});
+
+test('loadState is unchanged for a missing file', async () => {
+  expect(await loadState(join(await tempDir(), 'nope.json'))).toMatchObject({ ok: true, missing: true });
+});
