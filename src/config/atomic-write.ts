@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -18,7 +18,7 @@ export interface AtomicWriteOptions {
  */
 export async function writeFileAtomically(path: string, text: string, options: AtomicWriteOptions = {}): Promise<void> {
   const mode = options.mode ?? 0o644;
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = join(dirname(path), `${tempPrefix(path)}${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     const handle = await open(temp, 'wx', mode);
     try {
@@ -36,6 +36,42 @@ export async function writeFileAtomically(path: string, text: string, options: A
     throw error;
   }
   await syncDirectory(dirname(path));
+}
+
+function tempPrefix(path: string): string {
+  return `.${basename(path)}.`;
+}
+
+/**
+ * Removes the temporary files of `path` that a process killed mid-write left behind (those of
+ * a process still running are its own business). Best effort; returns how many went.
+ */
+export async function removeAbandonedTemps(path: string): Promise<number> {
+  const prefix = tempPrefix(path);
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    await rm(join(dirname(path), name), { force: true }).then(() => removed++, () => undefined);
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Makes the rename durable. Best effort: some platforms cannot open a directory. */

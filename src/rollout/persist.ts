@@ -1,7 +1,7 @@
 import { readFile, readlink, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomically } from '../config/atomic-write.js';
+import { removeAbandonedTemps, writeFileAtomically } from '../config/atomic-write.js';
 
 /** The layout of the state file; a file of another version is reported and ignored. */
 export const STATE_VERSION = 1;
@@ -43,6 +43,8 @@ const Document = z.strictObject({
  * the only record of the decisions it held (a rollback, say), or a newer ficus's file.
  */
 export async function loadState(path: string): Promise<LoadResult> {
+  // Saves cut short by a kill leave their temporary files; the file itself is whole either way.
+  await removeAbandonedTemps(path);
   const failed = (why: string): LoadResult => ({ ok: false, state: emptyState(), problem: `state file ${path} ${why}; starting without it` });
   const misread = async (why: string): Promise<LoadResult> => {
     const aside = `${path}.ignored-${new Date().toISOString().replace(/[:.]/g, '-')}`;

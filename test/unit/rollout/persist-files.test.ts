@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { loadState, saveState } from '../../../src/rollout/persist.js';
@@ -17,4 +17,15 @@ test('a state file that is a symbolic link is written where it points, and stays
 
 test('loadState is unchanged for a missing file', async () => {
   expect(await loadState(join(await tempDir(), 'nope.json'))).toMatchObject({ ok: true, missing: true });
+});
+
+test("a save cut short by a kill leaves a temporary file, which the next start removes; a running process's is left alone", async () => {
+  const dir = await tempDir();
+  const path = join(dir, 'state.json');
+  // A pid no process has (the kernel's limit is lower), and this process's own.
+  await writeFile(join(dir, '.state.json.4194305.0a1b2c3d4e5f.tmp'), '{"version":1,"rou');
+  await writeFile(join(dir, `.state.json.${process.pid}.0a1b2c3d4e5f.tmp`), '{"version":1,"rou');
+  await writeFile(join(dir, '.other.json.4194305.0a1b2c3d4e5f.tmp'), 'not ours');
+  expect(await loadState(path)).toMatchObject({ ok: true, missing: true });
+  expect((await readdir(dir)).sort()).toEqual(['.other.json.4194305.0a1b2c3d4e5f.tmp', `.state.json.${process.pid}.0a1b2c3d4e5f.tmp`]);
 });
