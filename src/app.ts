@@ -6,7 +6,7 @@ import { createAdminServer } from './admin/server.js';
 import { formatIssue } from './config/issues.js';
 import { ConfigStore, runtimesOf, type ReloadReport, type ReloadTrigger } from './config/store.js';
 import { watchConfig, type WatchOptions } from './config/watch.js';
-import { announceCanary, announceGuard, announceHealth, announceService } from './observe/announce.js';
+import { announceCanary, announceCutover, announceGuard, announceHealth, announceService } from './observe/announce.js';
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
 import { createLogger, EVENT, type Logger } from './observe/log.js';
@@ -140,9 +140,7 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     for (const [service, to] of liveColours(now, guardOf)) {
       const from = liveBefore.get(service);
       if (from === undefined || from === to) continue;
-      const cutover = { service, from, to };
-      logger.info({ event: EVENT.cutover, trigger, ...cutover }, `${service}: cutover from ${from} to ${to}`);
-      void audit.record('cutover', { ...cutover, trigger, hash: now.hash });
+      announceCutover(service, from, to, trigger, now.hash, { logger, audit });
     }
     state.save();
     metrics.configLoaded(now.hash);
@@ -174,13 +172,13 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
     throw error;
   }
 
-  // The first record says which configuration was in force from when.
+  // The start's record says which configuration was in force from when (a readmission restored
+  // from the state file may come just before it).
   void audit.record('reload', { trigger: 'start', result: 'success', hashBefore: null, hashAfter: first.hash });
-  // A colour changed while ficus was down is a cutover of live traffic, said as a reload says one.
+  // A guarded colour changed while ficus was down is a cutover of live traffic, said as a reload says one.
   for (const watch of startWatches) {
     logger.info({ event: EVENT.guardWatching, ...watch }, `${watch.service}: ${watch.message}`);
-    logger.info({ event: EVENT.cutover, trigger: 'start', service: watch.service, from: watch.from, to: watch.to }, `${watch.service}: cutover from ${watch.from} to ${watch.to}`);
-    void audit.record('cutover', { service: watch.service, from: watch.from, to: watch.to, trigger: 'start', hash: first.hash });
+    announceCutover(watch.service, watch.from, watch.to, 'start', first.hash, { logger, audit });
   }
   analysis.start();
   guards.start(onGuardEvent);

@@ -110,6 +110,9 @@ function methodNotAllowed(res: ServerResponse, allow: string): void {
   json(res, 405, { error: 'method not allowed' });
 }
 
+/** The longest an operator's eject or readmit waits for the disk before it is answered anyway. */
+const PERSIST_WAIT_MS = 2_000;
+
 const CANARY_ACTION = /^\/routes\/([^/]+)\/(eject|readmit)$/;
 
 /**
@@ -125,7 +128,11 @@ async function canaryCommand(deps: AdminDeps, name: string, action: 'eject' | 'r
   }
   const changed = action === 'eject' ? canary.eject('admin') : canary.readmit('admin');
   // A hung disk must not hold the answer: the save is logged when it fails either way.
-  if (changed && deps.persisted) await Promise.race([deps.persisted(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+  if (changed && deps.persisted) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([deps.persisted(), new Promise((resolve) => (timer = setTimeout(resolve, PERSIST_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
   json(res, 200, { route: name, changed, ...canaryStatus(canary) });
 }
 

@@ -137,7 +137,7 @@ export function redactedConfig(store: ConfigStore): unknown {
  * no secret, and /config is where an operator checks it. Named by their whole path: a header or
  * query condition that happens to be called `host` or `url` is a value like any other.
  */
-const SHOWN_FROM_ENV = /^(?:(?:listen|admin)\.(?:host|port)|services\.[^.]+(?:\.(?:blue|green))?\.(?:url|urls\.\d+)|routes\.\d+\.(?:match|rewrite)\.host|auditLog|stateFile)$/;
+const SHOWN_FROM_ENV = /^(?:(?:listen|admin)\.(?:host|port)|services\..+\.(?:url|urls\.\d+)|routes\.\d+\.(?:match|rewrite)\.host|auditLog|stateFile)$/;
 
 /** Every other string the file took from `${env:…}`: the operator kept it out of the file for a reason. */
 function redactFromEnv(value: unknown, fromEnv: ReadonlySet<string>, path: string): unknown {

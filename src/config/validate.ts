@@ -196,8 +196,10 @@ function checkShadow(route: Fields, at: (...rest: (string | number)[]) => (strin
 
 /** A p99 threshold above the slowest latency a window tells apart could never be exceeded. */
 function checkMeasurableP99(value: unknown, path: (string | number)[], problem: Report): void {
-  if (Duration.safeParse(value).success && parseDuration(value as string) > LONGEST_P99_MS) {
-    problem(path, `at most ${Math.floor(LONGEST_P99_MS / 3_600_000)}h: no longer latency is told apart, so a higher maxP99 could never be exceeded`);
+  // In whole hours, as the message says it: the top bucket ends a little past 29 h.
+  const hours = Math.floor(LONGEST_P99_MS / 3_600_000);
+  if (Duration.safeParse(value).success && parseDuration(value as string) > hours * 3_600_000) {
+    problem(path, `at most ${hours}h: no longer latency is told apart, so a higher maxP99 could never be exceeded`);
   }
 }
 

@@ -59,6 +59,12 @@ export function announceGuard(event: GuardEvent, { logger, metrics, audit, hash 
   void audit.record('rollback', { ...details, hash: hash() });
 }
 
+/** Live traffic of a blue/green service changing colour: by a reload, a guard re-watching a fixed colour, or a start. */
+export function announceCutover(service: string, from: Colour, to: Colour, trigger: string, hash: string, { logger, audit }: Pick<Announce, 'logger' | 'audit'>): void {
+  logger.info({ event: EVENT.cutover, trigger, service, from, to }, `${service}: cutover from ${from} to ${to}`);
+  void audit.record('cutover', { service, from, to, trigger, hash });
+}
+
 /** Passive outlier detection taking one service's endpoint out, and back; panic routing starting and ending. */
 export function announceService(service: string, colour: Colour | undefined, logger: Logger): ServiceEvents {
   const group = colour === undefined ? `service ${service}` : `${colour} of service ${service}`;
@@ -72,7 +78,7 @@ export function announceService(service: string, colour: Colour | undefined, log
     panic(entered: boolean) {
       const color = colour === undefined ? {} : { color: colour };
       if (entered) logger.warn({ event: EVENT.panicEntered, service, ...color }, `no endpoint of ${group} both passes its health check and is free of ejection: those failing their checks serve anyway (panic routing)`);
-      else logger.info({ event: EVENT.panicEnded, service, ...color }, `an endpoint of ${group} passes its health check again: panic routing ends`);
+      else logger.info({ event: EVENT.panicEnded, service, ...color }, `an endpoint of ${group} is in service again (its health check passes, and it is not ejected): panic routing ends`);
     },
   };
 }

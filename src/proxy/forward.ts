@@ -76,8 +76,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #sentAt = 0;
   #upstreamMs = 0;
   #responseMs = 0;
-  /** The wait for the final head, armed at the first interim (1xx) answer: undici restarts its own at each one. */
-  #interimTimer: NodeJS.Timeout | undefined;
+  /** When the request's last byte went out: undici times the head from there (it refreshes its timer while a body goes up). */
+  #requestSentAt = 0;
+  /** The wait for the final head, armed at the first interim (1xx) answer: undici restarts its own at each one. null: due once the body is sent. */
+  #interimTimer: NodeJS.Timeout | null | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -117,14 +119,29 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.#clientGone) abort(new Error(CLIENT_CLOSED));
   }
 
+  onRequestSent(): void {
+    this.#requestSentAt = performance.now();
+    // An interim answer that came while the body was still going up is timed from its end.
+    if (this.#interimTimer === null) this.#armInterim();
+  }
+
+  #armInterim(): void {
+    const waited = performance.now() - this.#requestSentAt;
+    this.#interimTimer = setTimeout(() => this.#abort?.(Object.assign(new Error('no final response head within timeouts.response'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), Math.max(0, this.#responseMs - waited));
+  }
+
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) {
       // A 102 or 103 every few seconds would otherwise hold the request for ever, the client
-      // getting nothing: `timeouts.response` bounds the wait for the final head, 1xx or not.
-      this.#interimTimer ??= setTimeout(() => this.#abort?.(Object.assign(new Error('no final response head within timeouts.response'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), Math.max(0, this.#responseMs - (performance.now() - this.#sentAt)));
+      // getting nothing: `timeouts.response` bounds the wait for the final head, 1xx or not,
+      // counted as undici counts its own, from the request's last byte.
+      if (this.#interimTimer === undefined) {
+        if (this.#requestSentAt === 0) this.#interimTimer = null;
+        else this.#armInterim();
+      }
       return true;
     }
-    clearTimeout(this.#interimTimer);
+    clearTimeout(this.#interimTimer ?? undefined);
     this.#upstreamMs = performance.now() - this.#sentAt;
     const res = this.res;
     if (res.destroyed) {
@@ -226,7 +243,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #finish(fault: Fault | undefined): void {
     if (this.#finished) return;
     this.#finished = true;
-    clearTimeout(this.#interimTimer);
+    clearTimeout(this.#interimTimer ?? undefined);
     this.endpoint.inflight--;
     this.owner.exchanged({
       status: fault ? 0 : this.res.statusCode,
@@ -249,6 +266,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 const CHUNKED = /^chunked *$/i;
 const NO_FIELDS: Buffer[] = [];
 
+/** Whether the raw fields hold `lowerName` (lower case). */
 function hasField(raw: Buffer[], lowerName: string): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as Buffer;
@@ -257,14 +275,10 @@ function hasField(raw: Buffer[], lowerName: string): boolean {
   return false;
 }
 
-/** A body with neither Content-Length nor Transfer-Encoding ends when the connection does. */
+/** An upstream body with neither Content-Length nor Transfer-Encoding ends when the connection does. */
 function closeDelimited(statusCode: number, raw: Buffer[]): boolean {
   if (statusCode === 204 || statusCode === 304) return false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1').toLowerCase();
-    if (name === 'content-length' || name === 'transfer-encoding') return false;
-  }
-  return true;
+  return !hasField(raw, 'content-length') && !hasField(raw, 'transfer-encoding');
 }
 
 /**

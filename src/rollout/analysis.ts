@@ -10,7 +10,9 @@ export interface Thresholds {
 }
 
 export type Outcome = 'healthy' | 'failing' | 'inconclusive' | 'error';
-export type FailReason = 'error_rate' | 'p99' | 'vs_stable';
+/** Why a window fails its thresholds; every reason a state file may hold derives from this list. */
+export const FAIL_REASONS = ['error_rate', 'p99', 'vs_stable'] as const;
+export type FailReason = (typeof FAIL_REASONS)[number];
 
 export interface Verdict {
   readonly outcome: Outcome;

@@ -7,7 +7,7 @@ import { SlidingWindow } from './windows.js';
 export type CanaryState = 'running' | 'ejected' | 'promoted';
 export type EjectReason = FailReason | 'consecutive_failures' | 'manual';
 /** What took the decision: the periodic verdict, a request (failures in a row), an operator, a new file. */
-export type CanaryTrigger = 'analysis' | 'request' | 'admin' | 'reload';
+export type CanaryTrigger = 'analysis' | 'request' | 'admin' | 'reload' | 'start';
 
 /**
  * A canary's decisions in a plain form that can be written down and read back (a state file):
@@ -185,16 +185,16 @@ export class CanaryRuntime {
    */
   succeed(previous: CanaryRuntime): void {
     if (previous.state !== 'ejected') return;
-    this.succeedSaved(previous.#reason);
+    this.succeedSaved(previous.#reason, 'reload');
   }
 
   /**
-   * The same for an ejection read from the state file at start, taken for a canary block that has
-   * changed (or a route renamed) since: a restart says what a reload would have said.
+   * The same for an ejection read from the state file at start (`trigger: 'start'`), taken for a
+   * canary block that has changed (or a route renamed) since: a restart says what a reload would.
    */
-  succeedSaved(reason: EjectReason | undefined): void {
+  succeedSaved(reason: EjectReason | undefined, trigger: CanaryTrigger): void {
     this.#message = `a new canary block in the file ends the ejection (${reason ?? 'unknown'}); starting at ${this.weight} %`;
-    this.#announce({ kind: 'readmission', trigger: 'reload', reason, fromWeight: 0, toWeight: this.weight, message: this.#message });
+    this.#announce({ kind: 'readmission', trigger, reason, fromWeight: 0, toWeight: this.weight, message: this.#message });
   }
 
   /**

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FAIL_REASONS } from './analysis.js';
 
 const ColourField = z.enum(['blue', 'green']);
 const Stats = z.strictObject({ requests: z.number(), failures: z.number(), errorRate: z.number(), p99Ms: z.number() });
@@ -10,7 +11,7 @@ const StateSchema = z.strictObject({
   fallback: ColourField.nullable(),
   since: z.number(),
   until: z.number().nullable(),
-  reason: z.enum(['error_rate', 'p99', 'vs_stable', 'consecutive_failures']).nullable(),
+  reason: z.enum([...FAIL_REASONS, 'consecutive_failures']).nullable(),
   message: z.string().nullable(),
   baseline: Stats.nullable(),
 });

@@ -43,12 +43,14 @@ const Document = z.strictObject({
  * the only record of the decisions it held (a rollback, say), or a newer ficus's file.
  */
 export async function loadState(path: string): Promise<LoadResult> {
+  // A link (to a persistent volume) is read, kept aside and saved where it points, and stays a link.
+  const file = await linkTarget(path);
   // Saves cut short by a kill leave their temporary files; the file itself is whole either way.
-  await removeAbandonedTemps(path);
+  await removeAbandonedTemps(file);
   const failed = (why: string): LoadResult => ({ ok: false, state: emptyState(), problem: `state file ${path} ${why}; starting without it` });
   const misread = async (why: string): Promise<LoadResult> => {
-    const aside = `${path}.ignored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    const kept = await rename(path, aside).then(
+    const aside = `${file}.ignored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const kept = await rename(file, aside).then(
       () => `, and it is kept as ${aside}`,
       () => '',
     );

@@ -1,5 +1,6 @@
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
+import { FAIL_REASONS } from './analysis.js';
 import type { CanaryRecord, CanaryRuntime } from './canary.js';
 import type { GuardWatch } from './guard.js';
 import type { Guards } from './guards.js';
@@ -12,7 +13,7 @@ const CanaryRecordShape = z.object({
   state: z.enum(['running', 'ejected', 'promoted']),
   step: z.number().int().min(-1),
   weight: z.number().min(0).max(100),
-  ejectedReason: z.enum(['error_rate', 'p99', 'vs_stable', 'consecutive_failures', 'manual']).optional(),
+  ejectedReason: z.enum([...FAIL_REASONS, 'consecutive_failures', 'manual']).optional(),
   message: z.string(),
   since: z.number().finite(),
   lastStepAt: z.number().finite().optional(),
@@ -67,7 +68,7 @@ export class RuntimeState {
     for (const canary of canaries) {
       if (!canary || used.has(canary.route)) continue;
       const predecessor = saved.get(canary.route) ?? renamedFrom(canary.def.service);
-      if (predecessor?.state === 'ejected') canary.succeedSaved(predecessor.ejectedReason);
+      if (predecessor?.state === 'ejected') canary.succeedSaved(predecessor.ejectedReason, 'start');
     }
     const watches = this.guards.reconcile(snapshot, loaded.state.services);
     if (path !== undefined) this.save();

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { inPercent } from './bucket.js';
 import { cookieValue, fieldText, type Caller } from './identity.js';
+import { headerField } from './request-view.js';
 
 /** A compiled cohort: a union of users, a header value, a cookie value and a percentage. */
 export interface CohortDef {
@@ -87,7 +88,7 @@ export class Audience {
 function cohortHolds(cohort: CohortDef, caller: Caller, headers: IncomingHttpHeaders): boolean {
   if (cohort.users !== undefined && caller.known && cohort.users.has(caller.id)) return true;
   if (cohort.header !== undefined) {
-    const value = headers[cohort.header.name];
+    const value = headerField(headers, cohort.header.name);
     const first = Array.isArray(value) ? value[0] : value;
     if (first !== undefined && fieldText(first) === cohort.header.value) return true;
   }

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { headerField } from './request-view.js';
 
 /** Who the caller is (SPEC §1.3), compiled from `identity:`. Names are lower-case. */
 export interface IdentityDef {
@@ -26,7 +27,7 @@ const COOKIE_VALUE = /^[A-Za-z0-9._~-]{1,128}$/;
  */
 export function identify(def: IdentityDef | undefined, headers: IncomingHttpHeaders, secure: boolean, newId: () => string): Caller {
   if (def?.header) {
-    const value = headers[def.header];
+    const value = headerField(headers, def.header);
     const id = Array.isArray(value) ? value[0] : value;
     if (id) return { id: fieldText(id), known: true, setCookie: undefined };
   }
@@ -73,7 +74,7 @@ export function fieldText(value: string): string {
  */
 export function callerIdsIn(def: IdentityDef, headers: IncomingHttpHeaders): string[] {
   const ids: string[] = [];
-  const header = def.header === undefined ? undefined : headers[def.header];
+  const header = def.header === undefined ? undefined : headerField(headers, def.header);
   for (const value of [header ?? []].flat()) ids.push(...fieldText(value).split(','));
   const cookies = headers.cookie;
   for (const name of [def.cookie, def.anonymousCookie]) {

@@ -2,7 +2,7 @@ import type { MatchSpec } from '../config/schema.js';
 import { looksSecret, REDACTED } from '../config/secret.js';
 import { fieldText } from './identity.js';
 import { linearRegExp } from './linear-regexp.js';
-import type { RequestView } from './request-view.js';
+import { headerField, type RequestView } from './request-view.js';
 
 /** One precompiled `match` key; `describe` says what it requires, for explain and errors. */
 export interface Condition {
@@ -107,8 +107,7 @@ export function hostTest(pattern: string): (host: string) => boolean {
 }
 
 function headerValue(request: RequestView, name: string): string | undefined {
-  // Own fields only: Node's header object inherits from Object, whose `constructor` a condition must not find.
-  const value = Object.hasOwn(request.headers, name) ? request.headers[name] : undefined;
+  const value = headerField(request.headers, name);
   // Node reads header bytes as latin1: `zürich` sent as UTF-8 is compared as the file wrote it.
   const text = Array.isArray(value) ? value.join(', ') : value;
   return text === undefined ? undefined : fieldText(text);

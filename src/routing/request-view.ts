@@ -35,3 +35,11 @@ export function hostName(header: string | undefined): string {
   const name = (end > 0 ? header.slice(0, end) : header).toLowerCase();
   return name.length > 1 && name.endsWith('.') ? name.slice(0, -1) : name;
 }
+
+/**
+ * The header `name` (lower case) as Node parsed it, never a property every object inherits: a
+ * file may name a header `constructor`, which Node's header object would otherwise answer.
+ */
+export function headerField(headers: IncomingHttpHeaders, name: string): string | string[] | undefined {
+  return Object.hasOwn(headers, name) ? headers[name] : undefined;
+}

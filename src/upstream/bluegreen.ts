@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { matchesSecret } from '../config/secret.js';
 import type { Colour, ColoursDef, Snapshot } from '../config/snapshot.js';
 import { fieldText } from '../routing/identity.js';
+import { headerField } from '../routing/request-view.js';
 
 export interface ColourChoice {
   colour: Colour;
@@ -29,7 +30,7 @@ const PREVIEW: Readonly<Record<Colour, ColourChoice>> = {
 export function chooseColour(colours: ColoursDef, headers: IncomingHttpHeaders, active: Colour = colours.active): ColourChoice {
   const preview = colours.preview;
   if (preview !== undefined && preview.token !== '') {
-    const offered = headers[preview.header];
+    const offered = headerField(headers, preview.header);
     // Node reads header bytes as latin1: a token typed as UTF-8 is compared as the file wrote it,
     // as cohort headers are (and as `ficus explain -H` already gives it).
     if (typeof offered === 'string' && matchesSecret(fieldText(offered), preview.tokenDigest)) return PREVIEW[active];

@@ -258,13 +258,14 @@ routes:
 
 test('addresses are told by their place in the file, not by their name: a header or query condition called host or url from the environment is redacted', async () => {
   const legacy = await startUpstream('legacy');
-  const env = { BLUE: `${legacy.url}/blue`, SITE: 'shop.example.com', INTERNAL: 'tenant-7.internal', CALLBACK: 'https://hooks.example.com/k3y' };
+  const env = { BLUE: `${legacy.url}/blue`, DOTTED: `${legacy.url}/v2`, SITE: 'shop.example.com', INTERNAL: 'tenant-7.internal', CALLBACK: 'https://hooks.example.com/k3y' };
   const proxy = await startProxy(
     routesYaml(`services:
   pair:
     blue: { url: "\${env:BLUE}" }
     green: { url: ${legacy.url} }
     active: blue
+  orders.v2: { url: "\${env:DOTTED}" }
 routes:
   - { name: site, match: { host: "\${env:SITE}", headers: { host: "\${env:INTERNAL}" }, query: { url: "\${env:CALLBACK}" } }, to: pair }
   - { name: rest, match: { path: / }, to: pair }
@@ -272,7 +273,7 @@ routes:
     { env },
   );
   const config = (await (await request(`${proxy.app.adminUrl}/config`)).body.json()) as { services: unknown; routes: { match: unknown }[] };
-  expect(config.services).toMatchObject({ pair: { blue: { url: env.BLUE } } });
+  expect(config.services).toMatchObject({ pair: { blue: { url: env.BLUE } }, 'orders.v2': { url: env.DOTTED } });
   expect(config.routes[0]?.match).toEqual({ host: env.SITE, headers: { host: '<redacted>' }, query: { url: '<redacted>' } });
 });
 

@@ -31,7 +31,7 @@ test.each([
   const again = await restart(proxy.file);
   await again.app.audit.settled();
   expect(again.lines.filter((l) => l.event === EVENT.canaryReadmitted)).toHaveLength(1);
-  expect((await auditKinds(proxy.dir)).filter((r) => r.kind === 'readmission')).toMatchObject([{ trigger: 'reload' }]);
+  expect((await auditKinds(proxy.dir)).filter((r) => r.kind === 'readmission')).toMatchObject([{ trigger: 'start' }]);
 });
 
 test('renaming the route of an ejected canary with its default seed is a readmission on a reload too', async () => {

@@ -1,10 +1,12 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
 import { rawExchange } from '../helpers/raw-socket.js';
 import { okResponse, startRawUpstream, type RawRequest } from '../helpers/raw-upstream.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 /**
  * A proxy in front of a raw upstream that answers `/good` well and anything else with `reply`,
@@ -279,6 +281,26 @@ test('an interim answer followed in time by the final one is served', async () =
   });
   const proxy = await startProxy(routesYaml(`timeouts: { response: 500ms }\nservices:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
   const res = await request(`${proxy.app.proxyUrl}/x`);
+  expect(res.statusCode).toBe(200);
+  expect(await res.body.text()).toBe('ok');
+});
+
+test('an interim answer during a slow upload is timed from the upload\'s end, as the head is: a body longer than timeouts.response is no 504', async () => {
+  // The upstream says 102 on the head, then reads a body that takes 1.2 s against a 500 ms response timeout.
+  const upstream = await startUpstream('slow-body', (req, res) => {
+    res.writeProcessing();
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const proxy = await startProxy(routesYaml(`timeouts: { response: 500ms }\nservices:\n  legacy: { url: ${upstream.url} }\nroutes:\n  - { name: rest, match: { path: / }, to: legacy }\n`));
+  const body = new PassThrough();
+  const pending = request(`${proxy.app.proxyUrl}/upload`, { method: 'POST', body, headers: { 'content-length': '6' } });
+  for (const part of ['ab', 'cd', 'ef']) {
+    body.write(part);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+  body.end();
+  const res = await pending;
   expect(res.statusCode).toBe(200);
   expect(await res.body.text()).toBe('ok');
 });

@@ -86,6 +86,7 @@ describe('validate', () => {
     { name: 'a zero window', canary: '{ to: search-v2, weight: 5, analysis: { window: 0ms } }', errors: ['r.yaml:9:61 routes.0.canary.analysis.window: must be longer than 0'] },
     { name: 'a maxP99 no window could read', canary: '{ to: search-v2, weight: 5, analysis: { maxP99: 31h } }', errors: ['r.yaml:9:61 routes.0.canary.analysis.maxP99: at most 29h: no longer latency is told apart, so a higher maxP99 could never be exceeded'] },
     { name: 'a maxP99 of a day', canary: '{ to: search-v2, weight: 5, analysis: { maxP99: 24h } }', errors: [] },
+    { name: 'a maxP99 a minute past 29h, as the message says', canary: '{ to: search-v2, weight: 5, analysis: { maxP99: 1741m } }', errors: ['r.yaml:9:61 routes.0.canary.analysis.maxP99: at most 29h: no longer latency is told apart, so a higher maxP99 could never be exceeded'] },
     { name: 'a zero stepInterval', canary: '{ to: search-v2, weight: 5, steps: [50], stepInterval: 0m }', errors: ['r.yaml:9:68 routes.0.canary.stepInterval: must be longer than 0'] },
     { name: 'an unknown analysis key', canary: '{ to: search-v2, weight: 5, analysis: { maxErrors: 3 } }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.analysis\.maxErrors: unknown key/)] },
     { name: 'a step above 100', canary: '{ to: search-v2, weight: 5, steps: [50, 150], stepInterval: 1m }', errors: [expect.stringMatching(/^r\.yaml:9:\d+ routes\.0\.canary\.steps\.1: /)] },

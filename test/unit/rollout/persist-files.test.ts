@@ -29,3 +29,15 @@ test("a save cut short by a kill leaves a temporary file, which the next start r
   expect(await loadState(path)).toMatchObject({ ok: true, missing: true });
   expect((await readdir(dir)).sort()).toEqual(['.other.json.4194305.0a1b2c3d4e5f.tmp', `.state.json.${process.pid}.0a1b2c3d4e5f.tmp`]);
 });
+
+test('a symlinked state file that cannot be understood is kept aside where it points, and the link stays, for the next save to write through', async () => {
+  const dir = await tempDir();
+  await mkdir(join(dir, 'persist'));
+  await writeFile(join(dir, 'persist', 'state.json'), '{ torn');
+  await symlink(join(dir, 'persist', 'state.json'), join(dir, 'state.json'));
+  expect(await loadState(join(dir, 'state.json'))).toMatchObject({ ok: false, problem: expect.stringContaining('kept as') });
+  expect((await readdir(join(dir, 'persist'))).some((n) => n.startsWith('state.json.ignored-'))).toBe(true);
+  expect((await lstat(join(dir, 'state.json'))).isSymbolicLink()).toBe(true);
+  expect(await saveState(join(dir, 'state.json'), { routes: {}, services: {} })).toEqual({ ok: true });
+  expect(JSON.parse(await readFile(join(dir, 'persist', 'state.json'), 'utf8'))).toMatchObject({ version: 1 });
+});

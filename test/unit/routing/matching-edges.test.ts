@@ -5,6 +5,7 @@ import type { Snapshot } from '../../../src/config/snapshot.js';
 import { explain } from '../../../src/explain/explain.js';
 import { decide } from '../../../src/routing/decide.js';
 import { RequestView } from '../../../src/routing/request-view.js';
+import { identify } from '../../../src/routing/identity.js';
 import { sameRouteWithoutParameters } from '../../../src/routing/route.js';
 
 function snapshotOf(yaml: string): Snapshot {
@@ -55,4 +56,9 @@ routes:
   - { name: rest, match: { path: / }, to: legacy }
 `);
   expect(decide(snapshot, new RequestView('GET', '/x', '', 'example.com', {})).route?.name).toBe('rest');
+});
+
+test('an identity header named like a property every object has reads only what the client sent', () => {
+  const caller = identify({ header: 'constructor', cookie: undefined, anonymousCookie: undefined }, {}, false, () => 'fresh');
+  expect(caller).toMatchObject({ id: 'fresh', known: false });
 });
