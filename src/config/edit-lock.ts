@@ -1,4 +1,5 @@
 import { open, readFile, rm, stat } from 'node:fs/promises';
+import { processAlive } from './process-alive.js';
 
 /** How long an edit waits for another one on the same file before it gives up. */
 const WAIT_MS = 3_000;
@@ -31,7 +32,7 @@ export async function lockForEdit(file: string): Promise<{ release: () => Promis
     const holder = await holderOf(path);
     // An empty lock is one being written (wait for it); one naming a process that is gone is
     // stale (take it over).
-    if (holder !== undefined && !alive(holder) && (await breakStale(path, holder))) continue;
+    if (holder !== undefined && !processAlive(holder) && (await breakStale(path, holder))) continue;
     if (Date.now() >= deadline) {
       return { busy: `another edit of ${file} is in progress${holder !== undefined ? ` (process ${holder})` : ''}; run the command again, or remove ${path} if no edit is running` };
     }
@@ -72,14 +73,4 @@ async function breakStale(path: string, holder: number): Promise<boolean> {
 /** Never removes a lock another process holds (one that took over after this one was presumed gone). */
 async function releaseIfOurs(path: string): Promise<void> {
   if ((await holderOf(path)) === process.pid) await rm(path, { force: true });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, and belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
