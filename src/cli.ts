@@ -76,6 +76,14 @@ function configPath(command: string, argv: readonly string[]): string {
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // A report piped into `head` that stops reading is no failure of the command's (the running
+  // proxy's log keeps its own rule: lines it cannot write are dropped and counted).
+  if (command !== 'start' && command !== 'demo') {
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
+  }
   if (rest.includes('--help') || rest.includes('-h')) return help(0);
   switch (command) {
     case 'start': {

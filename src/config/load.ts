@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Scalar, type YAMLError } from 'yaml';
 import type { z } from 'zod';
@@ -17,9 +17,19 @@ export type LoadResult =
 type Path = readonly (string | number)[];
 type At = (offset: number, path: string, message: string) => ConfigIssue;
 
+/**
+ * The largest routes file read. A file takes over a hundred times its size in memory while it
+ * is parsed and checked, and a reload blocks the loop for as long: 16 MiB is some 40,000 routes.
+ */
+export const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
 export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = process.env, running?: Running): Promise<LoadResult> {
   let bytes: Buffer;
   try {
+    const { size } = await stat(file);
+    if (size > MAX_FILE_BYTES) {
+      return { ok: false, file, hash: '', issues: [{ file, line: 1, col: 1, path: '', message: `the file is ${size} bytes, more than the ${MAX_FILE_BYTES} ficus reads (a routes file that large would take gigabytes to load)` }] };
+    }
     bytes = await readFile(file);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
@@ -113,8 +123,13 @@ function parseChecked(text: string, file: string, env: NodeJS.ProcessEnv, runnin
   let raw: unknown;
   if (issues.some((issue) => issue.message.startsWith('alias *'))) return fail(issues);
   try {
-    // Enough for a file that reuses an anchor on every route, far too few for an alias bomb.
-    raw = doc.toJS({ maxAliasCount: 10_000 }) ?? {};
+    // yaml's own guard (maxAliasCount) multiplies the uses of an anchor by the aliases inside it:
+    // a list reused on 100 routes inside a block reused on 100 others is refused as an attack. The
+    // expanded size is what an alias bomb inflates, so that is what is bounded.
+    if (expandedSize(doc, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES) {
+      return fail([...issues, at(0, '', `cannot expand the document: its aliases expand to more than ${MAX_EXPANDED_VALUES} values (an alias bomb, or an alias inside its own anchor)`)]);
+    }
+    raw = doc.toJS({ maxAliasCount: -1 }) ?? {};
   } catch (error) {
     // An alias bomb ("billion laughs") is refused here rather than expanded.
     return fail([...issues, at(0, '', `cannot expand the document: ${(error as Error).message}`)]);
@@ -309,6 +324,41 @@ function keysAsWritten(doc: Document): void {
 /** The text of a plain key YAML reads as something other than a string (`1.50`, `0x1F`, `null`). */
 export function plainKeySource(key: unknown): string | undefined {
   return isScalar(key) && key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string' ? key.source : undefined;
+}
+
+/** Far more than any routes file holds once expanded (10,000 routes are about 200,000), far fewer than an alias bomb's. */
+const MAX_EXPANDED_VALUES = 5_000_000;
+
+/**
+ * How many values the document holds once every alias is expanded (an alias counts as the
+ * anchor's value it names: the last one written before it), stopping past `limit`. Linear: each
+ * node's size is computed once.
+ */
+function expandedSize(doc: Document, limit: number): number {
+  const targets = new Map<unknown, unknown>();
+  const anchors = new Map<string, unknown>();
+  visit(doc, (_, node) => {
+    if (isAlias(node)) targets.set(node, anchors.get(node.source));
+    else if (isNode(node) && node.anchor) anchors.set(node.anchor, node);
+  });
+  const sizes = new Map<unknown, number>();
+  const size = (node: unknown): number => {
+    if (isAlias(node)) return size(targets.get(node));
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    // An alias inside the node its anchor names would expand forever.
+    sizes.set(node, Infinity);
+    let n = 1;
+    if (isMap(node) || isSeq(node)) {
+      for (const item of node.items as unknown[]) {
+        n += isPair(item) ? size(item.key) + size(item.value) : size(item);
+        if (n > limit) break;
+      }
+    }
+    sizes.set(node, n);
+    return n;
+  };
+  return size(doc.contents);
 }
 
 /** `*name` without an `&name` before it: reported where it is written, not at 1:1. */

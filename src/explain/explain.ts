@@ -147,7 +147,7 @@ export function explain(snapshot: Snapshot, request: ExplainRequest, newId: () =
   }
 
   const route = decision.route;
-  if (!sameRouteWithoutParameters(snapshot.routes, view, route)) {
+  if (!sameRouteWithoutParameters(snapshot.routeIndex, view, route)) {
     report.respond = 400;
     report.route = null;
     notes.push('ficus refuses this path: without its ;parameters, as a servlet container reads it, it would match another route');

@@ -107,7 +107,7 @@ export function planRequest(generation: Generation, req: IncomingMessage, guards
 
   const decision = decide(snapshot, view, generation.canaries);
   const route = decision.route;
-  if (!sameRouteWithoutParameters(snapshot.routes, view, route)) return refuse(400, true, target.path, extraHeaders);
+  if (!sameRouteWithoutParameters(snapshot.routeIndex, view, route)) return refuse(400, true, target.path, extraHeaders);
   if (route === undefined) return refuse(404, false, target.path, extraHeaders);
   const action = route.action;
   if (action.kind === 'respond') return { kind: 'respond', route, action, path: target.path, extraHeaders };

@@ -1,7 +1,7 @@
 import type { RouteDef, Snapshot } from '../config/snapshot.js';
 import { inPercent } from './bucket.js';
 import type { RequestView } from './request-view.js';
-import { traceMatch, firstMatch, type RouteTrace } from './route.js';
+import { traceMatch, type RouteTrace } from './route.js';
 
 /** Refused before routing: ficus is no forward proxy (CONNECT), and TRACE would echo credentials back. */
 export const REFUSED_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'TRACE']);
@@ -29,7 +29,7 @@ export type EffectiveWeights = readonly ({ readonly weight: number } | undefined
  * the canary's effective weight. `view.audience` must be set when the snapshot uses callers.
  */
 export function decide(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision {
-  return decideFor(firstMatch(snapshot.routeIndex.candidates(view.path), view), view, live);
+  return decideFor(snapshot.routeIndex.firstMatch(view), view, live);
 }
 
 export function explainDecision(snapshot: Snapshot, view: RequestView, live?: EffectiveWeights): Decision & { trace: RouteTrace } {

@@ -86,6 +86,16 @@ class Checker {
   async #check(endpoint: Endpoint): Promise<void> {
     const controller = new AbortController();
     this.#running.set(endpoint, controller);
+    // Paced: thousands of endpoints checked in the same instant would make ficus itself too busy
+    // to read their answers within the timeout, and take healthy endpoints out.
+    if (!takeCheckSlot()) {
+      await checkSlotFreed();
+      if (controller.signal.aborted) {
+        releaseCheckSlot();
+        this.#running.delete(endpoint);
+        return;
+      }
+    }
     // undici's own timers tick in whole seconds; a check's deadline is often shorter.
     const timer = setTimeout(() => controller.abort(), this.def.timeoutMs);
     let problem: string | undefined;
@@ -105,6 +115,7 @@ class Checker {
       problem = controller.signal.aborted ? `no answer within ${this.def.timeoutMs} ms` : (err.code ?? err.message ?? String(error));
     } finally {
       clearTimeout(timer);
+      releaseCheckSlot();
       this.#running.delete(endpoint);
     }
     if (!this.#stopped) this.#record(endpoint, problem);
@@ -130,4 +141,26 @@ class Checker {
       this.events.unhealthy(name, endpoint, problem, -next);
     }
   }
+}
+
+/** Health checks in flight at once, over every service: the rest wait their turn, their deadline not yet started. */
+const MAX_CHECKS_IN_FLIGHT = 64;
+let checksInFlight = 0;
+const waitingChecks: (() => void)[] = [];
+
+function takeCheckSlot(): boolean {
+  if (checksInFlight >= MAX_CHECKS_IN_FLIGHT) return false;
+  checksInFlight++;
+  return true;
+}
+
+/** Resolves with a slot taken for the caller. */
+function checkSlotFreed(): Promise<void> {
+  return new Promise((resolve) => waitingChecks.push(resolve));
+}
+
+function releaseCheckSlot(): void {
+  const next = waitingChecks.shift();
+  if (next) next();
+  else checksInFlight--;
 }

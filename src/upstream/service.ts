@@ -119,14 +119,21 @@ export class ServiceRuntime {
     if (endpoints.length === 1) return exclude === endpoints[0] ? undefined : endpoints[0];
     const now = this.clock.now();
     this.outlier.refresh(now);
-    return this.def.balance === 'least-request' ? this.#leastRequest(now, exclude) : this.#roundRobin(now, exclude);
+    // Once per pick, not once per endpoint tried: with most endpoints failing their checks, each
+    // test would scan them all again (quadratic: milliseconds per request at 1,000 endpoints).
+    const panic = this.#panic(now);
+    return this.def.balance === 'least-request' ? this.#leastRequest(now, panic, exclude) : this.#roundRobin(now, panic, exclude);
   }
 
-  #roundRobin(now: number, exclude: Endpoint | undefined): Endpoint | undefined {
+  #usable(endpoint: Endpoint, now: number, panic: boolean): boolean {
+    return endpoint.ejectedUntil <= now && (endpoint.healthy || panic);
+  }
+
+  #roundRobin(now: number, panic: boolean, exclude: Endpoint | undefined): Endpoint | undefined {
     const n = this.endpoints.length;
     for (let tries = 0; tries < n; tries++) {
       const endpoint = this.endpoints[this.#next++ % n] as Endpoint;
-      if (endpoint !== exclude && this.inService(endpoint, now)) return endpoint;
+      if (endpoint !== exclude && this.#usable(endpoint, now, panic)) return endpoint;
     }
     return undefined;
   }
@@ -135,22 +142,22 @@ export class ServiceRuntime {
    * Power of two choices (Mitzenmacher): two *different* endpoints in service, drawn at random,
    * and the one with fewer requests in flight wins. Near-optimal, and no array built per pick.
    */
-  #leastRequest(now: number, exclude: Endpoint | undefined): Endpoint | undefined {
+  #leastRequest(now: number, panic: boolean, exclude: Endpoint | undefined): Endpoint | undefined {
     let available = 0;
-    for (const endpoint of this.endpoints) if (endpoint !== exclude && this.inService(endpoint, now)) available++;
-    if (available <= 1) return this.#nthAvailable(0, now, exclude);
+    for (const endpoint of this.endpoints) if (endpoint !== exclude && this.#usable(endpoint, now, panic)) available++;
+    if (available <= 1) return this.#nthAvailable(0, now, panic, exclude);
     const i = Math.floor(this.random() * available);
     let j = Math.floor(this.random() * (available - 1));
     if (j >= i) j++;
-    const a = this.#nthAvailable(i, now, exclude) as Endpoint;
-    const b = this.#nthAvailable(j, now, exclude) as Endpoint;
+    const a = this.#nthAvailable(i, now, panic, exclude) as Endpoint;
+    const b = this.#nthAvailable(j, now, panic, exclude) as Endpoint;
     return b.inflight < a.inflight ? b : a;
   }
 
-  #nthAvailable(n: number, now: number, exclude: Endpoint | undefined): Endpoint | undefined {
+  #nthAvailable(n: number, now: number, panic: boolean, exclude: Endpoint | undefined): Endpoint | undefined {
     let seen = 0;
     for (const endpoint of this.endpoints) {
-      if (endpoint === exclude || !this.inService(endpoint, now)) continue;
+      if (endpoint === exclude || !this.#usable(endpoint, now, panic)) continue;
       if (seen++ === n) return endpoint;
     }
     return undefined;

@@ -280,3 +280,14 @@ test.each([
   expect(run.code).toBe(1);
   expect(run.stderr).toMatch(says);
 });
+
+test('a report piped into a reader that stops early (`| head`) ends the command quietly, exit 0', async () => {
+  const child = spawn(process.execPath, [BIN, 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  // The reader is gone before the first line is written.
+  child.stdout.destroy();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+});

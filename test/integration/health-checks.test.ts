@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { expect, test } from 'vitest';
+import { expect, test, vi } from 'vitest';
 import { parseRoutes } from '../../src/config/load.js';
 import { routesYaml, startProxy, type LogLine, type TestProxy } from '../helpers/proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
@@ -276,4 +276,26 @@ test('a URL listed twice in urls is one ficus_endpoint_up series, up only while 
   await logged(proxy, (l) => l.event === 'endpoint.unhealthy');
   const metrics = (await (await request(`${proxy.app.adminUrl}/metrics`)).body.text()).split('\n').filter((l) => l.startsWith('ficus_endpoint_up{'));
   expect(metrics.sort()).toEqual([`ficus_endpoint_up{service="app",endpoint="${once.url}"} 1`, `ficus_endpoint_up{service="app",endpoint="${twice.url}"} 0`].sort());
+});
+
+test('checks are paced: at most 64 in flight at once over every service, each timed from when it is sent, none failed for the wait', async () => {
+  let inFlight = 0;
+  let most = 0;
+  let answered = 0;
+  const upstream = await startUpstream('many', (req: IncomingMessage, res: ServerResponse) => {
+    if (!req.url?.endsWith('/healthz')) return void res.end('ok');
+    inFlight++;
+    most = Math.max(most, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      answered++;
+      res.end();
+    }, 150);
+  });
+  const urls = Array.from({ length: 80 }, (_, i) => `${upstream.url}/e${i}`);
+  // 150 ms answers, a 200 ms timeout: the 16 that wait for a place would fail had their deadline started with the round.
+  const proxy = await startProxy(config(urls, '{ path: /healthz, interval: 10s, timeout: 200ms }'));
+  await vi.waitFor(() => expect(answered).toBeGreaterThanOrEqual(80), { timeout: 5_000, interval: 20 });
+  expect(most).toBeLessThanOrEqual(64);
+  expect(proxy.logs.filter((l) => l.event === 'endpoint.unhealthy')).toEqual([]);
 });

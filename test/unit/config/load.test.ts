@@ -1,8 +1,8 @@
-import { writeFile } from 'node:fs/promises';
+import { truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { formatIssue } from '../../../src/config/issues.js';
-import { loadRoutesFile, parseRoutes } from '../../../src/config/load.js';
+import { loadRoutesFile, MAX_FILE_BYTES, parseRoutes } from '../../../src/config/load.js';
 import { tempDir } from '../../helpers/proxy.js';
 
 const errors = (text: string) => {
@@ -25,6 +25,15 @@ describe('documents that are not a routes file', () => {
     for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
     const [first] = errors(`${levels.join('\n')}\n`);
     expect(first).toMatch(/^r\.yaml:1:1 cannot expand the document: /);
+  });
+
+  test('an anchor reused inside another reused anchor is no bomb (201 routes)', () => {
+    const routes = ['  - { name: r0, match: { path: /r0 }, to: legacy, shadow: { to: next, ignoreHeaders: &ign [date, x-served-by] } }'];
+    for (let i = 1; i <= 100; i++) routes.push(`  - { name: a${i}, match: { path: /a${i} }, to: legacy, shadow: { to: next, ignoreHeaders: *ign } }`);
+    routes.push('  - { name: s0, match: { path: /s0 }, to: legacy, shadow: &sh { to: next, compare: true, ignoreHeaders: *ign } }');
+    for (let i = 1; i <= 99; i++) routes.push(`  - { name: b${i}, match: { path: /b${i} }, to: legacy, shadow: *sh }`);
+    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\n  next: { url: http://127.0.0.1:3002 }\nroutes:\n${routes.join('\n')}\n`;
+    expect(errors(text)).toEqual([]);
   });
 
   test('an anchor reused on hundreds of routes is no bomb', () => {
@@ -143,6 +152,16 @@ describe('loadRoutesFile', () => {
     await writeFile(file, 'version: 1\nservices: {}\nroutes:\n  - { name: a, match: {}, to: b }\n');
     const loaded = await loadRoutesFile(file, {});
     expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:4:31 routes.0.to: unknown service "b"`]);
+  });
+
+  test('a file over 16 MiB is refused before it is read: parsing it would take gigabytes', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'routes.yaml');
+    // Sparse: the size is all that is looked at.
+    await writeFile(file, 'version: 1\n');
+    await truncate(file, MAX_FILE_BYTES + 1);
+    const loaded = await loadRoutesFile(file, {});
+    expect(loaded.ok ? [] : loaded.issues.map(formatIssue)).toEqual([`${file}:1:1 the file is ${MAX_FILE_BYTES + 1} bytes, more than the ${MAX_FILE_BYTES} ficus reads (a routes file that large would take gigabytes to load)`]);
   });
 
   test('a byte that is not UTF-8 is reported where it is, never read as U+FFFD', async () => {
