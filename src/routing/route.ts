@@ -5,11 +5,13 @@ import { RequestView } from './request-view.js';
 
 /** First route, in file order, whose every condition holds (SPEC §1.2). */
 export function firstMatch(routes: readonly RouteDef[], request: RequestView): RouteDef | undefined {
-  outer: for (const route of routes) {
-    for (const condition of route.conditions) if (!condition.test(request)) continue outer;
-    return route;
-  }
+  for (const route of routes) if (holds(route, request)) return route;
   return undefined;
+}
+
+function holds(route: RouteDef, request: RequestView): boolean {
+  for (const condition of route.conditions) if (!condition.test(request)) return false;
+  return true;
 }
 
 export interface RouteTrace {
@@ -64,20 +66,13 @@ export class RouteIndex {
     const pinned = this.#bySegment.get(firstSegment(request.path));
     const unpinned = this.#unpinned;
     if (pinned === undefined) return firstMatch(unpinned, request);
+    const pinnedCount = pinned.length;
+    const unpinnedCount = unpinned.length;
     let i = 0;
     let j = 0;
-    while (i < pinned.length || j < unpinned.length) {
-      const a = pinned[i];
-      const b = unpinned[j];
-      let route: RouteDef;
-      if (b === undefined || (a !== undefined && a.index < b.index)) {
-        route = a as RouteDef;
-        i++;
-      } else {
-        route = b;
-        j++;
-      }
-      if (route.conditions.every((condition) => condition.test(request))) return route;
+    while (i < pinnedCount || j < unpinnedCount) {
+      const route = j === unpinnedCount || (i < pinnedCount && (pinned[i] as RouteDef).index < (unpinned[j] as RouteDef).index) ? (pinned[i++] as RouteDef) : (unpinned[j++] as RouteDef);
+      if (holds(route, request)) return route;
     }
     return undefined;
   }
