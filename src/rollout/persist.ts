@@ -84,26 +84,6 @@ export async function loadState(path: string): Promise<LoadResult> {
 }
 
 /**
- * Keeps only the records whose fingerprint is the current definition's: a decision about a
- * canary block or a service that has since changed in the file, or is gone, does not come back.
- */
-export function dropStale(
-  state: PersistedState,
-  live: { readonly routes: ReadonlyMap<string, string>; readonly services: ReadonlyMap<string, string> },
-): { state: PersistedState; dropped: string[] } {
-  const dropped: string[] = [];
-  const keep = (records: Readonly<Record<string, StateRecord>>, fingerprints: ReadonlyMap<string, string>, kind: string) =>
-    Object.fromEntries(
-      Object.entries(records).filter(([name, record]) => {
-        const current = fingerprints.get(name) === record.fingerprint;
-        if (!current) dropped.push(`${kind} ${name}`);
-        return current;
-      }),
-    );
-  return { state: { routes: keep(state.routes, live.routes, 'route'), services: keep(state.services, live.services, 'service') }, dropped };
-}
-
-/**
  * Writes the state file atomically: a temporary file in the same directory, flushed to disk,
  * then renamed over the old one, so a reader (or a crash) sees the old state or the new one,
  * never half of either. Saves to one path are serialized; saves that queue up while a write is

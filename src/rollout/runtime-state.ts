@@ -1,10 +1,10 @@
+import { z } from 'zod';
 import type { Generation } from '../config/store.js';
 import { EVENT, type Logger } from '../observe/log.js';
 import { FAIL_REASONS } from './analysis.js';
 import type { CanaryRecord, CanaryRuntime } from './canary.js';
 import type { GuardWatch } from './guard.js';
 import type { Guards } from './guards.js';
-import { z } from 'zod';
 import { emptyState, loadState, saveState, type StateRecord } from './persist.js';
 
 /** A canary record as `toRecord` writes it: anything else (hand-edited, damaged) is ignored, not obeyed. */

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { dropStale, emptyState, loadState, saveState, STATE_VERSION, type PersistedState } from '../../../src/rollout/persist.js';
+import { emptyState, loadState, saveState, STATE_VERSION, type PersistedState } from '../../../src/rollout/persist.js';
 import { tempDir } from '../../helpers/proxy.js';
 
 /**
@@ -165,33 +165,5 @@ describe('atomic and serialized', () => {
     const saves = [saveState(path, bulky('old', 2048)), saveState(other, { routes: {}, services: { orders: GUARD } })];
     await Promise.all(saves);
     expect((await loadState(path)).state).toEqual({ routes: {}, services: { orders: GUARD } });
-  });
-});
-
-describe('stale records', () => {
-  const state: PersistedState = {
-    routes: { search: CANARY, gone: { fingerprint: 'g' }, edited: { fingerprint: 'old' } },
-    services: { orders: GUARD, billing: { fingerprint: 'old' } },
-  };
-  test.each([
-    [
-      'all current',
-      { routes: [['search', CANARY.fingerprint], ['gone', 'g'], ['edited', 'old']], services: [['orders', GUARD.fingerprint], ['billing', 'old']] },
-      { routes: ['search', 'gone', 'edited'], services: ['orders', 'billing'] },
-      [],
-    ],
-    [
-      'edited and removed definitions',
-      { routes: [['search', CANARY.fingerprint], ['edited', 'new']], services: [['orders', 'changed']] },
-      { routes: ['search'], services: [] },
-      ['route gone', 'route edited', 'service orders', 'service billing'],
-    ],
-    ['nothing left', { routes: [], services: [] }, { routes: [], services: [] }, ['route search', 'route gone', 'route edited', 'service orders', 'service billing']],
-  ] as const)('%s', (_name, live, kept, dropped) => {
-    const result = dropStale(state, { routes: new Map(live.routes), services: new Map(live.services) });
-    expect(Object.keys(result.state.routes)).toEqual(kept.routes);
-    expect(Object.keys(result.state.services)).toEqual(kept.services);
-    expect(result.dropped).toEqual(dropped);
-    if (kept.routes.includes('search' as never)) expect(result.state.routes.search).toBe(CANARY);
   });
 });
