@@ -129,6 +129,11 @@ export function redactedConfig(store: ConfigStore): unknown {
   // The secrets ficus knows by name are blanked whatever the names below catch.
   if (source.admin.token) source.admin.token = REDACTED;
   for (const service of Object.values(source.services)) if (service.preview?.token) service.preview.token = REDACTED;
+  // User ids are personal data, which the admin's GETs (open without a token) must not list,
+  // as the access log never does; how many there are is what an operator checks here.
+  for (const group of [...Object.values(source.cohorts ?? {}), ...Object.values(source.toggles ?? {})]) {
+    if (group.users !== undefined) group.users = group.users.map(() => REDACTED);
+  }
   return redactDeep(redactFromEnv(source, store.current.snapshot.fromEnv, ''), false);
 }
 

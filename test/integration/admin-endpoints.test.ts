@@ -291,3 +291,21 @@ routes:
   const config = (await (await request(`${proxy.app.adminUrl}/config`)).body.json()) as { routes: { respond?: { body?: string } }[] };
   expect(config.routes[0]?.respond?.body).toBe('');
 });
+
+test('/config lists no user ids, only how many a cohort or toggle names: the admin GETs need no token', async () => {
+  const legacy = await startUpstream('legacy');
+  const proxy = await startProxy(
+    routesYaml(`services:
+  legacy: { url: ${legacy.url} }
+cohorts:
+  staff: { users: [alice@example.com, bob@example.com] }
+toggles:
+  invoices: { users: [carol@example.com] }
+routes:
+  - { name: rest, match: { path: / }, to: legacy }
+`),
+  );
+  const text = await (await request(`${proxy.app.adminUrl}/config`)).body.text();
+  expect(text).not.toMatch(/alice|bob|carol/);
+  expect(JSON.parse(text)).toMatchObject({ cohorts: { staff: { users: ['<redacted>', '<redacted>'] } }, toggles: { invoices: { users: ['<redacted>'] } } });
+});
