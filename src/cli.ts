@@ -80,8 +80,10 @@ async function main(argv: readonly string[]): Promise<number> {
   // proxy's log keeps its own rule: lines it cannot write are dropped and counted).
   if (command !== 'start' && command !== 'demo') {
     process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') process.exit(0);
-      throw error;
+      if (error.code !== 'EPIPE') throw error;
+      // The reader is gone: write nothing more, and end with the command's own status (a
+      // `ficus check` that found errors still fails under `set -o pipefail`).
+      process.stdout.write = (() => true) as typeof process.stdout.write;
     });
   }
   if (rest.includes('--help') || rest.includes('-h')) return help(0);

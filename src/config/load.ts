@@ -42,7 +42,7 @@ export async function loadRoutesFile(file: string, env: NodeJS.ProcessEnv = proc
   // Hashed as bytes: decoded, two different files (one with a bad byte, one with U+FFFD written
   // where it was) would be the same text, and the fixed one would be skipped as already seen.
   // For UTF-8 the hashes agree: contentHash hashes the text's UTF-8 bytes.
-  if (invalid !== undefined) return { ok: false, file, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16), issues: [{ file, ...invalid, path: '' }] };
+  if (invalid !== undefined) return { ok: false, file, hash: bytesHash(bytes), issues: [{ file, ...invalid, path: '' }] };
   return parseRoutes(text, file, env, running);
 }
 
@@ -74,6 +74,11 @@ function firstBadByte(bytes: Buffer): number {
 /** The config hash: of the file's text, before env substitution. */
 export function contentHash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+/** The same hash from the file's bytes: equal to `contentHash` of valid UTF-8, and still telling apart bytes that are not. */
+export function bytesHash(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
 /**
@@ -126,6 +131,12 @@ function parseChecked(text: string, file: string, env: NodeJS.ProcessEnv, runnin
     // yaml's own guard (maxAliasCount) multiplies the uses of an anchor by the aliases inside it:
     // a list reused on 100 routes inside a block reused on 100 others is refused as an attack. The
     // expanded size is what an alias bomb inflates, so that is what is bounded.
+    // The YAML library resolves each alias by scanning every one before it: time in the square
+    // of their number (40,000 aliases take some 18 s), on the event loop of a reload.
+    const aliases = aliasCount(doc);
+    if (aliases > MAX_ALIASES) {
+      return fail([...issues, at(0, '', `the document has ${aliases} aliases, more than the ${MAX_ALIASES} ficus expands (each costs a scan of all those before it); write the repeated values out, or reuse fewer`)]);
+    }
     if (expandedSize(doc, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES) {
       return fail([...issues, at(0, '', `cannot expand the document: its aliases expand to more than ${MAX_EXPANDED_VALUES} values (an alias bomb, or an alias inside its own anchor)`)]);
     }
@@ -324,6 +335,16 @@ function keysAsWritten(doc: Document): void {
 /** The text of a plain key YAML reads as something other than a string (`1.50`, `0x1F`, `null`). */
 export function plainKeySource(key: unknown): string | undefined {
   return isScalar(key) && key.type === 'PLAIN' && typeof key.value !== 'string' && typeof key.source === 'string' ? key.source : undefined;
+}
+
+const MAX_ALIASES = 10_000;
+
+function aliasCount(doc: Document): number {
+  let count = 0;
+  visit(doc, (_, node) => {
+    if (isAlias(node)) count++;
+  });
+  return count;
 }
 
 /** Far more than any routes file holds once expanded (10,000 routes are about 200,000), far fewer than an alias bomb's. */

@@ -7,7 +7,7 @@ import { PoolRegistry } from '../upstream/pools.js';
 import { ServiceRuntime, type ColourRuntimes, type ServiceEvents } from '../upstream/service.js';
 import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
-import { contentHash, loadRoutesFile } from './load.js';
+import { bytesHash, loadRoutesFile } from './load.js';
 import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
 import type { Running } from './validate.js';
 
@@ -114,8 +114,9 @@ export class ConfigStore {
     // is a file event; content already read is recognized by its hash before it is parsed and
     // validated again, which costs ~30 ms of event-loop time for a 50-route file.
     if (!force) {
-      const text = await readFile(this.file, 'utf8').catch(() => undefined);
-      const hash = text === undefined ? undefined : contentHash(text);
+      // Hashed as bytes, as a rejected file is: a byte that is not UTF-8 must not read as the U+FFFD of a file that has one.
+      const bytes = await readFile(this.file).catch(() => undefined);
+      const hash = bytes === undefined ? undefined : bytesHash(bytes);
       if (trigger === 'file' && hash === this.#seen) return report('unchanged', this.#seen, []);
       // An explicit reload (SIGHUP from a config manager's every run, say) of the file running
       // now: nothing to parse again, which at 10,000 routes would hold the event loop a second.

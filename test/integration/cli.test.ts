@@ -281,13 +281,20 @@ test.each([
   expect(run.stderr).toMatch(says);
 });
 
-test('a report piped into a reader that stops early (`| head`) ends the command quietly, exit 0', async () => {
-  const child = spawn(process.execPath, [BIN, 'schema'], { stdio: ['ignore', 'pipe', 'pipe'] });
+test.each([
+  { name: 'a schema', args: () => Promise.resolve(['schema']), status: 0 },
+  { name: 'a check that found errors', args: async () => {
+    const file = join(await tempDir(), 'routes.yaml');
+    await writeFile(file, 'version: 1\nservices: {}\nroutes:\n  - { name: a, match: {}, to: nowhere }\n');
+    return ['check', file];
+  }, status: 1 },
+])('$name piped into a reader that stops early (`| head`) ends quietly, with its own status ($status)', async ({ args, status }) => {
+  const child = spawn(process.execPath, [BIN, ...(await args())], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   // The reader is gone before the first line is written.
   child.stdout.destroy();
   const [code] = (await once(child, 'exit')) as [number | null];
-  expect(stderr).toBe('');
-  expect(code).toBe(0);
+  expect(stderr).not.toMatch(/EPIPE|Error:/);
+  expect(code).toBe(status);
 });

@@ -41,6 +41,12 @@ describe('documents that are not a routes file', () => {
     const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\n  next: { url: http://127.0.0.1:3002 }\nroutes:\n${routes.join('\n')}\n`;
     expect(errors(text)).toEqual([]);
   });
+
+  test('more than 10,000 aliases are refused, with their count: each costs the YAML library a scan of all those before it', () => {
+    const methods = ['&m GET', ...Array.from({ length: 10_001 }, () => '*m')].join(', ');
+    const text = `version: 1\nservices:\n  legacy: { url: http://127.0.0.1:3001 }\nroutes:\n  - { name: r, match: { path: /r, methods: [${methods}] }, to: legacy }\n`;
+    expect(errors(text)).toEqual(['r.yaml:1:1 the document has 10001 aliases, more than the 10000 ficus expands (each costs a scan of all those before it); write the repeated values out, or reuse fewer']);
+  });
 });
 
 test('a name is what the file says, even where YAML would read a number or null', () => {
