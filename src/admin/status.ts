@@ -96,13 +96,14 @@ export function canaryStatus(canary: CanaryRuntime) {
 }
 
 function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undefined) {
+  const panic = runtime.panicking(now);
   return runtime.endpoints.map((e) => ({
     url: e.origin + e.def.basePath,
     ...(color !== undefined ? { color } : {}),
     up: e.isUp(now),
     ...(e.healthy ? {} : { healthCheck: 'failing' }),
     // Failing its checks, yet served: no endpoint of its group passes them (panic routing).
-    ...(!e.isUp(now) && runtime.inService(e, now) ? { panic: true } : {}),
+    ...(panic && !e.healthy && e.ejectedUntil <= now ? { panic: true } : {}),
     inflight: e.inflight,
     consecutiveFailures: e.consecutiveFailures,
     timesEjected: e.timesEjected,

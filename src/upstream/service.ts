@@ -104,7 +104,7 @@ export class ServiceRuntime {
    * whole service down, so then the checks are ignored (Envoy's panic routing).
    */
   inService(endpoint: Endpoint, now: number): boolean {
-    return endpoint.ejectedUntil <= now && (endpoint.healthy || this.#panic(now));
+    return this.#usable(endpoint, now, this.#panic(now));
   }
 
   #panic(now: number): boolean {
@@ -125,6 +125,7 @@ export class ServiceRuntime {
     return this.def.balance === 'least-request' ? this.#leastRequest(now, panic, exclude) : this.#roundRobin(now, panic, exclude);
   }
 
+  /** `inService` with panic routing already known (`#panic(now)`), for a loop over the endpoints. */
   #usable(endpoint: Endpoint, now: number, panic: boolean): boolean {
     return endpoint.ejectedUntil <= now && (endpoint.healthy || panic);
   }
