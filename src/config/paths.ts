@@ -1,3 +1,4 @@
+import { readlink } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 
 /**
@@ -7,4 +8,19 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 export function besideConfig(configFile: string, path: string | undefined): string | undefined {
   if (path === undefined || path === '') return undefined;
   return isAbsolute(path) ? path : resolve(dirname(configFile), path);
+}
+
+/**
+ * Where each symbolic link on the way from `path` points, in order (empty when `path` is no
+ * link; a dangling last hop included). At most 40 hops, as the kernel allows.
+ */
+export async function symlinkHops(path: string): Promise<string[]> {
+  const hops: string[] = [];
+  for (let at = resolve(path); hops.length < 40; ) {
+    const target = await readlink(at).catch(() => undefined);
+    if (target === undefined) break;
+    at = resolve(dirname(at), target);
+    hops.push(at);
+  }
+  return hops;
 }

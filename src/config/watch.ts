@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readlink, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { symlinkHops } from './paths.js';
 
 export interface WatchOptions {
   /** Quiet time after the last event before reloading: editors write in several steps. */
@@ -80,13 +81,7 @@ export function watchConfig(file: string, onChange: () => void, options: WatchOp
   };
   // A config that is a symlink (or a chain of them) into other directories is watched there too.
   const follow = async () => {
-    const hops: string[] = [];
-    for (let at = file; hops.length < 40; ) {
-      const target = await readlink(at).catch(() => undefined);
-      if (target === undefined) break;
-      at = resolve(dirname(at), target);
-      hops.push(at);
-    }
+    const hops = await symlinkHops(file);
     const real = await realpath(file).catch(() => undefined);
     if (real !== undefined) hops.push(real);
     hopNames = new Set(hops.map((hop) => basename(hop)));

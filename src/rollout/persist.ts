@@ -1,7 +1,8 @@
-import { readFile, readlink, rename } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { readFile, rename } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { removeAbandonedTemps, writeFileAtomically } from '../config/atomic-write.js';
+import { symlinkHops } from '../config/paths.js';
 
 /** The layout of the state file; a file of another version is reported and ignored. */
 export const STATE_VERSION = 1;
@@ -154,15 +155,5 @@ async function writeAtomically(path: string, text: string): Promise<SaveResult> 
 
 /** Where `path` finally points when it is a symbolic link (a chain of them, dangling or not); `path` otherwise. */
 async function linkTarget(path: string): Promise<string> {
-  let current = resolve(path);
-  for (let hops = 0; hops < 40; hops++) {
-    let link: string;
-    try {
-      link = await readlink(current);
-    } catch {
-      return current; // not a link (EINVAL), or missing: the path itself
-    }
-    current = resolve(dirname(current), link);
-  }
-  return current;
+  return (await symlinkHops(path)).at(-1) ?? resolve(path);
 }
