@@ -223,9 +223,9 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       while (idle && inflight.count > 0) idle = await idleWithin(inflight, Math.max(0, deadline - performance.now()));
       if (!idle) {
         inflight.expired = true;
-        // A response cut here must not look complete: a body that ends with the connection (an
-        // HTTP/1.0 client's, or any without chunking) gets a reset, not the close below.
-        for (const res of inflight.open ?? []) if (res.headersSent && !res.chunkedEncoding && !res.writableFinished) res.socket?.resetAndDestroy();
+        // A response cut here must not look complete: each request resets a body that ends with
+        // the connection (an HTTP/1.0 client's) rather than leave it to the close below.
+        for (const link of inflight.open?.links() ?? []) link.cutAtDeadline();
         logger.warn({ event: EVENT.drainExpired, inflight: inflight.count, timeoutMs }, `drain timeout: cutting ${inflight.count} request(s) still in flight`);
       }
       // Keep-alive connections that finished their last response are idle now; nothing else is.

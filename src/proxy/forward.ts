@@ -251,12 +251,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       responseStarted: this.#responseStarted,
       bytesOut: this.#bytesOut,
       upstreamMs: this.#upstreamMs,
-      bodyEndsWithClose: fault !== undefined && this.#responseStarted && this.#bodyEndsWithClose(),
+      bodyEndsWithClose: fault !== undefined && this.#responseStarted && this.bodyEndsWithClose(),
     });
   }
 
-  /** writeHead chose the client's framing: chunked, the upstream's Content-Length, or the connection's close. */
-  #bodyEndsWithClose(): boolean {
+  /** writeHead chose the client's framing: chunked, the upstream's Content-Length, or the connection's close. Only once the response started. */
+  bodyEndsWithClose(): boolean {
     const res = this.res;
     const status = res.statusCode;
     return !res.chunkedEncoding && status !== 204 && status !== 304 && res.req.method !== 'HEAD' && !hasField(this.#rawHeaders, 'content-length');

@@ -329,6 +329,12 @@ class RequestCycle implements ExchangeOwner, OpenLink {
     }
   }
 
+  /** At the drain's deadline: a response going out whose body ends with the connection is reset, never closed as if whole. */
+  cutAtDeadline(): void {
+    const { res } = this;
+    if (this.#exchange !== undefined && res.headersSent && !res.writableFinished && this.#exchange.bodyEndsWithClose()) res.socket?.resetAndDestroy();
+  }
+
   /** The response closed (or, queued, its connection did): counted and logged, once. */
   closed(): void {
     if (this.#closed) return;

@@ -3,6 +3,8 @@ import type { ServerResponse } from 'node:http';
 /** A request in flight, as `OpenRequests` links it. */
 export interface OpenLink {
   readonly res: ServerResponse;
+  /** Given up at the drain's deadline: a body that ends with the connection is reset, so it cannot look complete. */
+  cutAtDeadline(): void;
   prevOpen: OpenLink | undefined;
   nextOpen: OpenLink | undefined;
 }
@@ -33,6 +35,11 @@ export class OpenRequests implements Iterable<ServerResponse> {
     else nextOpen.prevOpen = prevOpen;
     link.prevOpen = undefined;
     link.nextOpen = undefined;
+  }
+
+  /** The requests, oldest first. */
+  *links(): Generator<OpenLink> {
+    for (let link = this.#head; link !== undefined; link = link.nextOpen) yield link;
   }
 
   /** The responses, oldest request first. */

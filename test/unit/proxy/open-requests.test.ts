@@ -3,7 +3,7 @@ import { expect, test } from 'vitest';
 import { type OpenLink, OpenRequests } from '../../../src/proxy/open-requests.js';
 
 function link(name: string): OpenLink {
-  return { res: { name } as unknown as ServerResponse, prevOpen: undefined, nextOpen: undefined };
+  return { res: { name } as unknown as ServerResponse, prevOpen: undefined, nextOpen: undefined, cutAtDeadline: () => undefined };
 }
 
 const names = (open: OpenRequests): string[] => [...open].map((res) => (res as unknown as { name: string }).name);
