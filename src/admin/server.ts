@@ -60,9 +60,13 @@ async function handle(deps: AdminDeps, req: IncomingMessage, res: ServerResponse
       return deps.isReady() ? json(res, 200, { status: 'ready' }) : json(res, 503, { status: 'draining' });
     case 'GET /metrics': {
       deps.metrics.publishConfig(deps.store.current.snapshot);
-      const body = await deps.metrics.registry.metrics();
-      res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
-      res.end(body);
+      // Written as it is made; the head goes with the first part, so a failure before it is a 500.
+      for await (const part of deps.metrics.exposition()) {
+        if (res.destroyed) return;
+        if (!res.headersSent) res.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+        res.write(part);
+      }
+      res.end();
       // Exported once more above; the series of routes and services no longer configured go now.
       await deps.metrics.dropStale(deps.store.current.snapshot);
       return;

@@ -89,7 +89,7 @@ class Checker {
     // Paced: thousands of endpoints checked in the same instant would make ficus itself too busy
     // to read their answers within the timeout, and take healthy endpoints out.
     if (!takeCheckSlot()) {
-      await checkSlotFreed();
+      await checkSlotFreed(this);
       if (controller.signal.aborted) {
         releaseCheckSlot();
         this.#running.delete(endpoint);
@@ -146,7 +146,12 @@ class Checker {
 /** Health checks in flight at once, over every service: the rest wait their turn, their deadline not yet started. */
 const MAX_CHECKS_IN_FLIGHT = 64;
 let checksInFlight = 0;
-const waitingChecks: (() => void)[] = [];
+/**
+ * Waiting checks by service, served a service at a time in turn: one service's endpoints that
+ * never answer each hold a place until their timeout, and in a single queue every other
+ * service's checks would wait behind all of them, their verdicts late by many timeouts.
+ */
+const waitingChecks = new Map<Checker, (() => void)[]>();
 
 function takeCheckSlot(): boolean {
   if (checksInFlight >= MAX_CHECKS_IN_FLIGHT) return false;
@@ -155,12 +160,22 @@ function takeCheckSlot(): boolean {
 }
 
 /** Resolves with a slot taken for the caller. */
-function checkSlotFreed(): Promise<void> {
-  return new Promise((resolve) => waitingChecks.push(resolve));
+function checkSlotFreed(checker: Checker): Promise<void> {
+  return new Promise((resolve) => {
+    const queue = waitingChecks.get(checker);
+    if (queue === undefined) waitingChecks.set(checker, [resolve]);
+    else queue.push(resolve);
+  });
 }
 
 function releaseCheckSlot(): void {
-  const next = waitingChecks.shift();
-  if (next) next();
-  else checksInFlight--;
+  // A Map iterates in insertion order: the first checker is served, then goes to the back.
+  for (const [checker, queue] of waitingChecks) {
+    const next = queue.shift() as () => void;
+    waitingChecks.delete(checker);
+    if (queue.length > 0) waitingChecks.set(checker, queue);
+    next();
+    return;
+  }
+  checksInFlight--;
 }

@@ -299,3 +299,24 @@ test('checks are paced: at most 64 in flight at once over every service, each ti
   expect(most).toBeLessThanOrEqual(64);
   expect(proxy.logs.filter((l) => l.event === 'endpoint.unhealthy')).toEqual([]);
 });
+
+test("checks wait their turn by service: one service's endpoints that never answer do not hold another's checks behind all of theirs", async () => {
+  const arrivals: string[] = [];
+  const upstream = await startUpstream('mixed', (req: IncomingMessage, res: ServerResponse) => {
+    if (!req.url?.endsWith('/healthz')) return void res.end('ok');
+    arrivals.push(req.url.startsWith('/dead') ? 'dead' : 'live');
+    // The dead service's endpoints hold their place until the check's timeout.
+    if (req.url.startsWith('/live')) res.end();
+  });
+  const dead = Array.from({ length: 200 }, (_, i) => `${upstream.url}/dead${i}`);
+  const yaml =
+    `services:\n` +
+    `  dead: { urls: [${dead.join(', ')}], health: { path: /healthz, interval: 60s, timeout: 1s } }\n` +
+    `  live: { urls: ["${upstream.url}/live"], health: { path: /healthz, interval: 60s, timeout: 1s } }\n` +
+    `routes:\n  - { name: d, match: { path: /d }, to: dead }\n  - { name: l, match: { path: / }, to: live }\n`;
+  await startProxy(routesYaml(yaml));
+  await vi.waitFor(() => expect(arrivals).toContain('live'), { timeout: 5_000, interval: 20 });
+  // 64 places, all taken by the dead service first: the live service's check is the next one
+  // sent once a place or two free, not the 201st.
+  expect(arrivals.indexOf('live')).toBeLessThanOrEqual(66);
+});
