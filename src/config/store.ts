@@ -8,6 +8,7 @@ import { ServiceRuntime, type ColourRuntimes, type ServiceEvents } from '../upst
 import { compile } from './compile.js';
 import { ConfigError, type ConfigIssue } from './issues.js';
 import { bytesHash, loadRoutesFile } from './load.js';
+import { loadInWorker } from './load-in-worker.js';
 import type { Colour, ServiceDef, Snapshot } from './snapshot.js';
 import type { Running } from './validate.js';
 
@@ -126,7 +127,7 @@ export class ConfigStore {
       }
     }
     // Addresses are bound once, from the first configuration (app.ts).
-    const loaded = await loadRoutesFile(this.file, this.deps.env, { adminHost: this.#bound.adminHost });
+    const loaded = await loadInWorker(this.file, this.deps.env ?? process.env, { adminHost: this.#bound.adminHost });
     // A file that cannot be read is "seen" too: with an audit log beside it, every failure
     // reported would be one more event in the directory, and another failure.
     const seen = loaded.hash !== '' ? loaded.hash : `unreadable: ${loaded.ok ? '' : loaded.issues[0]?.message}`;

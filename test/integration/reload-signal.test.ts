@@ -75,3 +75,31 @@ ConfigStore.prototype.reload = function (trigger, force) { return trigger === 's
   await status.body.dump();
   expect(child.exitCode).toBeNull();
 });
+
+test('a large file is read and checked off the proxy thread: requests keep being answered while a reload of 4,000 routes is checked', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const large = (extra: string) => {
+    let routes = `  - { name: ping, match: { exact: /ping }, respond: { status: 200, body: pong } }\n${extra}`;
+    for (let i = 0; i < 4_000; i++) routes += `  - name: r${i}\n    match: { path: /svc${i}/api, methods: [GET, POST], headers: { x-tenant: t${i} } }\n    respond: { status: 204 }\n`;
+    return routesYaml(`services: {}\nroutes:\n${routes}`);
+  };
+  await writeFile(file, large(''));
+  const ficus = await startFicus(file);
+  const lastReload = async () => ((await (await request(`${ficus.adminUrl}/status`)).body.json()) as { config: { lastReload: { trigger: string; result: string } | null } }).config.lastReload;
+  const ping = async () => (await (await request(`${ficus.proxyUrl}/ping`)).body.text()) === 'pong';
+  expect(await ping()).toBe(true);
+
+  await writeFile(file, large('  - { name: added, match: { exact: /added }, respond: { status: 201 } }\n'));
+  ficus.child.kill('SIGHUP');
+  // Parsed on the proxy's own thread, the file held every request until it was checked: only
+  // the few sent before the parse began were answered before the reload had ended.
+  let answered = 0;
+  for (;;) {
+    for (let i = 0; i < 10; i++) if (await ping()) answered++;
+    const reload = await lastReload();
+    if (reload?.trigger === 'signal' && reload.result === 'success') break;
+  }
+  expect(answered).toBeGreaterThanOrEqual(100);
+  expect((await request(`${ficus.proxyUrl}/added`)).statusCode).toBe(201);
+});
