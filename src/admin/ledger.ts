@@ -25,7 +25,8 @@ export function routeLedger(route: RouteDef, snapshot: Snapshot, live?: { readon
   const action = route.action;
   if (action.kind !== 'proxy') return undefined;
   if (action.canary !== undefined) {
-    return { migration: 'canary', canary: action.canary.service, weight: live?.weight ?? action.canary.weight, state: live?.state ?? 'running' };
+    const shadow = action.shadow === undefined ? {} : { shadow: action.shadow.service };
+    return { migration: 'canary', canary: action.canary.service, weight: live?.weight ?? action.canary.weight, state: live?.state ?? 'running', ...shadow };
   }
   if (action.shadow !== undefined) return { migration: 'shadow', shadow: action.shadow.service };
   return { migration: isLegacy(snapshot.services.get(action.service)) ? 'legacy' : 'new' };

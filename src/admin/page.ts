@@ -12,7 +12,8 @@ function stage(route: Status['routes'][number]): string {
   if (route.migration === 'canary') {
     const state = route.state === 'ejected' ? ' · <b class="bad">ejected</b>' : route.state === 'promoted' ? ' · <b>promoted</b>' : '';
     const why = 'reason' in route || route.state === 'promoted' ? `: ${escape('message' in route ? route.message : '')}` : '';
-    return `${escape(`canary ${route.weight ?? '?'} % → ${route.canary ?? '?'}`)}${state}${why}`;
+    const shadow = 'shadow' in route && route.shadow ? `<br>${escape(`shadow → ${route.shadow}${comparedText((route as { comparisons?: Record<string, number> }).comparisons)}`)}` : '';
+    return `${escape(`canary ${route.weight ?? '?'} % → ${route.canary ?? '?'}`)}${state}${why}${shadow}`;
   }
   if (route.migration === 'shadow') return escape(`shadow → ${route.shadow ?? '?'}${comparedText((route as { comparisons?: Record<string, number> }).comparisons)}`);
   return escape(route.migration ?? '');

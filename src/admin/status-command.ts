@@ -106,7 +106,7 @@ function endpointState(e: NonNullable<NonNullable<StatusView['services']>[number
 }
 
 function migrationOf(r: NonNullable<StatusView['routes']>[number]): string {
-  if (r.migration === 'canary') return ` (canary ${r.weight ?? '?'} % → ${r.canary ?? '?'}${r.state && r.state !== 'running' ? `, ${r.state}${r.message ? `: ${r.message}` : ''}` : ''})`;
+  if (r.migration === 'canary') return ` (canary ${r.weight ?? '?'} % → ${r.canary ?? '?'}${r.state && r.state !== 'running' ? `, ${r.state}${r.message ? `: ${r.message}` : ''}` : ''}${r.shadow ? `; shadow → ${r.shadow}${comparedText(r.comparisons)}` : ''})`;
   if (r.migration === 'shadow') return ` (shadow → ${r.shadow ?? '?'}${comparedText(r.comparisons)})`;
   return r.migration ? ` (${r.migration})` : '';
 }

@@ -89,7 +89,9 @@ const Thresholds = {
 };
 
 /** A health check's target may carry a query (`/health?deep=1`), as HAProxy's `httpchk` does. */
-const HealthTarget = z.string().regex(/^\/[^\s#]*$/, 'a health path starts with "/" and holds no spaces or "#"');
+// Sent as the request line's target: visible ASCII only (anything else is refused by undici, or
+// sent as a raw byte a strict server answers 400), as curl or a browser would encode it.
+const HealthTarget = z.string().regex(/^\/[\x21\x22\x24-\x7e]*$/, 'a health path starts with "/" and holds visible ASCII only, no spaces or "#" (percent-encode anything else: é is %C3%A9)');
 
 const Health = z.strictObject({
   path: HealthTarget,

@@ -218,8 +218,10 @@ export class ConfigStore {
       for (const endpoint of runtime.endpoints) inUse.add(endpoint.pool);
       for (const key of runtime.poolKeys) keys.add(key);
     }
+    const running = new Set(runtimesOf(this.#current));
     for (const runtime of runtimesOf(previous)) {
       for (const endpoint of runtime.endpoints) if (!inUse.has(endpoint.pool)) this.#closeGracefully(endpoint.pool);
+      if (!running.has(runtime)) runtime.outlier.retire();
     }
     void this.pools.retainOnly(keys);
   }

@@ -139,6 +139,19 @@ function checkRoute(route: Fields, i: number, known: Known, seen: Map<string, nu
   for (const key of ['stripPrefix', 'addPrefix']) checkPath(rewrite[key], at('rewrite', key), problem);
 
   checkRegex(match.regex, at('match', 'regex'), problem);
+  if (typeof match.regex === 'string') {
+    const never = unmatchableInPath(match.regex);
+    if (never !== undefined) problem(at('match', 'regex'), never);
+  }
+  // Header names are case-insensitive: `X-Beta` and `x-beta` are one field, read twice.
+  for (const key of ['match', 'respond'] as const) {
+    const seenNames = new Map<string, string>();
+    for (const name of Object.keys(fields(fields(route[key]).headers))) {
+      const earlier = seenNames.get(name.toLowerCase());
+      if (earlier !== undefined) problem(at(key, 'headers', name), `"${name}" is the header "${earlier}" again (header names are case-insensitive): ${key === 'match' ? 'both conditions must hold on one value' : 'only one of the values is sent'}; keep one`);
+      else seenNames.set(name.toLowerCase(), name);
+    }
+  }
   for (const [name, condition] of Object.entries(fields(match.headers))) {
     checkRegex(fields(condition).regex, at('match', 'headers', name, 'regex'), problem);
   }
@@ -190,6 +203,8 @@ function checkShadow(route: Fields, at: (...rest: (string | number)[]) => (strin
     if (!services.has(shadow.to)) problem(at('shadow', 'to'), `unknown service "${shadow.to}"`);
     // The copy would land on the very service that answers the client, doubling its load.
     else if (shadow.to === route.to) problem(at('shadow', 'to'), 'the shadow is the same service as the route\'s "to"');
+    // The canary side's requests would be copied to the service that just answered them.
+    else if (isRecord(route.canary) && shadow.to === route.canary.to) problem(at('shadow', 'to'), 'the shadow is the same service as the route\'s canary');
   }
   checkPositive(shadow.timeout, at('shadow', 'timeout'), problem);
 }
@@ -312,6 +327,44 @@ function unnormalized(text: string): string | undefined {
   const normalized = normalizePath(text);
   if (typeof normalized !== 'string') return `"${text}": ${normalized.reason}`;
   return normalized === text ? undefined : `"${text}" is not a normalized path (write "${normalized}")`;
+}
+
+/**
+ * A path regex is matched against the normalized path (pchar ASCII, unreserved characters and
+ * `/` decoded, every other escape in upper-case hex): a literal outside that alphabet, or an
+ * escape normalization never leaves, can never match. Undefined when none is written.
+ */
+export function unmatchableInPath(source: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source.charAt(i);
+    if (c === '\\') {
+      // `\ ` is a literal space; other escapes (`\.`, `\d`, `\/`) are the regex's own.
+      if (!inClass && source.charAt(i + 1) === ' ') return 'the pattern needs a space, which a path only holds encoded (write %20)';
+      i++;
+      continue;
+    }
+    if (inClass) {
+      inClass = c !== ']';
+      continue;
+    }
+    if (c === '[') {
+      inClass = true;
+      continue;
+    }
+    const code = c.charCodeAt(0);
+    if (code <= 0x20 || code >= 0x7f || c === '"' || c === '<' || c === '>' || c === '`') {
+      const encoded = [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+      return `the pattern needs "${c}", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write ${encoded}`;
+    }
+    if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(source.slice(i + 1, i + 3))) {
+      const hex = source.slice(i + 1, i + 3);
+      const decoded = String.fromCharCode(parseInt(hex, 16));
+      if (decoded === '/' || /[A-Za-z0-9\-._~]/.test(decoded)) return `the pattern needs %${hex}, which the path never holds: ficus decodes it to "${decoded}" before matching`;
+      if (hex !== hex.toUpperCase()) return `the pattern needs %${hex}, which the path never holds: escapes are matched in upper case (%${hex.toUpperCase()})`;
+    }
+  }
+  return undefined;
 }
 
 function checkRegex(source: unknown, path: (string | number)[], problem: Report): void {

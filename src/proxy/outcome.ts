@@ -28,8 +28,10 @@ export function countOutcome(service: ServiceRuntime, endpoint: Endpoint, failed
 }
 
 /** The canary's window and the cutover guard hear the verdict; a guard decision goes to `onEvent`. */
-export function judge(plan: Pick<ForwardPlan, 'canary' | 'guard' | 'side' | 'colour'>, failed: boolean, ms: number, onEvent: ((event: GuardEvent) => void) | undefined): void {
-  plan.canary?.record(plan.side, failed, ms);
+export function judge(plan: Pick<ForwardPlan, 'canary' | 'guard' | 'side' | 'colour' | 'preview'>, failed: boolean, ms: number, onEvent: ((event: GuardEvent) => void) | undefined): void {
+  // A preview reaches the colour that serves no live traffic: it says nothing of either side of
+  // the split, and must neither eject, promote nor step a canary (the guard keeps it apart by colour).
+  if (!plan.preview) plan.canary?.record(plan.side, failed, ms);
   if (plan.guard === undefined) return;
   const decision = plan.guard.record(plan.colour as Colour, failed, ms);
   if (decision.kind !== 'none') onEvent?.(decision);

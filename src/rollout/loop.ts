@@ -57,7 +57,9 @@ export class AnalysisLoop {
     this.#handle = undefined;
     const now = this.clock.now();
     let next = Infinity;
-    for (const canary of this.canaries()) if (canary) next = Math.min(next, canary.nextJudgeAt);
+    // A due time more than one interval ahead was set before the wall clock stepped back:
+    // judged now (as `evaluate` would), not an hour from now.
+    for (const canary of this.canaries()) if (canary) next = Math.min(next, Math.min(canary.nextJudgeAt, now + canary.def.analysis.intervalMs));
     if (next !== Infinity) this.#arm(Math.max(0, next - now));
   }
 

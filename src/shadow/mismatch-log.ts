@@ -29,6 +29,8 @@ export class MismatchSampler {
       this.#routes.set(route, { next: now + this.intervalMs, suppressed: 0 });
       return 0;
     }
+    // A wall clock stepped back leaves `next` further away than one interval: due from now.
+    if (state.next - now > this.intervalMs) state.next = now;
     if (now < state.next) {
       state.suppressed++;
       return undefined;

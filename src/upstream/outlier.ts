@@ -22,6 +22,8 @@ const MAX_MULTIPLIER = MAX_EJECTION_MS / BASE_EJECTION_MS;
  * from zero.
  */
 export class OutlierDetector {
+  #retired = false;
+
   constructor(
     private readonly endpoints: readonly Endpoint[],
     private readonly threshold: number,
@@ -45,9 +47,23 @@ export class OutlierDetector {
     endpoint.ejectionMultiplier = Math.min(decayed + 1, MAX_MULTIPLIER);
     const base = BASE_EJECTION_MS * endpoint.ejectionMultiplier;
     const duration = Math.round(base * (1 + 0.1 * this.random()));
-    endpoint.ejectedUntil = now + duration;
+    const until = (endpoint.ejectedUntil = now + duration);
     endpoint.consecutiveFailures = 0;
     this.events.ejected(endpoint, duration);
+    // The ejection ends after `duration` of elapsed (monotonic) time, and is told then, even
+    // when no request comes to look and even when the wall clock is stepped back meanwhile
+    // (NTP, a resumed VM), which would otherwise push `ejectedUntil` that much further away.
+    setTimeout(() => {
+      if (this.#retired || endpoint.ejectedUntil !== until) return;
+      const at = this.clock.now();
+      if (until > at) endpoint.ejectedUntil = at;
+      this.refresh(at);
+    }, duration).unref();
+  }
+
+  /** The service's runtime was replaced by a reload: its ejections end unannounced, with it. */
+  retire(): void {
+    this.#retired = true;
   }
 
   /** Returns endpoints whose ejection has expired; call before choosing among them. */

@@ -114,3 +114,33 @@ test('a token with non-ASCII characters opens preview when a client sends it as 
   expect((await get(proxy, '/orders', { 'x-orders-preview': utf8OnTheWire })).name).toBe('green');
   expect((await get(proxy, '/orders', { 'x-orders-preview': 'cafe-2024' })).name).toBe('blue');
 });
+
+test('preview requests to a canary service’s colour that serves nobody are not the canary’s evidence: failing ones eject nothing', async () => {
+  const [legacy, blue] = [await startUpstream('legacy'), await startUpstream('next-blue')];
+  const green = await startUpstream('next-green', (_req, res) => void res.writeHead(500).end('not ready'));
+  const proxy = await startProxy(
+    routesYaml(`identity: { header: x-user-id }
+services:
+  legacy: { url: ${legacy.url} }
+  search-next:
+    blue: { url: ${blue.url} }
+    green: { url: ${green.url} }
+    active: blue
+    preview: { header: x-preview, token: "${TOKEN}" }
+routes:
+  - name: search
+    match: { path: /search }
+    to: legacy
+    canary: { to: search-next, weight: 100, analysis: { consecutiveFailures: 3, interval: 1s } }
+`),
+  );
+  for (let i = 0; i < 3; i++) {
+    const res = await request(`${proxy.app.proxyUrl}/search`, { headers: { 'x-user-id': 'qa', 'x-preview': TOKEN } });
+    expect(res.statusCode).toBe(500);
+    await res.body.dump();
+  }
+  expect(proxy.logs.filter((l) => l.event === 'canary.ejected')).toEqual([]);
+  expect((await get(proxy, '/search', { 'x-user-id': 'user1' })).name).toBe('next-blue');
+  const status = (await (await request(`${proxy.app.adminUrl}/status`)).body.json()) as { routes: { name: string; state?: string }[] };
+  expect(status.routes.find((r) => r.name === 'search')?.state).toBe('running');
+});

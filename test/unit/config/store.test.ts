@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import { ConfigStore } from '../../../src/config/store.js';
 import { systemClock } from '../../../src/observe/clock.js';
 import { routesYaml, tempDir } from '../../helpers/proxy.js';
@@ -163,4 +163,27 @@ test('close() cuts a request that outlives the grace period', async () => {
   expect(performance.now() - started).toBeLessThan(1_000);
   expect(await outcome).toBe('cut');
   expect(pool?.destroyed).toBe(true);
+});
+
+test('the ejections of a service runtime a reload replaced end unannounced: no `returned` from a runtime no longer running', async () => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  onTestFinished(() => void vi.useRealTimers());
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const two = (timeout: string) => config({ a: `{ urls: [${A}, ${B}], outlier: { consecutiveFailures: 1 }, timeouts: { connect: ${timeout} } }` });
+  await writeFile(file, two('1s'));
+  const told: string[] = [];
+  const store = await ConfigStore.open(file, {
+    clock: { now: () => Date.now() },
+    random: () => 0,
+    serviceEvents: (service) => ({ ejected: () => told.push(`${service} ejected`), returned: () => told.push(`${service} returned`), panic() {} }),
+  });
+  onTestFinished(() => store.close());
+  const old = store.current.services.get('a');
+  old?.outlier.failure(old.endpoints[0] as (typeof old.endpoints)[number]);
+  await writeFile(file, two('2s'));
+  expect((await store.reload('admin')).result).toBe('success');
+  expect(store.current.services.get('a')).not.toBe(old);
+  vi.advanceTimersByTime(60_000);
+  expect(told).toEqual(['a ejected']);
 });

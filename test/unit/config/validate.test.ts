@@ -206,3 +206,33 @@ test('the anonymous id cannot share the cookie a known user\'s id is read from',
   ]);
   expect(errors(`identity: { cookie: uid, anonymousCookie: ficus_uid }\n${LEGACY}routes: []\n`)).toEqual([]);
 });
+
+describe('what no request could ever match or would be sent twice', () => {
+  const shadowed = `services:\n  legacy: { url: http://127.0.0.1:3001 }\n  next: { url: http://127.0.0.1:3002 }\nroutes:\n  - { name: a, match: {}, to: legacy, canary: { to: next, weight: 10 }, shadow: { to: next } }\n`;
+  test.each([
+    ['a path regex with a character a path only holds encoded', route('{ name: a, match: { regex: "^/café(/|$)" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs "é", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write %C3%A9'],
+    ['a path regex with a space', route('{ name: a, match: { regex: "^/secret report" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs " ", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write %20'],
+    ['a path regex with an escape ficus decodes', route('{ name: a, match: { regex: "^/%7Eadmin" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs %7E, which the path never holds: ficus decodes it to "~" before matching'],
+    ['a path regex with a lower-case escape', route('{ name: a, match: { regex: "^/caf%c3%a9" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs %c3, which the path never holds: escapes are matched in upper case (%C3)'],
+    ['header conditions on one field in two cases', route('{ name: a, match: { headers: { X-Beta: "1", x-beta: "true" } }, to: legacy }'), 'r.yaml:5:57 routes.0.match.headers.x-beta: "x-beta" is the header "X-Beta" again (header names are case-insensitive): both conditions must hold on one value; keep one'],
+    ['a respond header set twice in two cases', route('{ name: a, match: {}, respond: { status: 200, headers: { Cache-Control: no-store, cache-control: public } } }'), 'r.yaml:5:102 routes.0.respond.headers.cache-control: "cache-control" is the header "Cache-Control" again (header names are case-insensitive): only one of the values is sent; keep one'],
+    ['a shadow that is the route’s canary', shadowed, "r.yaml:6:87 routes.0.shadow.to: the shadow is the same service as the route's canary"],
+    ['a health path that cannot go on a request line', `services:\n  legacy: { url: http://127.0.0.1:3001, health: { path: /héalth } }\nroutes:\n  - { name: a, match: {}, to: legacy }\n`, 'r.yaml:3:57 services.legacy.health.path: a health path starts with "/" and holds visible ASCII only, no spaces or "#" (percent-encode anything else: é is %C3%A9)'],
+  ])('%s', (_, body, expected) => {
+    expect(errors(body)).toEqual([expected]);
+  });
+
+  test.each([
+    ['a regex whose escapes and classes hold only what a path can', route('{ name: a, match: { regex: "^/caf%C3%A9/[^/é]+\\\\.pdf$" }, to: legacy }')],
+    ['header conditions on two fields', route('{ name: a, match: { headers: { x-beta: "1", x-gamma: "1" } }, to: legacy }')],
+  ])('no error: %s', (_, body) => {
+    expect(errors(body)).toEqual([]);
+  });
+
+  test('a key written with control characters is printed escaped, on one line', () => {
+    const lines = errors(route('{ name: a, match: {}, to: legacy, "x\\r\\ny\\u001b[2J": 1 }'));
+    expect(lines).toHaveLength(1);
+    expect([...(lines[0] as string)].filter((c) => c === '\r' || c === '\n' || c === '\u001b')).toEqual([]);
+    expect(lines[0]).toContain('x\\u000d\\u000ay\\u001b[2J');
+  });
+});

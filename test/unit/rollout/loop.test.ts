@@ -108,3 +108,13 @@ test('a canary whose verdict throws is reported, and the others are still judged
   expect(errors).toEqual(['broken: boom']);
   expect(fine.state).toBe('ejected');
 });
+
+test('a reload after the wall clock stepped back still arms the timer within one interval, not for the length of the step', () => {
+  const h = harness();
+  const canary = h.canary('a', 2_000, 0.1);
+  const loop = new AnalysisLoop(() => [canary], h.clock, h.timers);
+  loop.start();
+  h.advance(-3_600_000);
+  loop.reschedule();
+  expect(h.armed.filter((t) => !t.cleared).map((t) => t.ms)).toEqual([2_000]);
+});

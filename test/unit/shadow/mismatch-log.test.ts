@@ -27,3 +27,11 @@ test('a route a reload removed is forgotten: kept routes keep their pacing', () 
   expect(sampler.take('old')).toBe(0);
   expect(sampler.take('kept')).toBeUndefined();
 });
+
+test('a wall clock stepped back does not silence a route for the length of the step', () => {
+  let now = 1_000_000_000;
+  const sampler = new MismatchSampler({ now: () => now }, 10_000);
+  expect(sampler.take('a')).toBe(0);
+  now -= 3_600_000;
+  expect(sampler.take('a')).toBe(0);
+});

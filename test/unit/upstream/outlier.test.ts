@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import type { Clock } from '../../../src/observe/clock.js';
 import { Endpoint } from '../../../src/upstream/endpoint.js';
 import { BASE_EJECTION_MS, MAX_EJECTION_MS, OutlierDetector } from '../../../src/upstream/outlier.js';
@@ -174,4 +174,48 @@ test('the multiplier stops at the cap, so its decay starts at once: two periods 
   t.advance(MAX_EJECTION_MS + 2 * BASE_EJECTION_MS);
   t.fail(0);
   expect(t.durations.get(t.endpoints[0] as Endpoint)).toBe(MAX_EJECTION_MS - BASE_EJECTION_MS);
+});
+
+/** A detector whose clock is the (faked) wall clock, and whose timers are faked too. */
+function onFakeTime() {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+  onTestFinished(() => void vi.useRealTimers());
+  const events: string[] = [];
+  const endpoints = Array.from({ length: 2 }, (_, i) => {
+    const pool = new Pool(`http://127.0.0.1:${10_000 + i}`);
+    onTestFinished(() => pool.destroy());
+    return new Endpoint({ origin: `http://127.0.0.1:${10_000 + i}`, basePath: '' }, pool);
+  });
+  const detector = new OutlierDetector(endpoints, 1, { now: () => Date.now() }, () => 0, {
+    ejected: (endpoint, ms) => events.push(`ejected ${endpoints.indexOf(endpoint)} ${ms}`),
+    returned: (endpoint) => events.push(`returned ${endpoints.indexOf(endpoint)}`),
+  });
+  return { detector, endpoints, events };
+}
+
+test('an ejection ends when its time is up and is told then, with no request coming to look', () => {
+  const { detector, endpoints, events } = onFakeTime();
+  detector.failure(endpoints[0] as Endpoint);
+  vi.advanceTimersByTime(BASE_EJECTION_MS - 1);
+  expect(events).toEqual([`ejected 0 ${BASE_EJECTION_MS}`]);
+  vi.advanceTimersByTime(1);
+  expect(events).toEqual([`ejected 0 ${BASE_EJECTION_MS}`, 'returned 0']);
+  expect(endpoints[0]?.ejectedUntil).toBe(0);
+});
+
+test('a wall clock stepped back an hour during an ejection does not keep the endpoint out an hour longer', () => {
+  const { detector, endpoints, events } = onFakeTime();
+  detector.failure(endpoints[0] as Endpoint);
+  vi.setSystemTime(Date.now() - 3_600_000);
+  vi.advanceTimersByTime(BASE_EJECTION_MS);
+  expect(events).toEqual([`ejected 0 ${BASE_EJECTION_MS}`, 'returned 0']);
+  expect(detector.ejectedCount(Date.now())).toBe(0);
+});
+
+test('the ejections of a runtime a reload replaced end unannounced', () => {
+  const { detector, endpoints, events } = onFakeTime();
+  detector.failure(endpoints[0] as Endpoint);
+  detector.retire();
+  vi.advanceTimersByTime(BASE_EJECTION_MS);
+  expect(events).toEqual([`ejected 0 ${BASE_EJECTION_MS}`]);
 });
