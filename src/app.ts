@@ -163,8 +163,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
 
   const admin = createAdminServer({ store, metrics, clock, isReady: () => ready, reload, guards, shadows: shadow, persisted: () => Promise.all([state.settled(), audit.settled()]) });
   try {
-    await listen(edge, first.listen.port, first.listen.host);
-    await listen(admin, first.admin.port, first.admin.host);
+    await listen(edge, first.listen.port, first.listen.host, 'listen');
+    await listen(admin, first.admin.port, first.admin.host, 'admin');
   } catch (error) {
     edge.close();
     admin.close();
@@ -281,10 +281,11 @@ function* endpointStates(store: ConfigStore, now: number): Iterable<EndpointStat
   for (const runtime of runtimesOf(store.current)) for (const endpoint of runtime.endpoints) yield [runtime.def.name, endpoint.origin + endpoint.def.basePath, endpoint.isUp(now)];
 }
 
-async function listen(server: Server, port: number, host: string): Promise<void> {
+async function listen(server: Server, port: number, host: string, key: 'listen' | 'admin'): Promise<void> {
   // An IPv6 address may be written bracketed, as in a URL; the socket wants it bare.
   server.listen(port, host.replace(/^\[(.*)\]$/, '$1'));
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]);
+  // The error says which key of the file named the address, and the address as written.
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(Object.assign(error as Error, { key, host, port })))]);
 }
 
 function urlOf(server: Server): string {

@@ -94,11 +94,24 @@ async function main(argv: readonly string[]): Promise<number> {
       // SIGHUP while starting is answered once the proxy runs.
       const hup: { reload?: () => void; early: boolean } = { early: false };
       process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.early = true)));
+      // Without a listener, Node answers SIGUSR1 (nginx's "reopen the logs") by opening its
+      // inspector on 127.0.0.1:9229, through which anyone who reaches it runs code in the proxy.
+      process.on('SIGUSR1', () => process.stderr.write('ficus: SIGUSR1 ignored (ficus logs to stdout: there is no log file to reopen)\n'));
+      // So are SIGTERM and SIGINT, by one listener each for the whole run: as PID 1 (a container
+      // without --init) a signal without one is ignored, and `docker stop` would wait for its
+      // SIGKILL; elsewhere it would kill the process with 143 rather than exit 0. One that comes
+      // while starting drains as soon as the proxy runs. (A listener removed and another added
+      // would lose a signal that came in between: the proxy would never stop.)
+      const stopping: { stop?: (signal: NodeJS.Signals) => void; early?: NodeJS.Signals } = {};
+      const onStop = (signal: NodeJS.Signals) => (stopping.stop ? stopping.stop(signal) : (stopping.early ??= signal));
+      process.on('SIGTERM', onStop);
+      process.on('SIGINT', onStop);
       const { startApp } = await import('./app.js');
       const app = await startApp({ configFile: resolve(file) });
       hup.reload = () => void app.reload('signal').catch((error: Error) => process.stderr.write(`ficus: the reload failed: ${error.message}\n`));
       if (hup.early) hup.reload();
-      stopOnSignals(() => app.drain());
+      stopping.stop = stopper(() => app.drain());
+      if (stopping.early !== undefined) stopping.stop(stopping.early);
       return -1;
     }
     case 'check':
@@ -131,7 +144,9 @@ async function main(argv: readonly string[]): Promise<number> {
       const { runDemo } = await import('./demo/demo.js');
       const demo = await runDemo({ configFile: given === undefined ? undefined : resolve(given) });
       process.on('SIGHUP', () => void demo.app.reload('signal'));
-      stopOnSignals(() => demo.stop());
+      const stop = stopper(() => demo.stop());
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
       return -1;
     }
     case '--version':
@@ -186,7 +201,7 @@ async function edit(command: EditCommand, argv: readonly string[]): Promise<numb
  * SIGTERM/SIGINT: drain, then exit 0 (SPEC §1.7). A second Ctrl-C means "now": exit at once,
  * as an impatient person at a terminal expects.
  */
-function stopOnSignals(stop: () => Promise<void>): void {
+function stopper(stop: () => Promise<void>): (signal: NodeJS.Signals) => void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -205,8 +220,7 @@ function stopOnSignals(stop: () => Promise<void>): void {
       },
     );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  return onSignal;
 }
 
 function version(): string {
@@ -219,9 +233,16 @@ function version(): string {
 }
 
 function describeError(error: unknown): string {
-  const err = error as NodeJS.ErrnoException & { address?: string; port?: number };
-  if (err?.code === 'EADDRINUSE') return `cannot listen on ${err.address ?? '?'}:${err.port ?? '?'}: the port is already in use`;
-  if (err?.code === 'EACCES' && err.port !== undefined) return `cannot listen on ${err.address ?? '?'}:${err.port}: permission denied (ports below 1024 need privileges)`;
+  const err = error as NodeJS.ErrnoException & { key?: string; host?: string; port?: number };
+  if (err?.key !== undefined) {
+    const where = `cannot listen on ${err.host}:${err.port}`;
+    const key = ` (${err.key === 'admin' ? 'admin' : 'listen'} in the routes file)`;
+    if (err.code === 'EADDRINUSE') return `${where}: the port is already in use${key}`;
+    if (err.code === 'EACCES') return `${where}: permission denied (ports below 1024 need privileges)${key}`;
+    if (err.code === 'EADDRNOTAVAIL') return `${where}: no network interface of this machine has that address${key}`;
+    if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `${where}: the host name does not resolve (${err.code})${key}`;
+    return `${where}: ${err.message}${key}`;
+  }
   return error instanceof Error ? error.message : String(error);
 }
 

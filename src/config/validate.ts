@@ -50,6 +50,15 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
     // The token is read per request, but the listener moves only at a restart.
     problem(['admin', admin.token === undefined ? 'host' : 'token'], `the admin listener stays on non-loopback host ${running.adminHost} until a restart, so it keeps needing admin.token`);
   }
+  // Both listeners on one port: the second bind would fail at start with "already in use", by ficus itself.
+  const listen = fields(file.listen);
+  const listenPort = listen.port ?? 8080;
+  const adminPort = admin.port ?? 9901;
+  if (typeof adminPort === 'number' && adminPort !== 0 && adminPort === listenPort) {
+    const hosts = [listen.host ?? '0.0.0.0', admin.host ?? '127.0.0.1'].map((h) => String(h).replace(/^\[(.*)\]$/, '$1'));
+    const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+    if (hosts[0] === hosts[1] || hosts.some(wildcard)) problem(['admin', 'port'], `port ${adminPort} is also listen.port: the admin listener needs a port of its own`);
+  }
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
   // A zero would mean "off" to some of the timers behind these keys, "at once" to others, and an

@@ -51,6 +51,9 @@ function countLines(text: string): number {
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */
 const FLUSH_INTERVAL_MS = 500;
 
+/** How long the exit waits for a log reader that does not take the last lines. */
+const EXIT_FLUSH_MS = 1_000;
+
 /** A logger's own line output, and the JSON of its bindings as pino prints them after `time`. */
 export interface LineSink {
   write(line: string): unknown;
@@ -77,16 +80,60 @@ export function lineSinkOf(logger: Logger): LineSink | undefined {
 /** On every line: `name`, as pino's own option would write it; `service` names an upstream. */
 export const LOG_BASE: Readonly<Record<string, string>> = { name: 'ficus' };
 
-export function createLogger(level = process.env.FICUS_LOG_LEVEL ?? 'info'): Logger {
+export function createLogger(level = process.env.FICUS_LOG_LEVEL || 'info'): Logger {
+  // Set but empty is unset, as for FICUS_CONFIG and FICUS_ADMIN; a misspelt level is named.
+  const levels = [...Object.keys(pino.levels.values), 'silent'];
+  if (!levels.includes(level)) throw new Error(`FICUS_LOG_LEVEL is "${level}"; it must be one of ${levels.join(', ')}`);
   // Asynchronous, buffered writes: the access log must not cost a syscall per request. Lines
   // reach the destination about two hundred at a time (LineBatch), which writes each batch at once
   // (minLength 0) and flushes synchronously on exit.
   // A destination that stops taking lines (a stalled log reader behind a pipe, a slow disk) must
   // not grow the heap by a line per request: past MAX_PENDING_LOG_CHARS, batches are dropped
   // (and counted) until it catches up, as nginx's buffered access_log bounds what it holds.
-  const destination = pino.destination({ sync: false, minLength: 0, maxWrite: 4 * BATCH_CHARS, maxLength: MAX_PENDING_LOG_CHARS });
+  // At exit the rest is written synchronously; a reader that takes nothing for EXIT_FLUSH_MS
+  // is given up (sonic-boom would otherwise retry EAGAIN every 100 ms for ever, and a drained
+  // proxy would never exit). A reader that is slow but reads keeps getting the lines.
+  let giveUpAt = Number.POSITIVE_INFINITY;
+  let leftAtExit = Number.POSITIVE_INFINITY;
+  const destination = pino.destination({
+    sync: false,
+    minLength: 0,
+    maxWrite: 4 * BATCH_CHARS,
+    maxLength: MAX_PENDING_LOG_CHARS,
+    retryEAGAIN: (_error: Error, writing: number, queued: number) => {
+      if (giveUpAt === Number.POSITIVE_INFINITY) return true;
+      if (writing + queued < leftAtExit) {
+        leftAtExit = writing + queued;
+        giveUpAt = Date.now() + EXIT_FLUSH_MS;
+      }
+      return Date.now() < giveUpAt;
+    },
+  });
   destination.on('drop', (text: string) => {
     logDrops.lines += countLines(text);
+  });
+  // A destination that fails (stdout on a full disk: ENOSPC; a terminal that went away: EIO)
+  // must cost log lines, never the proxy. pino handles EPIPE itself but re-emits every other
+  // error, which without a listener is an uncaught exception; and sonic-boom's flushSync, which
+  // the exit hooks call, retries such a write every 100 ms for ever, so the process would hang
+  // with its ports bound instead of exiting. Failing writes are retried with the next batch
+  // (lines past MAX_PENDING_LOG_CHARS are dropped and counted); at exit they are given up.
+  let failing = false;
+  const flushSync = destination.flushSync.bind(destination);
+  destination.flushSync = () => {
+    if (failing) return;
+    if (giveUpAt === Number.POSITIVE_INFINITY) giveUpAt = Date.now() + EXIT_FLUSH_MS;
+    try {
+      flushSync();
+    } catch {
+      failing = true;
+    }
+  };
+  destination.on('error', () => {
+    failing = true;
+  });
+  destination.on('write', () => {
+    failing = false;
   });
   const batch = new LineBatch(destination);
   const logger = pino({ level, base: LOG_BASE }, batch);

@@ -271,7 +271,17 @@ test.each([
       const busy = await startUpstream('busy');
       return `version: 1\nlisten: { host: 127.0.0.1, port: ${busy.port} }\nadmin: { host: 127.0.0.1, port: 0 }\nservices: {}\nroutes: []\n`;
     },
-    says: /cannot listen on 127\.0\.0\.1:\d+: the port is already in use/,
+    says: /cannot listen on 127\.0\.0\.1:\d+: the port is already in use \(listen in the routes file\)/,
+  },
+  {
+    name: 'an address no interface of the machine has',
+    setup: async () => `version: 1\nlisten: { host: 192.0.2.1, port: 8089 }\nadmin: { host: 127.0.0.1, port: 0 }\nservices: {}\nroutes: []\n`,
+    says: /^ficus: cannot listen on 192\.0\.2\.1:8089: no network interface of this machine has that address \(listen in the routes file\)$/m,
+  },
+  {
+    name: 'an admin address no interface of the machine has',
+    setup: async () => `version: 1\nlisten: { host: 127.0.0.1, port: 0 }\nadmin: { host: 192.0.2.1, port: 9989, token: t0k3n-for-the-test }\nservices: {}\nroutes: []\n`,
+    says: /^ficus: cannot listen on 192\.0\.2\.1:9989: no network interface of this machine has that address \(admin in the routes file\)$/m,
   },
 ])('start with $name explains why it is not starting and exits 1', async ({ setup, says }) => {
   const dir = await tempDir();

@@ -229,6 +229,15 @@ describe('what no request could ever match or would be sent twice', () => {
     expect(errors(body)).toEqual([]);
   });
 
+  test.each([
+    ['the same port on the same host', 'listen: { host: 127.0.0.1, port: 8080 }\nadmin: { host: 127.0.0.1, port: 8080 }\n', ['r.yaml:3:33 admin.port: port 8080 is also listen.port: the admin listener needs a port of its own']],
+    ['the admin port on the default listener port, the listener on every address', 'admin: { port: 8080 }\n', ['r.yaml:2:16 admin.port: port 8080 is also listen.port: the admin listener needs a port of its own']],
+    ['one port on two addresses', 'listen: { host: 127.0.0.2, port: 8080 }\nadmin: { host: 127.0.0.1, port: 8080 }\n', []],
+    ['both on port 0 (each gets its own)', 'listen: { port: 0 }\nadmin: { port: 0 }\n', []],
+  ])('listeners: %s', (_, top, expected) => {
+    expect(errors(`${top}${route('{ name: a, match: {}, to: legacy }')}`)).toEqual(expected);
+  });
+
   test('a key written with control characters is printed escaped, on one line', () => {
     const lines = errors(route('{ name: a, match: {}, to: legacy, "x\\r\\ny\\u001b[2J": 1 }'));
     expect(lines).toHaveLength(1);
