@@ -38,8 +38,10 @@ COPY --from=prune /app/package.json ./
 COPY --from=prune /app/node_modules/ node_modules/
 COPY --from=prune /app/dist/ dist/
 COPY --from=prune /app/bin/ bin/
-# The example config, so the image starts as is; replace it with your own (see above).
+# The example config, so the image starts as is; replace it with your own (see above). The
+# package's own copy is what `ficus demo` runs.
 COPY routes.yaml /etc/ficus/routes.yaml
+COPY routes.yaml ./routes.yaml
 
 # The image's own user (uid 1000): ficus needs no privileges, and 8080/9901 are not privileged ports.
 USER node

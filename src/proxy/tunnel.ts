@@ -116,7 +116,10 @@ export class Tunnels {
   #routedElsewhere(generation: Generation, place: TunnelPlace): boolean {
     const callerId = place.callerId;
     const plan = planRequest(generation, place.request, this.deps.guards, callerId === undefined ? undefined : () => callerId);
-    return plan.kind !== 'forward' || plan.route.name !== place.route || plan.service.def.name !== place.service;
+    if (plan.kind !== 'forward' || plan.route.name !== place.route || plan.service.def.name !== place.service) return true;
+    // A preview tunnel lasts as long as its token's access (turned off or changed: it ends),
+    // unless its colour is now the one live traffic gets. A cutover leaves it, as it leaves others.
+    return place.preview && !plan.preview && plan.colour !== place.colour;
   }
 
   /**

@@ -15,6 +15,8 @@ export interface TunnelPlace {
   readonly side: string;
   readonly service: string;
   readonly colour: Colour | '';
+  /** Opened by a preview token, on the colour that serves no live traffic. */
+  readonly preview: boolean;
   readonly origin: string;
   /** The path of the service URL the tunnel's handshake was sent under. */
   readonly basePath: string;

@@ -219,7 +219,7 @@ export class WebSocketUpgrade {
 
     const gauge = this.deps.metrics.websocketTunnels.labels(this.#route, this.#service);
     gauge.inc();
-    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: this.#service, colour: plan.colour, origin: endpoint.origin, basePath: endpoint.def.basePath, request: this.req, callerId: plan.callerId };
+    const place = { route: plan.route.name, fingerprint: plan.route.fingerprint, side: plan.side, service: this.#service, colour: plan.colour, preview: plan.preview, origin: endpoint.origin, basePath: endpoint.def.basePath, request: this.req, callerId: plan.callerId };
     // An open tunnel is load on its endpoint for as long as it lasts: least-request sees it.
     endpoint.inflight++;
     const tunnel = new Tunnel(place, client, upstream, () => {

@@ -37,8 +37,10 @@ export function identify(def: IdentityDef | undefined, headers: IncomingHttpHead
     if (id) return { id: fieldText(id), known: true, setCookie: undefined };
   }
   if (def?.anonymousCookie) {
-    const existing = cookies ? cookieValue(cookies, def.anonymousCookie) : undefined;
-    if (existing && COOKIE_VALUE.test(existing)) return { id: existing, known: false, setCookie: undefined };
+    // The first well-formed one: a malformed duplicate sent before it (set for a parent domain
+    // or another path) would otherwise earn a new id, and a new bucket, at every request.
+    const existing = cookies ? cookieValue(cookies, def.anonymousCookie, wellFormedId) : undefined;
+    if (existing) return { id: existing, known: false, setCookie: undefined };
     const id = newId();
     // HttpOnly: scripts have no business with it; Lax: sent on top-level navigations, so the
     // user stays in the same bucket when arriving from a link.
@@ -47,6 +49,8 @@ export function identify(def: IdentityDef | undefined, headers: IncomingHttpHead
   }
   return { id: newId(), known: false, setCookie: undefined };
 }
+
+const wellFormedId = (value: string): boolean => COOKIE_VALUE.test(value);
 
 const NON_ASCII = /[\u0080-\uffff]/;
 const BEYOND_LATIN1 = /[\u0100-\uffff]/;
@@ -84,16 +88,17 @@ export function callerIdsIn(def: IdentityDef, headers: IncomingHttpHeaders): str
   return ids.map((id) => id.trim()).filter((id) => id !== '');
 }
 
-/** The value of cookie `name` in a Cookie header (RFC 6265 §5.4), or undefined. */
-export function cookieValue(header: string, name: string): string | undefined {
+/** The value of cookie `name` in a Cookie header (RFC 6265 §5.4), the first that `accept` takes when given, or undefined. */
+export function cookieValue(header: string, name: string, accept?: (value: string) => boolean): string | undefined {
   let start = 0;
   while (start < header.length) {
     let end = header.indexOf(';', start);
     if (end === -1) end = header.length;
     const eq = header.indexOf('=', start);
     if (eq !== -1 && eq < end && header.slice(start, eq).trim() === name) {
-      const value = header.slice(eq + 1, end).trim();
-      return value.startsWith('"') && value.endsWith('"') && value.length >= 2 ? value.slice(1, -1) : value;
+      const raw = header.slice(eq + 1, end).trim();
+      const value = raw.startsWith('"') && raw.endsWith('"') && raw.length >= 2 ? raw.slice(1, -1) : raw;
+      if (accept === undefined || accept(value)) return value;
     }
     start = end + 1;
   }

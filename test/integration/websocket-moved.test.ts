@@ -145,3 +145,38 @@ test('a tunnel the rolled-back colour opens just after the rollback (the upgrade
   expect(client.header('x-upstream')).toBe('green');
   expect(isGoingAway(await client.next())).toBe(true);
 });
+
+test('a reload that turns preview off or changes its token closes the tunnels a token opened on the colour nobody else gets, and only those', async () => {
+  const blue = await startWsUpstream('blue');
+  const green = await startWsUpstream('green');
+  const config = (token: string, active = 'blue') =>
+    routesYaml(`services:
+  orders:
+    blue: { url: ${blue.url} }
+    green: { url: ${green.url} }
+    active: ${active}
+    preview: { header: x-preview, token: "${token}" }
+routes:
+  - { name: orders, match: { path: / }, to: orders }
+`);
+  const proxy = await startProxy(config('t0k3n'));
+  const port = portOf(proxy.app.proxyUrl);
+  const live = await wsConnect(port, '/ws');
+  const previewing = await wsConnect(port, '/ws', { 'x-preview': 't0k3n' });
+  expect([live.header('x-upstream'), previewing.header('x-upstream')]).toEqual(['blue', 'green']);
+
+  // A cutover to the previewed colour leaves every tunnel where it is.
+  await proxy.write(config('t0k3n', 'green'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  await echoes(previewing, 'green is live now');
+  await echoes(live, 'blue still');
+
+  // Back, then the token changes: the preview tunnel on the colour that serves nobody goes.
+  await proxy.write(config('t0k3n'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  await echoes(previewing, 'preview again');
+  await proxy.write(config('n3w-t0k3n'));
+  expect((await proxy.app.reload('admin')).result).toBe('success');
+  expect(isGoingAway(await previewing.next())).toBe(true);
+  await echoes(live, 'blue keeps going');
+});

@@ -70,6 +70,10 @@ describe('anonymous callers', () => {
     expect(identify(FULL, { cookie: `ficus_uid=${id}` }, false, ids()).id).toBe(id);
   });
 
+  test('a malformed duplicate before a well-formed one (a parent domain’s, another path’s) does not earn a new id at every request', () => {
+    expect(identify(FULL, { cookie: 'ficus_uid=bad!; theme=dark; ficus_uid=anon-7' }, false, ids())).toEqual({ id: 'anon-7', known: false, setCookie: undefined });
+  });
+
   test('without anonymousCookie every request draws a new id and no cookie is set', () => {
     const def = { ...FULL, anonymousCookie: undefined };
     const next = ids();
