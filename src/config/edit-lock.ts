@@ -22,17 +22,23 @@ export async function lockForEdit(file: string): Promise<{ release: () => Promis
       const handle = await open(path, 'wx', 0o644);
       try {
         await handle.writeFile(`${process.pid}\n`);
-      } finally {
+      } catch (error) {
+        // A lock left empty (a full disk) would read as "being written" to every later edit.
         await handle.close();
+        await rm(path, { force: true });
+        throw error;
       }
+      await handle.close();
       return { release: () => releaseIfOurs(path) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = await holderOf(path);
-    // An empty lock is one being written (wait for it); one naming a process that is gone is
-    // stale (take it over).
-    if (holder !== undefined && !processAlive(holder) && (await breakStale(path, holder))) continue;
+    // An empty lock is one being written (wait for it), unless it has been empty for longer
+    // than writing takes (its process died between creating and writing it); one naming a
+    // process that is gone is stale too (take it over).
+    const stale = holder !== undefined ? !processAlive(holder) : (await ageOf(path)) > STALE_BREAKER_MS;
+    if (stale && (await breakStale(path, holder))) continue;
     if (Date.now() >= deadline) {
       return { busy: `another edit of ${file} is in progress${holder !== undefined ? ` (process ${holder})` : ''}; run the command again, or remove ${path} if no edit is running` };
     }
@@ -51,15 +57,14 @@ async function holderOf(path: string): Promise<number | undefined> {
  * and both would edit at once. So breaking is itself exclusive (`FILE.lock.break`), and the lock
  * is removed only if it still names the dead holder. True when this process did the breaking.
  */
-async function breakStale(path: string, holder: number): Promise<boolean> {
+async function breakStale(path: string, holder: number | undefined): Promise<boolean> {
   const breaker = `${path}.break`;
   try {
     const handle = await open(breaker, 'wx', 0o644);
     await handle.close();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const since = await stat(breaker).then((s) => Date.now() - s.mtimeMs, () => 0);
-    if (since > STALE_BREAKER_MS) await rm(breaker, { force: true });
+    if ((await ageOf(breaker)) > STALE_BREAKER_MS) await rm(breaker, { force: true });
     return false;
   }
   try {
@@ -68,6 +73,11 @@ async function breakStale(path: string, holder: number): Promise<boolean> {
     await rm(breaker, { force: true });
   }
   return true;
+}
+
+/** Milliseconds since the file was last written; 0 when it is gone. */
+async function ageOf(path: string): Promise<number> {
+  return stat(path).then((s) => Date.now() - s.mtimeMs, () => 0);
 }
 
 /** Never removes a lock another process holds (one that took over after this one was presumed gone). */

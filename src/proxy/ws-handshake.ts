@@ -77,7 +77,9 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
   if (earlyBytes <= EARLY_BYTES) client.resume();
   upstream.on('error', (error) => fail(classify(error, undefined)));
   upstream.on('socket', (socket) => {
-    socket.once('connect', () => {
+    // To an https endpoint the connection is made once TLS is: a server that takes the TCP
+    // connection and never finishes the handshake is a connect timeout, as in undici's pools.
+    socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       timer = setTimeout(() => fail(RESPONSE_TIMEOUT), timeouts.responseMs);
     });

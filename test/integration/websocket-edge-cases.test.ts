@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { expect, onTestFinished, test, vi } from 'vitest';
 import { metricSum } from '../helpers/metrics.js';
 import { routesYaml, startProxy } from '../helpers/proxy.js';
@@ -343,4 +343,17 @@ test('a handshake with more fields than maxHeaderCount is an edge refusal (431),
   expect(await metricSum(proxy.app, 'ficus_requests_total')).toBe(0);
   expect(proxy.logs.filter((l) => l.event === 'access')).toEqual([]);
   expect(chat.connections).toHaveLength(0);
+});
+
+test('an https endpoint that takes the TCP connection and never finishes TLS is a connect timeout for an upgrade, not a response timeout', async () => {
+  // A TCP listener that reads the ClientHello and answers nothing.
+  const silent = createNetServer((socket) => socket.resume());
+  const { port } = await listenForTest(silent as unknown as Parameters<typeof listenForTest>[0]);
+  const proxy = await startProxy(
+    routesYaml(`services:\n  chat: { url: "https://127.0.0.1:${port}", timeouts: { connect: 200ms, response: 5s } }\nroutes:\n  - { name: chat, match: { path: /chat }, to: chat }\n`),
+  );
+  const client = await wsConnect(portOf(proxy.app.proxyUrl), '/chat');
+  expect(client.status).toBe(504);
+  await vi.waitFor(() => expect(proxy.logs.find((l) => l.event === 'access')).toMatchObject({ status: 504, fault: 'timeout' }));
+  expect(proxy.logs.find((l) => l.event === 'upstream.error')).toMatchObject({ kind: 'timeout', message: 'connect timeout' });
 });

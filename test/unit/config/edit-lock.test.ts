@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { lockForEdit } from '../../../src/config/edit-lock.js';
@@ -20,4 +20,15 @@ test('an edit releases its own lock', async () => {
   if (!('release' in lock)) throw new Error(lock.busy);
   await lock.release();
   await expect(readFile(`${file}.lock`, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+});
+
+test('a lock left empty for longer than writing one takes (its process died before writing its pid) is taken over', async () => {
+  const file = join(await tempDir(), 'routes.yaml');
+  await writeFile(`${file}.lock`, '');
+  const past = new Date(Date.now() - 10_000);
+  await utimes(`${file}.lock`, past, past);
+  const lock = await lockForEdit(file);
+  if (!('release' in lock)) throw new Error(lock.busy);
+  expect(await readFile(`${file}.lock`, 'utf8')).toBe(`${process.pid}\n`);
+  await lock.release();
 });
