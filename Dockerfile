@@ -19,7 +19,7 @@ RUN npm ci --no-audit --no-fund
 
 # ---- test (optional target): exactly what .ci/run does after `npm ci`
 FROM build AS test
-COPY vitest.config.ts eslint.config.js routes.yaml README.md Dockerfile ./
+COPY vitest.config.ts eslint.config.js routes.yaml README.md Dockerfile .dockerignore ./
 COPY .ci/ .ci/
 COPY test/ test/
 RUN npm test

@@ -37,18 +37,31 @@ export async function status(admin: string, json: boolean): Promise<number> {
       return 1;
     }
     const text = await response.body.text();
+    let parsed: unknown;
     try {
-      body = JSON.parse(text) as StatusView;
+      parsed = JSON.parse(text);
     } catch {
+      parsed = undefined;
+    }
+    // Any JSON is not ficus's /status: another service's health endpoint must not read as a ready ficus.
+    if (!isStatusView(parsed)) {
       process.stderr.write(`ficus: ${url.href} answered, but not with ficus's /status (is that ficus's admin API?)\n`);
       return 1;
     }
+    body = parsed;
   } catch (error) {
     process.stderr.write(`ficus: cannot reach the admin API at ${url.origin} (${unreachable(error)}). Is ficus running? Point at it with --admin URL or $FICUS_ADMIN.\n`);
     return 1;
   }
   process.stdout.write(json ? `${JSON.stringify(body, null, 2)}\n` : renderStatus(url.origin, body));
   return 0;
+}
+
+/** The shape this command relies on: an object with `ready` and lists of routes and services. */
+function isStatusView(value: unknown): value is StatusView {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.ready === 'boolean' && Array.isArray(v.routes) && Array.isArray(v.services) && (v.config === undefined || (typeof v.config === 'object' && v.config !== null));
 }
 
 /** Why the admin API could not be read, in words: a socket's code, or the deadline. */

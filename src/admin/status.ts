@@ -112,14 +112,14 @@ function endpointsOf(runtime: ServiceRuntime, now: number, color: Colour | undef
 }
 
 /**
- * A blue/green service's active colour and state. The rollback guard comes later, so a pair is
- * always `stable`; whether a preview door is open is shown, never its token.
+ * A blue/green service's active colour and state: without a guard a pair is always `stable`, and
+ * the colour serving is the file's. Whether a preview door is open is shown, never its token.
  */
 function coloursOf(def: ServiceDef, guard: Guard | undefined) {
   const colours = def.colours;
   if (colours === undefined) return {};
   const preview = colours.preview !== undefined && colours.preview.token !== '';
-  if (guard === undefined) return { active: colours.active, state: 'stable' as const, preview };
+  if (guard === undefined) return { active: colours.active, configuredActive: colours.active, state: 'stable' as const, preview };
   // `active` is the colour serving live traffic; after a rollback the file still names the other.
   return { ...guard.status(), configuredActive: colours.active, preview };
 }

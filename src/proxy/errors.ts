@@ -1,3 +1,4 @@
+import { CONNECT_ERROR } from '../upstream/pools.js';
 import type { BodyFault } from './request-body.js';
 
 /**
@@ -44,7 +45,9 @@ export function classify(error: unknown, clientFault: BodyFault | undefined): Fa
   if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
     return { kind: 'client_error', status: 400, upstream: false, beforeSend: false, message };
   }
-  if (CONNECT_CODES.has(code)) return { kind: 'connect', status: 502, upstream: true, beforeSend: true, message };
+  // A TLS handshake or certificate failure happens before anything is sent: a connect error,
+  // retried on another endpoint as a refused connection is (nginx: proxy_next_upstream error).
+  if (code !== 'UND_ERR_CONNECT_TIMEOUT' && (CONNECT_CODES.has(code) || (err as { [CONNECT_ERROR]?: true } | null)?.[CONNECT_ERROR] === true)) return { kind: 'connect', status: 502, upstream: true, beforeSend: true, message };
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return { kind: 'timeout', status: 504, upstream: true, beforeSend: true, message };
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return { kind: 'timeout', status: 504, upstream: true, beforeSend: false, message };

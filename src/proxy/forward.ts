@@ -98,10 +98,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#sentAt = performance.now();
     this.#responseMs = timeouts.responseMs;
     try {
-      this.endpoint.pool.dispatch(
-        { path, method, headers, body: this.body, headersTimeout: timeouts.responseMs + FAST_TIMER_SLACK_MS, bodyTimeout: timeouts.idleMs + FAST_TIMER_SLACK_MS },
-        this,
-      );
+      // `servername` is read by undici's Request, though its types do not list it.
+      const options: Dispatcher.DispatchOptions & { servername: string } = { path, method, headers, servername: this.endpoint.servername, body: this.body, headersTimeout: timeouts.responseMs + FAST_TIMER_SLACK_MS, bodyTimeout: timeouts.idleMs + FAST_TIMER_SLACK_MS };
+      this.endpoint.pool.dispatch(options, this);
     } catch (error) {
       this.onError(error as Error);
     }

@@ -149,8 +149,29 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
   // Without a Host (an HTTP/1.0 client) there is no host to tell: none rather than an empty one.
   const xfh = forwardedHost ?? ctx.host;
   if (xfh) out.push('x-forwarded-host', xfh);
-  out.push('forwarded', `${forwarded ? `${forwarded}, ` : ''}for=${forNode};${ctx.host ? `host=${quoteIfNeeded(ctx.host)};` : ''}proto=http`);
+  // A trusted proxy that told its hops in X-Forwarded-* only: those hops go first in Forwarded
+  // too, or a reader of Forwarded's first element (Spring) would take ficus's own hop for the
+  // client's, its address and scheme (RFC 7239 §7.4).
+  const earlier = forwarded ?? (ctx.trusted ? elementsFromX(forwardedFor, forwardedProto, forwardedHost) : undefined);
+  out.push('forwarded', `${earlier ? `${earlier}, ` : ''}for=${forNode};${ctx.host ? `host=${quoteIfNeeded(ctx.host)};` : ''}proto=http`);
   return out;
+}
+
+/** RFC 7239 elements standing for what a trusted proxy told in X-Forwarded-For/-Proto/-Host; undefined when it told no address. */
+function elementsFromX(forwardedFor: string | undefined, proto: string | undefined, host: string | undefined): string | undefined {
+  if (forwardedFor === undefined) return undefined;
+  const nodes = forwardedFor.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  if (nodes.length === 0) return undefined;
+  return nodes
+    .map((node, i) => {
+      const address = node.startsWith('::ffff:') ? node.slice(7) : node;
+      let element = `for=${address.includes(':') && !address.startsWith('[') ? `"[${address}]"` : quoteIfNeeded(address)}`;
+      if (i === 0 && host) element += `;host=${quoteIfNeeded(host.trim())}`;
+      const scheme = i === 0 ? proto?.split(',')[0]?.trim() : undefined;
+      if (scheme && TOKEN.test(scheme)) element += `;proto=${scheme}`;
+      return element;
+    })
+    .join(', ');
 }
 
 /** A name ficus sets, drops or keeps for itself (with `_` already read as `-`): never copied from the client. */

@@ -75,11 +75,15 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
   client.on('data', keep);
   // A second try follows one that paused the client: it must be read again to see it leave.
   if (earlyBytes <= EARLY_BYTES) client.resume();
-  upstream.on('error', (error) => fail(classify(error, undefined)));
+  let connected = false;
+  // Before the connection is made (TCP, and for https the TLS handshake with its certificate
+  // check), nothing was sent: a connect error, tried again on another endpoint.
+  upstream.on('error', (error) => fail(connected ? classify(error, undefined) : connectFault(error)));
   upstream.on('socket', (socket) => {
     // To an https endpoint the connection is made once TLS is: a server that takes the TCP
     // connection and never finishes the handshake is a connect timeout, as in undici's pools.
     socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+      connected = true;
       clearTimeout(timer);
       timer = setTimeout(() => fail(RESPONSE_TIMEOUT), timeouts.responseMs);
     });
@@ -98,4 +102,10 @@ export function askUpstream(endpoint: Endpoint, path: string, headers: string[],
   });
   upstream.end();
   return () => fail(DRAINING);
+}
+
+function connectFault(error: unknown): Fault {
+  const fault = classify(error, undefined);
+  if (fault.kind === 'client_abort' || fault.kind === 'timeout') return fault;
+  return { kind: 'connect', status: 502, upstream: true, beforeSend: true, message: fault.message };
 }

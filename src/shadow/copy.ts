@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Pool } from 'undici';
+import type { Dispatcher, Pool } from 'undici';
 import type { Colour, ShadowDef } from '../config/snapshot.js';
 import type { ResponseTap } from '../proxy/forward.js';
 import type { Endpoint } from '../upstream/endpoint.js';
@@ -200,13 +200,14 @@ export class ShadowCopy implements ResponseTap {
       method,
       path: endpoint.def.basePath + path,
       headers: [...headers, SHADOW_HEADER, '1'],
+      servername: endpoint.servername,
       body,
       // One deadline for the whole exchange; the undici timeouts only make it fail sooner.
       signal: AbortSignal.timeout(def.timeoutMs),
       headersTimeout: def.timeoutMs,
       bodyTimeout: def.timeoutMs,
       responseHeaders: 'raw',
-    });
+    } as Dispatcher.RequestOptions<null>);
     // In the pool now: its graceful close waits for it.
     this.#unhold();
     const res = await sent;

@@ -14,6 +14,13 @@ export class Endpoint {
   ejectedUntil = 0;
   /** False while active health checks fail (services with `health:` only). */
   healthy = true;
+  /**
+   * What every request to this endpoint names as its `servername`. undici takes a request's from
+   * its Host header when none is given, and closes a TLS connection whenever two requests in a
+   * row name different ones; one constant per endpoint keeps its connections (the pool's
+   * connector derives the SNI and the name checked from the URL itself: pools.ts).
+   */
+  readonly servername: string;
 
   constructor(
     readonly def: EndpointDef,
@@ -22,7 +29,9 @@ export class Endpoint {
      * the old pool, which then closes; later ones (preview traffic) open fresh connections.
      */
     public pool: Pool,
-  ) {}
+  ) {
+    this.servername = new URL(def.origin).hostname.replace(/^\[|\]$/g, '');
+  }
 
   /** In service as far as ejection and health checks go (panic routing may use it anyway). */
   isUp(now: number): boolean {

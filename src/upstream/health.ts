@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import type { HealthDef } from '../config/snapshot.js';
 import { runtimesOf, type Generation } from '../config/store.js';
 import type { Endpoint } from './endpoint.js';
@@ -104,8 +105,9 @@ class Checker {
         method: 'GET',
         path: endpoint.def.basePath + this.def.path,
         headers: { 'user-agent': 'ficus-health-check' },
+        servername: endpoint.servername,
         signal: controller.signal,
-      });
+      } as Dispatcher.RequestOptions<null>);
       // With the signal, a body still coming at the deadline fails the check; without it, dump()
       // resolves once the aborted body closes, and the late check would pass.
       await response.body.dump({ limit: 128 * 1024, signal: controller.signal });

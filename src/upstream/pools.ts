@@ -26,8 +26,12 @@ export class PoolRegistry {
       const connector = buildConnector({ timeout: timeouts.connectMs });
       pool = new Pool(origin, {
         // undici's own connector, each new connection's resets heard before undici hears them.
+        // TLS: the SNI and the name the certificate is checked against are the URL's host (none
+        // for an IP address, which is checked against the certificate's IP entries), never the
+        // Host a client sent (undici's default): see `Endpoint.servername`.
         connect: (options, callback) =>
-          connector(options, (...args) => {
+          connector({ ...options, servername: undefined }, (...args) => {
+            if (args[0]) markConnectError(args[0]);
             if (args[1]) watchForReset(args[1]);
             callback(...args);
           }),
@@ -70,4 +74,10 @@ export class PoolRegistry {
     this.#pools.clear();
     await Promise.all(pools.map((pool) => pool.destroy().catch(() => undefined)));
   }
+}
+
+/** An error of the connection's making (TCP connect, TLS handshake, certificate): nothing was sent. */
+export const CONNECT_ERROR = Symbol('ficus.connectError');
+function markConnectError(error: Error): void {
+  (error as Error & { [CONNECT_ERROR]?: true })[CONNECT_ERROR] = true;
 }

@@ -21,8 +21,8 @@ export interface FicusChild {
  * Runs `ficus start -c FILE` as a real process (built dist, as a user runs it) and resolves at
  * its `started` log line; killed when the test finishes if it is still running.
  */
-export async function startFicus(file: string): Promise<FicusChild> {
-  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startFicus(file: string, env?: NodeJS.ProcessEnv): Promise<FicusChild> {
+  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'], env: env === undefined ? undefined : { ...process.env, ...env } });
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   onTestFinished(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

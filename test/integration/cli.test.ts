@@ -164,8 +164,13 @@ test('status without a running proxy says where it looked and exits 1', async ()
   expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port} (ECONNREFUSED)`);
 });
 
-test('status against a server that is not ficus says so, in words, and exits 1', async () => {
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>welcome</html>'));
+test.each([
+  { kind: 'an HTML page', type: 'text/html', body: '<html>welcome</html>' },
+  { kind: 'another service’s JSON health', type: 'application/json', body: '{"status":"UP"}' },
+  { kind: 'a JSON null', type: 'application/json', body: 'null' },
+  { kind: 'JSON with routes that are no list', type: 'application/json', body: '{"ready":true,"routes":"x","services":[]}' },
+])('status against a server that is not ficus ($kind) says so, in words, and exits 1', async ({ type, body }) => {
+  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': type }).end(body));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   onTestFinished(() => void server.close());

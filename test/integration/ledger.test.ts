@@ -133,6 +133,8 @@ test('/status shows each route as legacy, new, canary with its weight, each togg
   const orders = (doc.services as { name: string }[]).find((s) => s.name === 'orders');
   expect(orders).toMatchObject({
     active: 'blue',
+    // One shape, guarded or not: the file's colour beside the one serving.
+    configuredActive: 'blue',
     state: 'stable',
     preview: false,
     endpoints: [

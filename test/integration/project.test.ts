@@ -32,7 +32,7 @@ test('the image runs as non-root, checks the admin /healthz and reads /etc/ficus
 test('the image\'s test stage has every file the project checks read, and the build context keeps them', async () => {
   const [dockerfile, ignore] = await Promise.all([read('Dockerfile'), read('.dockerignore')]);
   const stage = dockerfile.slice(dockerfile.indexOf('AS test'), dockerfile.indexOf('AS prune'));
-  for (const file of ['README.md', 'Dockerfile', '.ci/']) expect(stage).toContain(file);
+  for (const file of ['README.md', 'Dockerfile', '.dockerignore', '.ci/']) expect(stage).toContain(file);
   const ignored = ignore.split('\n').filter((line) => line && !line.startsWith('#'));
   for (const file of ['.ci', 'README.md', 'Dockerfile', 'test']) expect(ignored).not.toContain(file);
 });
