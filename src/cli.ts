@@ -103,7 +103,21 @@ async function main(argv: readonly string[]): Promise<number> {
       // while starting drains as soon as the proxy runs. (A listener removed and another added
       // would lose a signal that came in between: the proxy would never stop.)
       const stopping: { stop?: (signal: NodeJS.Signals) => void; early?: NodeJS.Signals } = {};
-      const onStop = (signal: NodeJS.Signals) => (stopping.stop ? stopping.stop(signal) : (stopping.early ??= signal));
+      const onStop = (signal: NodeJS.Signals) => {
+        if (stopping.stop) return stopping.stop(signal);
+        // A second Ctrl-C means "now" while starting too (a start stuck reading its file from a
+        // pipe or a hung mount). Re-raised with no listener, so that the default action ends the
+        // process even while a thread is stuck reading (process.exit would wait for it for ever).
+        if (stopping.early !== undefined && signal === 'SIGINT') {
+          process.stderr.write('ficus: stopping now, before it finished starting\n');
+          process.removeListener('SIGINT', onStop);
+          process.kill(process.pid, 'SIGINT');
+          return;
+        }
+        if (stopping.early !== undefined) return;
+        stopping.early = signal;
+        process.stderr.write(`ficus: ${signal}: stopping once started${signal === 'SIGINT' ? ' (Ctrl-C again to stop now)' : ''}\n`);
+      };
       process.on('SIGTERM', onStop);
       process.on('SIGINT', onStop);
       const { startApp } = await import('./app.js');

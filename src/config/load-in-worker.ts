@@ -22,7 +22,14 @@ export function loadInWorker(file: string, env: NodeJS.ProcessEnv, running: Runn
   if (!workerBuilt) return loadRoutesFile(file, env, running);
   return new Promise((resolve) => {
     let answered = false;
-    const worker = new Worker(WORKER, { workerData: { file, env: { ...env }, running } });
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER, { workerData: { file, env: { ...env }, running } });
+    } catch (error) {
+      // No thread to be had (ERR_WORKER_INIT_FAILED): a failed reload, as any other.
+      resolve({ ok: false, file, hash: '', issues: [{ file, line: 1, col: 1, path: '', message: `cannot load the file: ${(error as Error).message}` }] });
+      return;
+    }
     // A reload still parsing must not hold up the process's exit.
     worker.unref();
     const fail = (message: string) => {
@@ -33,6 +40,9 @@ export function loadInWorker(file: string, env: NodeJS.ProcessEnv, running: Runn
     worker.once('message', (result: LoadResult) => {
       answered = true;
       resolve(result);
+      // Its work is done: a handle something preloaded into every thread keeps (NODE_OPTIONS=
+      // --require of an agent, a timer) must not keep a thread and its heap per reload.
+      void worker.terminate();
     });
     worker.once('error', (error) => fail(`cannot load the file: ${error.message}`));
     worker.once('exit', (code) => fail(`cannot load the file: its loader ended (exit code ${code}) without an answer`));

@@ -56,8 +56,10 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
   const adminPort = admin.port ?? 9901;
   if (typeof adminPort === 'number' && adminPort !== 0 && adminPort === listenPort) {
     const hosts = [listen.host ?? '0.0.0.0', admin.host ?? '127.0.0.1'].map((h) => String(h).replace(/^\[(.*)\]$/, '$1'));
-    const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
-    if (hosts[0] === hosts[1] || hosts.some(wildcard)) problem(['admin', 'port'], `port ${adminPort} is also listen.port: the admin listener needs a port of its own`);
+    // `::` is dual-stack in Node (every address of both families); `0.0.0.0` only IPv4's, so
+    // `0.0.0.0` and `::1` bind the one port side by side.
+    const clash = hosts[0] === hosts[1] || hosts.includes('::') || (hosts.includes('0.0.0.0') && hosts.every((h) => isIP(h) !== 6));
+    if (clash) problem(['admin', 'port'], `port ${adminPort} is also listen.port: the admin listener needs a port of its own`);
   }
   const services = fields(file.services);
   for (const [name, service] of Object.entries(services)) if (isRecord(service)) checkService(name, service, problem);
@@ -344,12 +346,19 @@ function unnormalized(text: string): string | undefined {
  * escape normalization never leaves, can never match. Undefined when none is written.
  */
 export function unmatchableInPath(source: string): string | undefined {
+  // One frame per group: what it needs, and whether it has alternatives (`a|b`), any of which
+  // may be the one that matches (`(\.\.|%2e%2e)`, `(/|%2F)`), so that none of its needs is sure.
+  const frames: { needs: string[]; alternatives: boolean }[] = [{ needs: [], alternatives: false }];
+  const optional = (at: number) => /^(?:[?*]|\{0[,}])/.test(source.slice(at));
   let inClass = false;
+  const need = (message: string, next: number) => {
+    if (!optional(next)) frames.at(-1)?.needs.push(message);
+  };
   for (let i = 0; i < source.length; i++) {
     const c = source.charAt(i);
     if (c === '\\') {
       // `\ ` is a literal space; other escapes (`\.`, `\d`, `\/`) are the regex's own.
-      if (!inClass && source.charAt(i + 1) === ' ') return 'the pattern needs a space, which a path only holds encoded (write %20)';
+      if (!inClass && source.charAt(i + 1) === ' ') need('the pattern needs a space, which a path only holds encoded (write %20)', i + 2);
       i++;
       continue;
     }
@@ -361,19 +370,41 @@ export function unmatchableInPath(source: string): string | undefined {
       inClass = true;
       continue;
     }
+    if (c === '(') {
+      frames.push({ needs: [], alternatives: false });
+      // `(?<name>`, `(?<=`, `(?<!`: the `<` and `>` are the regex's own (a lookbehind is refused by checkRegex).
+      if (source.startsWith('(?<', i)) {
+        const close = /^[=!]/.test(source.charAt(i + 3)) ? i + 3 : source.indexOf('>', i + 3);
+        if (close !== -1) i = close;
+      }
+      continue;
+    }
+    if (c === ')') {
+      const group = frames.length > 1 ? frames.pop() : undefined;
+      if (group && !group.alternatives && !optional(i + 1)) frames.at(-1)?.needs.push(...group.needs);
+      continue;
+    }
+    if (c === '|') {
+      (frames.at(-1) as { alternatives: boolean }).alternatives = true;
+      continue;
+    }
     const code = c.charCodeAt(0);
     if (code <= 0x20 || code >= 0x7f || c === '"' || c === '<' || c === '>' || c === '`') {
-      const encoded = [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
-      return `the pattern needs "${c}", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write ${encoded}`;
+      // A whole code point (an emoji is two UTF-16 units), so that the advice is its UTF-8.
+      const char = String.fromCodePoint(source.codePointAt(i) as number);
+      const encoded = [...Buffer.from(char)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+      need(`the pattern needs "${char}", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write ${encoded}`, i + char.length);
+      continue;
     }
     if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(source.slice(i + 1, i + 3))) {
       const hex = source.slice(i + 1, i + 3);
       const decoded = String.fromCharCode(parseInt(hex, 16));
-      if (decoded === '/' || /[A-Za-z0-9\-._~]/.test(decoded)) return `the pattern needs %${hex}, which the path never holds: ficus decodes it to "${decoded}" before matching`;
-      if (hex !== hex.toUpperCase()) return `the pattern needs %${hex}, which the path never holds: escapes are matched in upper case (%${hex.toUpperCase()})`;
+      if (decoded === '/' || /[A-Za-z0-9\-._~]/.test(decoded)) need(`the pattern needs %${hex}, which the path never holds: ficus decodes it to "${decoded}" before matching`, i + 3);
+      else if (hex !== hex.toUpperCase()) need(`the pattern needs %${hex}, which the path never holds: escapes are matched in upper case (%${hex.toUpperCase()})`, i + 3);
     }
   }
-  return undefined;
+  const top = frames[0] as { needs: string[]; alternatives: boolean };
+  return top.alternatives ? undefined : top.needs[0];
 }
 
 function checkRegex(source: unknown, path: (string | number)[], problem: Report): void {

@@ -3,6 +3,11 @@ export interface LineSink {
   write(text: string): unknown;
   flush(cb?: (error?: Error) => void): void;
   flushSync(): void;
+  /**
+   * At exit, after `flushSync`: writes text synchronously behind what the destination held. An
+   * asynchronous write started then would never end, and `flushSync` leaves one in flight alone.
+   */
+  writeAtExit?(text: string): void;
 }
 
 /**
@@ -28,7 +33,12 @@ export class LineBatch {
     // Whichever exit hook runs first, the last lines must reach the destination.
     process.once('exit', () => {
       try {
-        this.flushSync();
+        if (this.sink.writeAtExit === undefined) return this.flushSync();
+        this.sink.flushSync();
+        const text = this.#lines.join('');
+        this.#lines = [];
+        this.#chars = 0;
+        if (text !== '') this.sink.writeAtExit(text);
       } catch {
         // The destination was already closed: nothing more can be written.
       }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { BATCH_CHARS, LineBatch } from './line-batch.js';
 
@@ -51,6 +52,9 @@ function countLines(text: string): number {
 /** Longest time a log line waits in the buffer when traffic is too light to fill it. */
 const FLUSH_INTERVAL_MS = 500;
 
+/** What a synchronous write at exit waits on between two tries of a full pipe. */
+const EXIT_PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /** How long the exit waits for a log reader that does not take the last lines. */
 const EXIT_FLUSH_MS = 1_000;
 
@@ -95,13 +99,18 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL || 'info'): Log
   // proxy would never exit). A reader that is slow but reads keeps getting the lines.
   let giveUpAt = Number.POSITIVE_INFINITY;
   let leftAtExit = Number.POSITIVE_INFINITY;
+  /** A chunk that met EAGAIN waits on sonic-boom's 100 ms timer, which never fires at exit. */
+  let retrying = false;
+  /** Set at exit by a write that failed other than EAGAIN: the rest is given up. */
+  let broken = false;
   const destination = pino.destination({
     sync: false,
     minLength: 0,
     maxWrite: 4 * BATCH_CHARS,
     maxLength: MAX_PENDING_LOG_CHARS,
     retryEAGAIN: (_error: Error, writing: number, queued: number) => {
-      if (giveUpAt === Number.POSITIVE_INFINITY) return true;
+      if (broken) return false;
+      if (giveUpAt === Number.POSITIVE_INFINITY) return (retrying = true);
       if (writing + queued < leftAtExit) {
         leftAtExit = writing + queued;
         giveUpAt = Date.now() + EXIT_FLUSH_MS;
@@ -118,24 +127,56 @@ export function createLogger(level = process.env.FICUS_LOG_LEVEL || 'info'): Log
   // the exit hooks call, retries such a write every 100 ms for ever, so the process would hang
   // with its ports bound instead of exiting. Failing writes are retried with the next batch
   // (lines past MAX_PENDING_LOG_CHARS are dropped and counted); at exit they are given up.
-  let failing = false;
   const flushSync = destination.flushSync.bind(destination);
   destination.flushSync = () => {
-    if (failing) return;
+    if (broken) return;
     if (giveUpAt === Number.POSITIVE_INFINITY) giveUpAt = Date.now() + EXIT_FLUSH_MS;
+    // The chunk waiting on the retry timer is written first, by this flush, or it would be lost.
+    if (retrying) (destination as unknown as { _writing: boolean })._writing = false;
+    retrying = false;
+    // sonic-boom's flushSync sleeps and retries any error but EAGAIN for ever: a write that
+    // fails otherwise (ENOSPC, EIO, EFBIG), even if an earlier one did not, gives the rest up.
+    const writeSync = fs.writeSync;
+    fs.writeSync = ((...args: Parameters<typeof fs.writeSync>) => {
+      try {
+        return writeSync(...args);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN' && code !== 'EBUSY') broken = true;
+        throw broken ? Object.assign(new Error('log destination failing'), { code: 'EAGAIN' }) : error;
+      }
+    }) as typeof fs.writeSync;
     try {
       flushSync();
     } catch {
-      failing = true;
+      broken = true;
+    } finally {
+      fs.writeSync = writeSync;
     }
   };
+  /** Written as sonic-boom's flushSync writes, by the same give-up rule: none for EXIT_FLUSH_MS after the last progress. */
+  const writeAtExit = (text: string): void => {
+    let rest = Buffer.from(text);
+    let progressAt = Date.now();
+    while (rest.length > 0 && !broken) {
+      try {
+        rest = rest.subarray(fs.writeSync((destination as unknown as { fd: number }).fd, rest));
+        progressAt = Date.now();
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if ((code !== 'EAGAIN' && code !== 'EBUSY') || Date.now() - progressAt > EXIT_FLUSH_MS) broken = true;
+        else Atomics.wait(EXIT_PAUSE, 0, 0, 10);
+      }
+    }
+  };
+  const sink = Object.assign(destination, { writeAtExit });
   destination.on('error', () => {
-    failing = true;
+    retrying = false;
   });
   destination.on('write', () => {
-    failing = false;
+    retrying = false;
   });
-  const batch = new LineBatch(destination);
+  const batch = new LineBatch(sink);
   const logger = pino({ level, base: LOG_BASE }, batch);
   // A quiet proxy would otherwise sit on a reload error or an ejection until a batch fills.
   setInterval(() => {

@@ -183,6 +183,8 @@ export class Metrics {
   /** Series made since the last prune may be of a route gone (a request of an older generation ending): the next prune looks. */
   #seriesAtPrune = 0;
   #tunnelsLeft = false;
+  /** Series of routes gone kept until a scrape shows their last value: looked at again after the next. */
+  #seriesLeft = false;
   #endpoints: () => Iterable<EndpointState> = () => [];
   #inFlight: () => number = () => 0;
 
@@ -236,13 +238,13 @@ export class Metrics {
    * `dec()` must find it.
    */
   async dropStale(snapshot: Snapshot): Promise<void> {
-    if (snapshot.hash === this.#prunedFor && this.#perRequest.size === this.#seriesAtPrune && !this.#tunnelsLeft) return;
+    if (snapshot.hash === this.#prunedFor && this.#perRequest.size === this.#seriesAtPrune && !this.#tunnelsLeft && !this.#seriesLeft) return;
     this.#prunedFor = snapshot.hash;
     this.#tunnelsLeft = false;
     const routes = new Set(snapshot.routes.map((route) => route.name));
     const live = (route: unknown, service: unknown): boolean =>
       (route === undefined || route === '' || routes.has(route as string)) && (service === undefined || service === '' || snapshot.services.has(service as string));
-    this.#perRequest.retain((labels) => live(labels.route, labels.service));
+    this.#seriesLeft = this.#perRequest.retain((labels) => live(labels.route, labels.service));
     const labelled: (Counter<string> | Gauge<string>)[] = [this.upstreamErrors, this.ejections, this.rollbacks, this.shadowComparisons, this.shadowDropped, this.websocketTunnels];
     for (const metric of labelled) {
       for (const { labels, value } of (await metric.get()).values) {

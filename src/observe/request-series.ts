@@ -10,6 +10,8 @@ interface Series {
   readonly labels: SeriesLabels;
   /** The labels as the text exposition writes them, made at the series' first scrape. */
   text?: string;
+  /** `count` when the last streamed exposition wrote the series' counts: a later request is not exported yet. */
+  exported?: number;
   /** Requests by status code. */
   readonly codes: Map<number, number>;
   /** Observations per upper bound, not cumulative; the last slot is above every bound. */
@@ -96,6 +98,8 @@ export class RequestSeries {
       for (const s of part) {
         const labels = labelText(s);
         for (const [status, n] of s.codes) text += `${name}{${labels},code="${status === 0 ? '000' : status}"} ${n}\n`;
+        // The first of the two families written (the histogram's lines follow with a count as high or higher).
+        s.exported = s.count;
       }
       yield text;
     }
@@ -128,16 +132,20 @@ export class RequestSeries {
     this.#index.clear();
   }
 
-  /** Keeps only the series `keep` accepts (the others are forgotten, their counts with them). */
-  retain(keep: (labels: SeriesLabels) => boolean): void {
-    const kept = this.#series.filter((s) => keep(s.labels));
-    if (kept.length === this.#series.length) return;
+  /** Keeps only the series `keep` accepts (the others are forgotten, their counts with them); true when some were kept only until shown. */
+  retain(keep: (labels: SeriesLabels) => boolean): boolean {
+    // A series counted after the exposition wrote it (a request of a removed route ending
+    // mid-scrape), or never written, stays until a scrape has shown its last value.
+    let unshown = false;
+    const kept = this.#series.filter((s) => keep(s.labels) || (s.exported !== s.count && (unshown = true)));
+    if (kept.length === this.#series.length) return unshown;
     this.clear();
     for (const s of kept) {
       const { route, service, color, side } = s.labels;
       child(child(child(this.#index, route), service), color).set(side, s);
       this.#series.push(s);
     }
+    return unshown;
   }
 }
 

@@ -38,7 +38,8 @@ export class OutlierDetector {
 
   failure(endpoint: Endpoint): void {
     endpoint.consecutiveFailures += 1;
-    if (endpoint.consecutiveFailures < this.threshold || endpoint.ejectedUntil !== 0) return;
+    // A request of the replaced generation failing late: the endpoints it would eject serve no one.
+    if (this.#retired || endpoint.consecutiveFailures < this.threshold || endpoint.ejectedUntil !== 0) return;
     const now = this.clock.now();
     if (this.ejectedCount(now) + 1 > Math.floor(this.endpoints.length / 2)) return;
     endpoint.timesEjected += 1;

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, closeSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { request } from 'undici';
@@ -142,4 +142,91 @@ ConfigStore.open = async function (...args) {
   child.kill('SIGUSR2');
   expect(await exitWithin(child, 10_000)).toEqual([0, null]);
   expect(stdout).toContain('"event":"stopped"');
+});
+
+test('at exit, a log reader that is slow but keeps reading gets every line', async () => {
+  const script = `
+    import { createLogger } from ${JSON.stringify(LOG)};
+    const logger = createLogger('info');
+    const filler = 'x'.repeat(200);
+    for (let i = 0; i < 1500; i++) logger.info({ event: 'access', i, filler });
+    setTimeout(() => process.exit(0), 100);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  let text = '';
+  // A pause of 50 ms after every chunk read: far slower than the child writes, never stopped.
+  child.stdout.on('data', (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    child.stdout.pause();
+    setTimeout(() => child.stdout.resume(), 50);
+  });
+  const ended = once(child.stdout, 'end');
+  const exited = await exitWithin(child, 15_000);
+  await ended;
+  expect(exited).toEqual([0, null]);
+  // Every line, whole and in order.
+  expect(text.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { i: number }).i)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
+});
+
+test('a stdout that failed for a while (a full disk, then space again) still gets the last lines at exit', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const out = join(dir, 'stdout.log');
+  await writeFile(file, routesYaml(LOCAL_ONLY));
+  const fd = openSync(out, 'w');
+  onTestFinished(() => closeSync(fd));
+  // A file-size limit gives EFBIG, as a full disk gives ENOSPC.
+  const child = spawn('prlimit', ['--fsize=100000:unlimited', process.execPath, BIN, 'start', '-c', file], { stdio: ['ignore', fd, 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  let started: { proxy: string } | undefined;
+  while (started === undefined) {
+    const line = readFileSync(out, 'utf8').split('\n').find((l) => l.includes('"event":"started"'));
+    if (line !== undefined) started = JSON.parse(line) as { proxy: string };
+    else await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  for (let i = 0; i < 1000; i++) await (await request(`${started.proxy}/ping`)).body.dump();
+  // The log is written every half second at most: wait until it has met the limit.
+  while (statSync(out).size < 90_000) await new Promise((resolve) => setTimeout(resolve, 25));
+  execFileSync('prlimit', ['--pid', String(child.pid), '--fsize=unlimited:unlimited']);
+  child.kill('SIGTERM');
+  expect(await exitWithin(child, 10_000)).toEqual([0, null]);
+  expect(readFileSync(out, 'utf8')).toContain('"event":"stopped"');
+});
+
+test('a second Ctrl-C stops ficus at once while it is still starting (its file a pipe nobody writes yet)', async () => {
+  const dir = await tempDir();
+  const fifo = join(dir, 'routes.yaml');
+  execFileSync('mkfifo', [fifo]);
+  const child = spawn(process.execPath, [BIN, 'start', '-c', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+  onTestFinished(() => void child.kill('SIGKILL'));
+  // Opened for writing once ficus opened it for reading: its signal listeners are in place.
+  const writer = await open(fifo, 'w');
+  onTestFinished(() => writer.close());
+  // Signals of one kind sent together may arrive as one: the second follows the first's answer.
+  const told = new Promise<void>((resolve) => child.stderr.setEncoding('utf8').on('data', (chunk: string) => chunk.includes('stopping once started') && resolve()));
+  child.kill('SIGINT');
+  await told;
+  child.kill('SIGINT');
+  expect(await exitWithin(child, 5_000)).toEqual([null, 'SIGINT']);
+});
+
+test('each reload’s worker thread ends once it has answered, even with a module preloaded into every thread that keeps it busy', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const keepalive = join(dir, 'keepalive.cjs');
+  await writeFile(keepalive, 'setInterval(() => {}, 60_000);\n');
+  await writeFile(file, routesYaml(LOCAL_ONLY));
+  const ficus = await startFicus(file, { NODE_OPTIONS: `--require ${keepalive}` });
+  const threads = () => readdirSync(`/proc/${ficus.child.pid}/task`).length;
+  const reloadWith = async (n: number) => {
+    await writeFile(file, routesYaml(`${LOCAL_ONLY}  - { name: r${n}, match: { exact: /r${n} }, respond: { status: 204 } }\n`));
+    const res = await request(`${ficus.adminUrl}/reload`, { method: 'POST' });
+    // The watch may have loaded the change first.
+    expect(['success', 'unchanged']).toContain(((await res.body.json()) as { result: string }).result);
+  };
+  await reloadWith(0);
+  const before = threads();
+  for (let n = 1; n <= 5; n++) await reloadWith(n);
+  expect(threads()).toBeLessThanOrEqual(before + 1);
 });

@@ -213,6 +213,7 @@ describe('what no request could ever match or would be sent twice', () => {
     ['a path regex with a character a path only holds encoded', route('{ name: a, match: { regex: "^/café(/|$)" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs "é", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write %C3%A9'],
     ['a path regex with a space', route('{ name: a, match: { regex: "^/secret report" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs " ", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write %20'],
     ['a path regex with an escape ficus decodes', route('{ name: a, match: { regex: "^/%7Eadmin" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs %7E, which the path never holds: ficus decodes it to "~" before matching'],
+    ['a path regex with a character beyond the BMP, its UTF-8 in the advice', route('{ name: a, match: { regex: "^/emoji/😀$" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs "😀", which a path only holds percent-encoded (routes see the path normalized, as forwarded): write %F0%9F%98%80'],
     ['a path regex with a lower-case escape', route('{ name: a, match: { regex: "^/caf%c3%a9" }, to: legacy }'), 'r.yaml:5:32 routes.0.match.regex: the pattern needs %c3, which the path never holds: escapes are matched in upper case (%C3)'],
     ['header conditions on one field in two cases', route('{ name: a, match: { headers: { X-Beta: "1", x-beta: "true" } }, to: legacy }'), 'r.yaml:5:57 routes.0.match.headers.x-beta: "x-beta" is the header "X-Beta" again (header names are case-insensitive): both conditions must hold on one value; keep one'],
     ['a respond header set twice in two cases', route('{ name: a, match: {}, respond: { status: 200, headers: { Cache-Control: no-store, cache-control: public } } }'), 'r.yaml:5:102 routes.0.respond.headers.cache-control: "cache-control" is the header "Cache-Control" again (header names are case-insensitive): only one of the values is sent; keep one'],
@@ -225,6 +226,10 @@ describe('what no request could ever match or would be sent twice', () => {
   test.each([
     ['a regex whose escapes and classes hold only what a path can', route('{ name: a, match: { regex: "^/caf%C3%A9/[^/é]+\\\\.pdf$" }, to: legacy }')],
     ['header conditions on two fields', route('{ name: a, match: { headers: { x-beta: "1", x-gamma: "1" } }, to: legacy }')],
+    ['a named group', route('{ name: a, match: { regex: "^/(?<lang>en|fr|de)/docs(/.*)?$" }, to: legacy }')],
+    ['an alternative that cannot match beside one that can', route('{ name: a, match: { regex: "(\\\\.\\\\.|%2e%2e|%2E%2E)" }, to: legacy }')],
+    ['an escape ficus decodes as one of two alternatives', route('{ name: a, match: { regex: "^/files(/|%2F)" }, to: legacy }')],
+    ['an optional character a path never holds', route('{ name: a, match: { regex: "^/caf(é)?e?$" }, to: legacy }')],
   ])('no error: %s', (_, body) => {
     expect(errors(body)).toEqual([]);
   });
@@ -233,6 +238,7 @@ describe('what no request could ever match or would be sent twice', () => {
     ['the same port on the same host', 'listen: { host: 127.0.0.1, port: 8080 }\nadmin: { host: 127.0.0.1, port: 8080 }\n', ['r.yaml:3:33 admin.port: port 8080 is also listen.port: the admin listener needs a port of its own']],
     ['the admin port on the default listener port, the listener on every address', 'admin: { port: 8080 }\n', ['r.yaml:2:16 admin.port: port 8080 is also listen.port: the admin listener needs a port of its own']],
     ['one port on two addresses', 'listen: { host: 127.0.0.2, port: 8080 }\nadmin: { host: 127.0.0.1, port: 8080 }\n', []],
+    ['IPv4’s every address and IPv6 loopback (two families, one port each)', 'listen: { host: 0.0.0.0, port: 8080 }\nadmin: { host: "::1", port: 8080 }\n', []],
     ['both on port 0 (each gets its own)', 'listen: { port: 0 }\nadmin: { port: 0 }\n', []],
   ])('listeners: %s', (_, top, expected) => {
     expect(errors(`${top}${route('{ name: a, match: {}, to: legacy }')}`)).toEqual(expected);

@@ -101,3 +101,17 @@ test('a scrape of thousands of request series gives the event loop a turn every 
   expect(turnsAtPart.length).toBeGreaterThanOrEqual(2 * Math.ceil(3_000 / 256));
   expect(new Set(turnsAtPart).size).toBe(turnsAtPart.length);
 });
+
+test('a series of a removed route counted after a scrape wrote it is kept until a scrape has shown its last count', async () => {
+  const metrics = new Metrics();
+  const scrape = () => text(metrics.exposition());
+  const empty = { routes: [], services: new Map(), hash: 'next' } as unknown as Parameters<Metrics['dropStale']>[0];
+  metrics.recordRequest('gone', 'old', '', 'stable', 200, 0.01);
+  await scrape();
+  // A request of the removed route ends after the scrape wrote its series, before the prune.
+  metrics.recordRequest('gone', 'old', '', 'stable', 200, 0.01);
+  await metrics.dropStale(empty);
+  expect(await scrape()).toContain('ficus_requests_total{route="gone",service="old",color="",side="stable",code="200"} 2');
+  await metrics.dropStale(empty);
+  expect(await scrape()).not.toContain('route="gone"');
+});

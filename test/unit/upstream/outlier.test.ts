@@ -219,3 +219,11 @@ test('the ejections of a runtime a reload replaced end unannounced', () => {
   vi.advanceTimersByTime(BASE_EJECTION_MS);
   expect(events).toEqual([`ejected 0 ${BASE_EJECTION_MS}`]);
 });
+
+test('a runtime a reload replaced ejects no one: late failures of its requests serve no decision', () => {
+  const { detector, endpoints, events } = onFakeTime();
+  detector.retire();
+  detector.failure(endpoints[0] as Endpoint);
+  expect(events).toEqual([]);
+  expect(endpoints[0]?.ejectedUntil).toBe(0);
+});
