@@ -1,5 +1,5 @@
 import { METHODS } from 'node:http';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
 import { forwardingField, HOP_BY_HOP } from '../proxy/headers.js';
 import { REFUSED_METHODS } from '../routing/decide.js';
@@ -84,6 +84,8 @@ export function crossCheck(document: unknown, running?: Running): CrossProblem[]
   list(file.trustedProxies).forEach((text, i) => {
     if (typeof text !== 'string') return;
     const cidr = parseCidr(text);
+    const zone = /%[^/]*/.exec(text)?.[0];
+    if (!cidr && zone !== undefined) return problem(['trustedProxies', i], `"${text}" names a zone (${zone}), which ficus cannot match: write the address alone, which trusts it on every interface`);
     if (!cidr) return problem(['trustedProxies', i], `"${text}" is not an IP address or CIDR such as 10.0.0.0/8`);
     const network = networkIfHostBitsSet(cidr);
     if (network !== undefined) problem(['trustedProxies', i], `"${text}" has address bits set past its /${cidr.prefix} prefix: write ${network} for the network, or ${cidr.address} alone for one address`);
@@ -317,8 +319,16 @@ const SHARED_FIELDS: ReadonlySet<string> = new Set([
 
 function isLoopback(host: string): boolean {
   const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  return bare === 'localhost' || bare === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(bare);
+  if (bare === 'localhost') return true;
+  // Compared as addresses, not as text: `0:0:0:0:0:0:0:1` is `::1`, `::ffff:7f00:1` is 127.0.0.1.
+  const family = isIP(bare);
+  return family !== 0 && LOOPBACK.check(bare, family === 4 ? 'ipv4' : 'ipv6');
 }
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
 
 /** `api.example.com`, `*.example.com`, an IPv4 address or an IPv6 one (bracketed or not). */
 function isHostPattern(host: string): boolean {

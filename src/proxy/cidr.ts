@@ -6,6 +6,8 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   // One prefix at most: `10.0.0.0/8/16` is a typo, never silently `10.0.0.0/8`.
   if (parts.length > 2) return undefined;
   const [address = '', prefixText] = parts;
+  // A zone (`fe80::1%eth0`) would be dropped by the match, trusting the address on every interface.
+  if (address.includes('%')) return undefined;
   const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
   if (!family) return undefined;
   const max = family === 'ipv4' ? 32 : 128;

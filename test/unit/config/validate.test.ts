@@ -96,6 +96,11 @@ describe('trustedProxies', () => {
       'r.yaml:10:5 trustedProxies.4: "10.0.0.0/x" is not an IP address or CIDR such as 10.0.0.0/8',
     ]);
   });
+  test('an address with a zone is refused: the zone would be ignored, trusting the address on every interface', () => {
+    expect(errors(`${LEGACY}routes: []\ntrustedProxies: ["fe80::1%eth0"]\n`)).toEqual([
+      'r.yaml:5:18 trustedProxies.0: "fe80::1%eth0" names a zone (%eth0), which ficus cannot match: write the address alone, which trusts it on every interface',
+    ]);
+  });
   test('an entry with address bits set past its prefix is refused, with the network and the address it may mean', () => {
     expect(errors(`${LEGACY}routes: []\ntrustedProxies: [10.0.0.1/8, "fd00::1/64", 10.0.0.1/32]\n`)).toEqual([
       'r.yaml:5:18 trustedProxies.0: "10.0.0.1/8" has address bits set past its /8 prefix: write 10.0.0.0/8 for the network, or 10.0.0.1 alone for one address',
@@ -105,10 +110,10 @@ describe('trustedProxies', () => {
 });
 
 describe('admin listener: a non-loopback host needs a token', () => {
-  test.each(['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])('%s without a token is accepted', (host) => {
+  test.each(['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1', '::ffff:7f00:1'])('%s without a token is accepted', (host) => {
     expect(errors(`admin: { host: "${host}" }\n${LEGACY}routes: []\n`)).toEqual([]);
   });
-  test.each(['0.0.0.0', '::', '10.1.2.3', 'ficus.internal', '128.0.0.1'])('%s without a token is refused', (host) => {
+  test.each(['0.0.0.0', '::', '10.1.2.3', 'ficus.internal', '128.0.0.1', '::2', '::ffff:10.0.0.1'])('%s without a token is refused', (host) => {
     expect(errors(`admin: { host: "${host}" }\n${LEGACY}routes: []\n`)).toEqual([
       `r.yaml:2:16 admin.host: admin listener on non-loopback host ${host} needs admin.token`,
     ]);
