@@ -1,4 +1,4 @@
-import { expect, onTestFinished, test } from 'vitest';
+import { expect, onTestFinished, test, vi } from 'vitest';
 import type { ServiceDef } from '../../../src/config/snapshot.js';
 import type { Clock } from '../../../src/observe/clock.js';
 import type { Endpoint } from '../../../src/upstream/endpoint.js';
@@ -88,4 +88,32 @@ test('least-request leaves out ejected and excluded endpoints', () => {
   for (const e of service.endpoints) e.inflight = 0;
   expect(new Set(picks(10))).toEqual(new Set([3]));
   expect(picks(1, 3)).toEqual([1]);
+});
+
+test('panic routing that an ejection started ends when the ejection runs out, told then, with no request coming to look', () => {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+  onTestFinished(() => void vi.useRealTimers());
+  const pools = new PoolRegistry();
+  onTestFinished(() => pools.destroyAll());
+  const def: ServiceDef = {
+    name: 'app',
+    endpoints: [0, 1].map((i) => ({ origin: `http://127.0.0.1:${20_000 + i}`, basePath: '' })),
+    timeouts: { connectMs: 1_000, responseMs: 1_000, idleMs: 1_000 },
+    balance: 'round-robin',
+    consecutiveFailures: 1,
+    legacy: false,
+    fingerprint: '',
+  };
+  const told: string[] = [];
+  const service = new ServiceRuntime(def, pools, { now: () => Date.now() }, () => 0, {
+    ejected: () => told.push('ejected'),
+    returned: () => told.push('returned'),
+    panic: (entered) => told.push(entered ? 'panic' : 'panic ended'),
+  });
+  const [failing, ejected] = service.endpoints as [Endpoint, Endpoint];
+  service.setHealthy(failing, false);
+  service.outlier.failure(ejected);
+  expect(told).toEqual(['ejected', 'panic']);
+  vi.advanceTimersByTime(BASE_EJECTION_MS);
+  expect(told).toEqual(['ejected', 'panic', 'returned', 'panic ended']);
 });
