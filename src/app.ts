@@ -9,7 +9,7 @@ import { watchConfig, type WatchOptions } from './config/watch.js';
 import { announceCanary, announceCutover, announceGuard, announceHealth, announceService } from './observe/announce.js';
 import { AuditLog } from './observe/audit.js';
 import { systemClock, systemRandom, type Clock, type Random } from './observe/clock.js';
-import { createLogger, EVENT, type Logger } from './observe/log.js';
+import { createLogger, EVENT, flushedWithin, type Logger } from './observe/log.js';
 import { Metrics, type EndpointState } from './observe/metrics.js';
 import { closeAfterCurrent } from './proxy/connection-turns.js';
 import { OpenRequests } from './proxy/open-requests.js';
@@ -238,7 +238,8 @@ export async function startApp(options: AppOptions): Promise<RunningApp> {
       await settledWithin(audit, EXIT_WRITE_WAIT_MS);
       await settledWithin(state, EXIT_WRITE_WAIT_MS);
       logger.info({ event: EVENT.stopped }, 'stopped');
-      logger.flush();
+      // Nothing on its way to stdout at exit, where no write's end is heard: a line half written.
+      await flushedWithin(logger, EXIT_WRITE_WAIT_MS);
     })();
     return draining;
   };

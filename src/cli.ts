@@ -109,6 +109,8 @@ async function main(argv: readonly string[]): Promise<number> {
         // pipe or a hung mount). Re-raised with no listener, so that the default action ends the
         // process even while a thread is stuck reading (process.exit would wait for it for ever).
         if (stopping.early !== undefined && signal === 'SIGINT') {
+          // The kernel ignores a signal PID 1 sends itself with no listener: nothing can end it now.
+          if (process.pid === 1) return void process.stderr.write('ficus: as PID 1, ficus cannot stop before it has started; it stops once started (run the container with --init for Ctrl-C to stop it at once)\n');
           process.stderr.write('ficus: stopping now, before it finished starting\n');
           process.removeListener('SIGINT', onStop);
           process.kill(process.pid, 'SIGINT');

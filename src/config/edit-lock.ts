@@ -68,7 +68,9 @@ async function breakStale(path: string, holder: number | undefined): Promise<boo
     return false;
   }
   try {
-    if ((await holderOf(path)) === holder) await rm(path, { force: true });
+    // Judged again under the breaker: an empty lock may by now be a fresh one, not yet written.
+    const still = (await holderOf(path)) === holder && (holder !== undefined || (await ageOf(path)) > STALE_BREAKER_MS);
+    if (still) await rm(path, { force: true });
   } finally {
     await rm(breaker, { force: true });
   }

@@ -5,6 +5,9 @@ import type { LineSink } from './line-batch.js';
 /** What a synchronous write at exit waits on between two tries of a full pipe. */
 const EXIT_PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
+/** sonic-boom's pause before it writes again a chunk that met EAGAIN. */
+const BUSY_WRITE_TIMEOUT_MS = 100;
+
 /** How long the exit waits for a log reader that takes none of the last lines. */
 const EXIT_FLUSH_MS = 1_000;
 
@@ -23,7 +26,9 @@ type Destination = ReturnType<typeof pino.destination>;
  * - At exit the rest is written synchronously, for as long as the reader takes some of it: a
  *   reader that takes nothing for EXIT_FLUSH_MS, or a write that fails, gives the rest up.
  *   sonic-boom's own flushSync would retry either every 100 ms for ever, so a drained proxy
- *   would never exit, its ports bound.
+ *   would never exit, its ports bound. A write still on libuv's thread pool then is left to
+ *   it (how much of it lands cannot be known): the drain waits for the log to be written
+ *   before it exits, so that only a reader stalled past that wait meets one.
  */
 export function logDestination(maxPending: number, maxWrite: number): Destination & Required<Pick<LineSink, 'writeAtExit'>> {
   let giveUpAt = Number.POSITIVE_INFINITY;
@@ -39,7 +44,12 @@ export function logDestination(maxPending: number, maxWrite: number): Destinatio
     maxLength: maxPending,
     retryEAGAIN: (_error: Error, writing: number, queued: number) => {
       if (broken) return false;
-      if (giveUpAt === Number.POSITIVE_INFINITY) return (retrying = true);
+      if (giveUpAt === Number.POSITIVE_INFINITY) {
+        // sonic-boom sets its retry timer right after this returns, with the same delay: this
+        // one runs just before it, so that a chunk on its way again is never written twice.
+        setTimeout(() => (retrying = false), BUSY_WRITE_TIMEOUT_MS).unref();
+        return (retrying = true);
+      }
       if (writing + queued < leftAtExit) {
         leftAtExit = writing + queued;
         giveUpAt = Date.now() + EXIT_FLUSH_MS;
@@ -88,6 +98,17 @@ export function logDestination(maxPending: number, maxWrite: number): Destinatio
         else Atomics.wait(EXIT_PAUSE, 0, 0, 10);
       }
     }
+  };
+  // With minLength 0, sonic-boom calls a flush's callback at once: here it means "all written"
+  // (the drain waits on it, so that nothing is on its way at exit).
+  destination.flush = (cb?: (error?: Error) => void): void => {
+    if (cb === undefined) return;
+    const state = destination as unknown as { _writing: boolean; _len: number };
+    const check = (): void => {
+      if (!state._writing && state._len === 0) cb();
+      else destination.once('drain', check);
+    };
+    check();
   };
   destination.on('error', () => {
     retrying = false;

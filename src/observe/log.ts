@@ -75,6 +75,23 @@ export function lineSinkOf(logger: Logger): LineSink | undefined {
   return lineSinks.get(logger);
 }
 
+/** Resolves once every line so far is written, or after `ms`, whichever comes first. */
+export function flushedWithin(logger: Logger, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    try {
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
+      // A destination already closed has nothing left to write.
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
 /** On every line: `name`, as pino's own option would write it; `service` names an upstream. */
 export const LOG_BASE: Readonly<Record<string, string>> = { name: 'ficus' };
 

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { isIPv4, isIPv6 } from 'node:net';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus fields the proxy owns and sets itself. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -164,14 +165,37 @@ function elementsFromX(forwardedFor: string | undefined, proto: string | undefin
   if (nodes.length === 0) return undefined;
   return nodes
     .map((node, i) => {
-      const address = node.startsWith('::ffff:') ? node.slice(7) : node;
-      let element = `for=${address.includes(':') && !address.startsWith('[') ? `"[${address}]"` : quoteIfNeeded(address)}`;
-      if (i === 0 && host) element += `;host=${quoteIfNeeded(host.trim())}`;
+      let element = `for=${forwardedNode(node)}`;
+      // Of a list (one per hop), the first: the Host the client asked for, as for the scheme.
+      const firstHost = i === 0 ? host?.split(',')[0]?.trim() : undefined;
+      if (firstHost) element += `;host=${quoteIfNeeded(firstHost)}`;
       const scheme = i === 0 ? proto?.split(',')[0]?.trim() : undefined;
       if (scheme && TOKEN.test(scheme)) element += `;proto=${scheme}`;
       return element;
     })
     .join(', ');
+}
+
+const OBFUSCATED = /^_[A-Za-z0-9._-]+$/;
+const PORT = /^(?:\d{1,5}|_[A-Za-z0-9._-]+)$/;
+
+/**
+ * One X-Forwarded-For entry as an RFC 7239 §6 node (`1.2.3.4`, `"1.2.3.4:5678"`, `"[2001:db8::1]"`,
+ * `"[2001:db8::1]:443"`, `unknown`, `_obf`), or `unknown` for anything else: the leftmost entries
+ * are the client's own words, and must never add parameters to the element (`proto=`, `host=`).
+ */
+function forwardedNode(raw: string): string {
+  const node = raw.startsWith('::ffff:') && isIPv4(raw.slice(7)) ? raw.slice(7) : raw;
+  if (isIPv6(node)) return `"[${node}]"`;
+  if (isIPv4(node) || node.toLowerCase() === 'unknown' || OBFUSCATED.test(node)) return node;
+  const bracketed = /^\[([^\]]+)\](?::(.+))?$/.exec(node);
+  if (bracketed && isIPv6(bracketed[1] as string) && (bracketed[2] === undefined || PORT.test(bracketed[2]))) return `"${node}"`;
+  const colon = node.lastIndexOf(':');
+  if (colon > 0) {
+    const name = node.slice(0, colon);
+    if ((isIPv4(name) || OBFUSCATED.test(name) || name.toLowerCase() === 'unknown') && PORT.test(node.slice(colon + 1))) return `"${node}"`;
+  }
+  return 'unknown';
 }
 
 /** A name ficus sets, drops or keeps for itself (with `_` already read as `-`): never copied from the client. */

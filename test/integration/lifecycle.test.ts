@@ -144,29 +144,32 @@ ConfigStore.open = async function (...args) {
   expect(stdout).toContain('"event":"stopped"');
 });
 
-test('at exit, a log reader that is slow but keeps reading gets every line', async () => {
-  const script = `
-    import { createLogger } from ${JSON.stringify(LOG)};
-    const logger = createLogger('info');
-    const filler = 'x'.repeat(200);
-    for (let i = 0; i < 1500; i++) logger.info({ event: 'access', i, filler });
-    setTimeout(() => process.exit(0), 100);
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+test('a drained ficus whose log reader is slow but keeps reading gets every line out, whole and in order, before it exits', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'routes.yaml');
+  const [port, adminPort] = [await refusedPort(), await refusedPort()];
+  await writeFile(file, `version: 1\nlisten: { host: 127.0.0.1, port: ${port} }\nadmin: { host: 127.0.0.1, port: ${adminPort} }\n${LOCAL_ONLY}`);
+  const child = spawn(process.execPath, [BIN, 'start', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   onTestFinished(() => void child.kill('SIGKILL'));
   let text = '';
-  // A pause of 50 ms after every chunk read: far slower than the child writes, never stopped.
+  let slow = false;
   child.stdout.on('data', (chunk: Buffer) => {
     text += chunk.toString('utf8');
+    if (!slow) return;
+    // A pause of 400 ms after every chunk read: slower than ficus writes, never stopped.
     child.stdout.pause();
-    setTimeout(() => child.stdout.resume(), 50);
+    setTimeout(() => child.stdout.resume(), 400);
   });
   const ended = once(child.stdout, 'end');
-  const exited = await exitWithin(child, 15_000);
+  while (!text.includes('"event":"started"')) await once(child.stdout, 'data');
+  slow = true;
+  for (let i = 0; i < 1500; i++) await (await request(`http://127.0.0.1:${port}/ping?i=${i}`)).body.dump();
+  child.kill('SIGTERM');
+  expect(await exitWithin(child, 15_000)).toEqual([0, null]);
   await ended;
-  expect(exited).toEqual([0, null]);
-  // Every line, whole and in order.
-  expect(text.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { i: number }).i)).toEqual(Array.from({ length: 1500 }, (_, i) => i));
+  const lines = text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as { event?: string });
+  expect(lines.filter((line) => line.event === 'access')).toHaveLength(1500);
+  expect(lines.at(-1)?.event).toBe('stopped');
 });
 
 test('a stdout that failed for a while (a full disk, then space again) still gets the last lines at exit', async () => {
