@@ -154,7 +154,9 @@ export function upstreamRequestHeaders(req: IncomingMessage, ctx: ForwardingCont
   // too, or a reader of Forwarded's first element (Spring) would take ficus's own hop for the
   // client's, its address and scheme (RFC 7239 §7.4).
   const earlier = forwarded ?? (ctx.trusted ? elementsFromX(forwardedFor, forwardedProto, forwardedHost) : undefined);
-  out.push('forwarded', `${earlier ? `${earlier}, ` : ''}for=${forNode};${ctx.host ? `host=${quoteIfNeeded(ctx.host)};` : ''}proto=http`);
+  // `proto` before `host`: a reader that looks for `proto=` without parsing quotes must find
+  // ficus's, never one inside a quoted Host (`host="x;proto=https"`).
+  out.push('forwarded', `${earlier ? `${earlier}, ` : ''}for=${forNode};proto=http${ctx.host ? `;host=${quoteIfNeeded(ctx.host)}` : ''}`);
   return out;
 }
 
@@ -166,11 +168,11 @@ function elementsFromX(forwardedFor: string | undefined, proto: string | undefin
   return nodes
     .map((node, i) => {
       let element = `for=${forwardedNode(node)}`;
-      // Of a list (one per hop), the first: the Host the client asked for, as for the scheme.
-      const firstHost = i === 0 ? host?.split(',')[0]?.trim() : undefined;
-      if (firstHost) element += `;host=${quoteIfNeeded(firstHost)}`;
+      // Of a list (one per hop), the first: the scheme and Host the client asked for.
       const scheme = i === 0 ? proto?.split(',')[0]?.trim() : undefined;
       if (scheme && TOKEN.test(scheme)) element += `;proto=${scheme}`;
+      const firstHost = i === 0 ? host?.split(',')[0]?.trim() : undefined;
+      if (firstHost) element += `;host=${quoteIfNeeded(firstHost)}`;
       return element;
     })
     .join(', ');

@@ -166,7 +166,7 @@ test.each([
       'x-forwarded-for': '127.0.0.1',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'shop.example:8080',
-      forwarded: 'for=127.0.0.1;host="shop.example:8080";proto=http',
+      forwarded: 'for=127.0.0.1;proto=http;host="shop.example:8080"',
     },
   },
   {
@@ -177,7 +177,7 @@ test.each([
       'x-forwarded-for': '203.0.113.7, 127.0.0.1',
       'x-forwarded-proto': 'https',
       'x-forwarded-host': 'public.example',
-      forwarded: 'for=203.0.113.7;proto=https, for=127.0.0.1;host="shop.example:8080";proto=http',
+      forwarded: 'for=203.0.113.7;proto=https, for=127.0.0.1;proto=http;host="shop.example:8080"',
     },
   },
   {
@@ -188,7 +188,7 @@ test.each([
       'x-forwarded-for': '127.0.0.1',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'shop.example:8080',
-      forwarded: 'for=127.0.0.1;host="shop.example:8080";proto=http',
+      forwarded: 'for=127.0.0.1;proto=http;host="shop.example:8080"',
     },
   },
   {
@@ -199,7 +199,7 @@ test.each([
       'x-forwarded-for': '127.0.0.1',
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'shop.example:8080',
-      forwarded: 'for=127.0.0.1;host="shop.example:8080";proto=http',
+      forwarded: 'for=127.0.0.1;proto=http;host="shop.example:8080"',
     },
   },
 ])('X-Forwarded-* and Forwarded from $name', async ({ extra, sent, want }) => {

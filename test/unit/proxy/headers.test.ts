@@ -32,7 +32,7 @@ test('end-to-end fields keep their order, case and duplicates; ficus appends its
     ['x-forwarded-for', '192.0.2.10'],
     ['x-forwarded-proto', 'http'],
     ['x-forwarded-host', 'shop.example'],
-    ['forwarded', 'for=192.0.2.10;host=shop.example;proto=http'],
+    ['forwarded', 'for=192.0.2.10;proto=http;host=shop.example'],
   ]);
 });
 
@@ -53,7 +53,7 @@ test.each([
 ])('the peer $peer is written as $xff and $node', ({ peer, xff, node }) => {
   const out = new Map(pairs(upstreamRequestHeaders(incoming([]), { ...CTX, peer })));
   expect(out.get('x-forwarded-for')).toBe(xff);
-  expect(out.get('forwarded')).toBe(`${node};host=shop.example;proto=http`);
+  expect(out.get('forwarded')).toBe(`${node};proto=http;host=shop.example`);
 });
 
 test.each([
@@ -87,7 +87,7 @@ test('a trusted peer’s several X-Forwarded-For and Forwarded fields are joined
     ),
   );
   expect(out.get('x-forwarded-for')).toBe('1.1.1.1, 2.2.2.2, 3.3.3.3, 192.0.2.10');
-  expect(out.get('forwarded')).toBe('for=1.1.1.1, for=2.2.2.2, for=192.0.2.10;host=shop.example;proto=http');
+  expect(out.get('forwarded')).toBe('for=1.1.1.1, for=2.2.2.2, for=192.0.2.10;proto=http;host=shop.example');
 });
 
 const buffers = (flat: string[]) => flat.map((s) => Buffer.from(s, 'latin1'));
