@@ -18,13 +18,25 @@ export function serviceFailed(status: number, fault: Fault | undefined): boolean
   return fault.upstream ? true : undefined;
 }
 
-/** Feeds an exchange's verdict to outlier detection, and an upstream fault to its metric and debug line. */
+/**
+ * An endpoint's upstream faults are logged at warn once a minute, the others at debug: why
+ * requests fail (a certificate refused, connections reset) must reach an operator at the
+ * default level, as nginx's error log tells it, without a line per request.
+ */
+const WARN_EVERY_MS = 60_000;
+const warnedAt = new WeakMap<Endpoint, number>();
+
+/** Feeds an exchange's verdict to outlier detection, and an upstream fault to its metric and log line. */
 export function countOutcome(service: ServiceRuntime, endpoint: Endpoint, failed: boolean | undefined, fault: Fault | undefined, deps: { metrics: Metrics; logger: Logger }): void {
   if (failed === true) service.outlier.failure(endpoint);
   else if (failed === false) service.outlier.success(endpoint);
   if (fault?.upstream !== true) return;
   deps.metrics.upstreamErrors.labels(service.def.name, fault.kind).inc();
-  deps.logger.debug({ event: EVENT.upstreamError, service: service.def.name, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
+  const now = performance.now();
+  const last = warnedAt.get(endpoint);
+  const warn = last === undefined || now - last >= WARN_EVERY_MS;
+  if (warn) warnedAt.set(endpoint, now);
+  deps.logger[warn ? 'warn' : 'debug']({ event: EVENT.upstreamError, service: service.def.name, endpoint: endpoint.origin, kind: fault.kind, message: fault.message });
 }
 
 /** The canary's window and the cutover guard hear the verdict; a guard decision goes to `onEvent`. */

@@ -88,3 +88,12 @@ test('a public Host in front of an https upstream whose certificate names the up
   }
   expect(upstream.hellos).toEqual(['localhost']);
 });
+
+test('why a certificate was refused reaches the log at warn, once a minute per endpoint, not with every request', async () => {
+  const bad = await tlsUpstream('self-signed');
+  const proxy = await startProxy(oneService(`"https://127.0.0.1:${bad.port}"`));
+  for (let i = 0; i < 3; i++) await (await request(`${proxy.app.proxyUrl}/x`)).body.dump();
+  const errors = proxy.logs.filter((l) => l.event === 'upstream.error');
+  expect(errors.filter((l) => l.level === 40)).toEqual([expect.objectContaining({ kind: 'connect', message: expect.stringMatching(/self[- ]signed/i) })]);
+  expect(errors.length).toBeGreaterThanOrEqual(3);
+});
