@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { matchesSecret, secretDigest } from '../config/secret.js';
+import { isLoopbackAddress } from '../proxy/cidr.js';
 import type { ConfigStore, ReloadReport } from '../config/store.js';
 import type { Clock } from '../observe/clock.js';
 import type { Guards } from '../rollout/guards.js';
@@ -155,8 +156,6 @@ function crossSite(req: IncomingMessage): boolean {
   }
 }
 
-const LOOPBACK_ADDRESS = /^(::1|(::ffff:)?127\.\d+\.\d+\.\d+)$/;
-
 /**
  * On a loopback listener, a Host that is neither an IP address nor localhost is a DNS name the
  * browser resolved to 127.0.0.1 for some other site (DNS rebinding).
@@ -165,7 +164,7 @@ function reboundHost(req: IncomingMessage): boolean {
   // The listener's own address, not the connection's: a wildcard listener reached over 127.0.0.1
   // (a host name mapped to 127.0.1.1, a scraper on the same machine) is no loopback listener.
   const bound = (req.socket as { server?: { address(): unknown } }).server?.address() as { address?: string } | null | undefined;
-  if (!LOOPBACK_ADDRESS.test(bound?.address ?? '')) return false;
+  if (!isLoopbackAddress(bound?.address ?? '')) return false;
   const host = (req.headers.host ?? '').toLowerCase();
   if (host === '') return false;
   const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '');

@@ -73,11 +73,12 @@ function firstBadByte(bytes: Buffer): number {
 
 /** The config hash: of the file's text, before env substitution. */
 export function contentHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+  return bytesHash(text);
 }
 
 /** The same hash from the file's bytes: equal to `contentHash` of valid UTF-8, and still telling apart bytes that are not. */
-export function bytesHash(bytes: Buffer): string {
+export function bytesHash(bytes: Buffer | string): string {
+  // A string is hashed as its UTF-8 bytes.
   return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
@@ -132,11 +133,11 @@ function parseChecked(text: string, file: string, env: NodeJS.ProcessEnv, runnin
     // a list reused on 100 routes inside a block reused on 100 others is refused as an attack.
     // What is bounded instead: the number of aliases, which yaml resolves in time quadratic in
     // it, and the expanded size, which an alias bomb inflates.
-    const aliases = aliasCount(doc);
+    const { aliases, size } = expansion(doc, MAX_EXPANDED_VALUES);
     if (aliases > MAX_ALIASES) {
       return fail([...issues, at(0, '', `the document has ${aliases} aliases, more than the ${MAX_ALIASES} ficus expands (each costs a scan of all those before it); write the repeated values out, or reuse fewer`)]);
     }
-    if (expandedSize(doc, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES) {
+    if (size > MAX_EXPANDED_VALUES) {
       return fail([...issues, at(0, '', `cannot expand the document: its aliases expand to more than ${MAX_EXPANDED_VALUES} values (an alias bomb, or an alias inside its own anchor)`)]);
     }
     raw = doc.toJS({ maxAliasCount: -1 }) ?? {};
@@ -339,23 +340,15 @@ export function plainKeySource(key: unknown): string | undefined {
 /** yaml resolves each alias by scanning every one before it: 10,000 take about half a second, 40,000 some 18 s. */
 const MAX_ALIASES = 10_000;
 
-function aliasCount(doc: Document): number {
-  let count = 0;
-  visit(doc, (_, node) => {
-    if (isAlias(node)) count++;
-  });
-  return count;
-}
-
 /** Far more than any routes file holds once expanded (10,000 routes are about 200,000), far fewer than an alias bomb's. */
 const MAX_EXPANDED_VALUES = 5_000_000;
 
 /**
- * How many values the document holds once every alias is expanded (an alias counts as the
- * anchor's value it names: the last one written before it), stopping past `limit`. Linear: each
- * node's size is computed once.
+ * The document's aliases, and how many values it holds once every alias is expanded (an alias
+ * counts as the anchor's value it names: the last one written before it), stopping past
+ * `limit`. One walk, linear: each node's size is computed once.
  */
-function expandedSize(doc: Document, limit: number): number {
+function expansion(doc: Document, limit: number): { aliases: number; size: number } {
   const targets = new Map<unknown, unknown>();
   const anchors = new Map<string, unknown>();
   visit(doc, (_, node) => {
@@ -379,7 +372,7 @@ function expandedSize(doc: Document, limit: number): number {
     sizes.set(node, n);
     return n;
   };
-  return size(doc.contents);
+  return { aliases: targets.size, size: size(doc.contents) };
 }
 
 /** `*name` without an `&name` before it: reported where it is written, not at 1:1. */

@@ -1,11 +1,11 @@
 import { METHODS } from 'node:http';
-import { BlockList, isIP } from 'node:net';
-import { networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
+import { isIP } from 'node:net';
+import { isLoopbackAddress, networkIfHostBitsSet, parseCidr } from '../proxy/cidr.js';
 import { forwardingField, HOP_BY_HOP } from '../proxy/headers.js';
 import { REFUSED_METHODS } from '../routing/decide.js';
 import { linearRegExp } from '../routing/linear-regexp.js';
 import { looksSecret, REDACTED } from './secret.js';
-import { normalizePath } from '../routing/normalize.js';
+import { decodedWhenEscaped, isPathChar, normalizePath } from '../routing/normalize.js';
 import { parseDuration } from './duration.js';
 import { LONGEST_P99_MS } from '../rollout/windows.js';
 import { Duration, PathPrefix } from './schema.js';
@@ -319,16 +319,8 @@ const SHARED_FIELDS: ReadonlySet<string> = new Set([
 
 function isLoopback(host: string): boolean {
   const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (bare === 'localhost') return true;
-  // Compared as addresses, not as text: `0:0:0:0:0:0:0:1` is `::1`, `::ffff:7f00:1` is 127.0.0.1.
-  const family = isIP(bare);
-  return family !== 0 && LOOPBACK.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+  return bare === 'localhost' || isLoopbackAddress(bare);
 }
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
 
 /** `api.example.com`, `*.example.com`, an IPv4 address or an IPv6 one (bracketed or not). */
 function isHostPattern(host: string): boolean {
@@ -349,6 +341,9 @@ function unnormalized(text: string): string | undefined {
   if (typeof normalized !== 'string') return `"${text}": ${normalized.reason}`;
   return normalized === text ? undefined : `"${text}" is not a normalized path (write "${normalized}")`;
 }
+
+/** Characters of a pattern that are its own syntax here, not literals (groups, classes and escapes are read apart). */
+const REGEX_SYNTAX = /[\^$.*+?{}]/;
 
 /**
  * A path regex is matched against the normalized path (pchar ASCII, unreserved characters and
@@ -398,8 +393,7 @@ export function unmatchableInPath(source: string): string | undefined {
       (frames.at(-1) as { alternatives: boolean }).alternatives = true;
       continue;
     }
-    const code = c.charCodeAt(0);
-    if (code <= 0x20 || code >= 0x7f || c === '"' || c === '<' || c === '>' || c === '`') {
+    if (!REGEX_SYNTAX.test(c) && !isPathChar(c)) {
       // A whole code point (an emoji is two UTF-16 units), so that the advice is its UTF-8.
       const char = String.fromCodePoint(source.codePointAt(i) as number);
       const encoded = [...Buffer.from(char)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
@@ -409,7 +403,7 @@ export function unmatchableInPath(source: string): string | undefined {
     if (c === '%' && /^[0-9A-Fa-f]{2}$/.test(source.slice(i + 1, i + 3))) {
       const hex = source.slice(i + 1, i + 3);
       const decoded = String.fromCharCode(parseInt(hex, 16));
-      if (decoded === '/' || /[A-Za-z0-9\-._~]/.test(decoded)) need(`the pattern needs %${hex}, which the path never holds: ficus decodes it to "${decoded}" before matching`, i + 3);
+      if (decodedWhenEscaped(decoded)) need(`the pattern needs %${hex}, which the path never holds: ficus decodes it to "${decoded}" before matching`, i + 3);
       else if (hex !== hex.toUpperCase()) need(`the pattern needs %${hex}, which the path never holds: escapes are matched in upper case (%${hex.toUpperCase()})`, i + 3);
     }
   }

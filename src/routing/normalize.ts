@@ -24,6 +24,16 @@ const ABSOLUTE = /^https?:\/\/([^/?#]*)(.*)$/i;
 /** `host[:port]`, a name or an IP literal: what a Host field, or the authority standing for it, may hold. */
 export const HOST_VALUE = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]*|\[[0-9A-Fa-f:.]+\])(?::\d*)?$/;
 
+/** Whether a normalized path can hold this character as it is (RFC 3986 `pchar`); any other only percent-encoded. */
+export function isPathChar(char: string): boolean {
+  return PCHARS.test(char);
+}
+
+/** Whether normalization decodes this character where it comes percent-encoded: the unreserved ones and "/". */
+export function decodedWhenEscaped(char: string): boolean {
+  return char === '/' || UNRESERVED.test(char);
+}
+
 export function normalizeTarget(raw: string): Target {
   let target = raw;
   let host: string | undefined;
